@@ -1,0 +1,49 @@
+# Riff. `make run` and `make test` work on a fresh machine: they create .venv and, when
+# DATABASE_URL / REDIS_URL are unset, start an embedded PostgreSQL and Redis under .data/.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format check schema bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU wheel first: anything that pulls torch later must not fetch a CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[worker,embedded,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m config.devserver run
+
+test: install
+	$(PY) -m config.devserver exec -- $(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check: install
+	RIFF_DEV=1 $(PY) -m config.devserver exec -- sh -c '$(PY) manage.py makemigrations --check --dry-run && $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null'
+
+schema: install
+	RIFF_DEV=1 $(PY) manage.py spectacular --validate --file docs/openapi.yaml
+
+# Figures land in docs/bench-*.json and are quoted in the README and docs/.
+bench: install
+	RIFF_DEV=1 $(PY) -m config.devserver exec -- sh -c '$(PY) manage.py migrate -v 0 && \
+	  $(PY) manage.py bench_generation --out docs/bench-generation.json && \
+	  $(PY) manage.py bench_engine --out docs/bench-engine.json'
+
+clean:
+	rm -rf $(VENV) .data

@@ -1,0 +1,86 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from .models import AuthToken, Block, Follow, Invite, Notification, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ("-created_at",)
+    list_display = ("username", "email", "display_name", "is_staff", "is_active", "created_at")
+    list_filter = ("is_staff", "is_active")
+    search_fields = ("username", "email", "display_name")
+    readonly_fields = ("id", "username_key", "created_at", "last_login")
+    fieldsets = (
+        (None, {"fields": ("id", "username", "username_key", "password")}),
+        (
+            "Profile",
+            {
+                "fields": (
+                    "display_name",
+                    "bio",
+                    "email",
+                    "birth_date",
+                    "avatar_large",
+                    "avatar_small",
+                )
+            },
+        ),
+        (
+            "Access",
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
+        ("Dates", {"fields": ("created_at", "last_login")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("username", "email", "birth_date", "password1", "password2"),
+            },
+        ),
+    )
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    list_display = ("code", "created_by", "used_by", "used_at", "created_at")
+    search_fields = ("code", "created_by__username", "used_by__username")
+    raw_id_fields = ("created_by", "used_by")
+    readonly_fields = ("code",)
+
+    def save_model(self, request, obj, form, change):
+        if not change and not obj.code:
+            from .services import new_invite_code
+
+            obj.code = new_invite_code()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("recipient", "kind", "actor", "created_at", "read_at")
+    list_filter = ("kind",)
+    search_fields = ("recipient__username",)
+    raw_id_fields = ("recipient", "actor")
+
+
+@admin.register(AuthToken)
+class AuthTokenAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "user", "created_at", "expires_at", "last_used_at", "revoked_at")
+    search_fields = ("user__username", "prefix")
+    raw_id_fields = ("user",)
+    readonly_fields = ("key_hash", "prefix")
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        from django.utils import timezone
+
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+admin.site.register(Follow)
+admin.site.register(Block)
+admin.site.site_header = "Riff moderation"

@@ -1,0 +1,268 @@
+"""Accounts endpoints (API.md "Accounts"). Views parse, call one service, serialize."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.core.cache import cache
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+from rest_framework.views import APIView
+
+from config.api.errors import ApiError, Invalid
+from config.api.pagination import page_of, paginated_response
+
+from . import selectors, services
+from .consumers import TICKET_PREFIX as REALTIME_TICKET_PREFIX
+from .names import name_key
+from .serializers import (
+    AuthOut,
+    AvatarIn,
+    FollowerRowOut,
+    FollowingRowOut,
+    InviteOut,
+    LoginIn,
+    MeIn,
+    MeOut,
+    NotificationOut,
+    NotificationsReadIn,
+    NotificationsReadOut,
+    ProfileOut,
+    RegisterIn,
+    TicketOut,
+)
+from .tokens import token_issue, token_revoke, token_revoke_all
+
+ERRORS = {
+    400: OpenApiResponse(description="Validation error (error envelope)"),
+    401: OpenApiResponse(description="Not authenticated"),
+    404: OpenApiResponse(description="Not found"),
+}
+
+
+class LoginUsernameThrottle(SimpleRateThrottle):
+    """Limits attempts per target account, whatever the caller's IP."""
+
+    scope = "login"
+
+    def get_cache_key(self, request, view):
+        data = request.data if isinstance(request.data, dict) else {}
+        username = name_key(str(data.get("username", ""))[:64])
+        ident = hashlib.sha256(username.encode()).hexdigest()[:32]
+        return self.cache_format % {"scope": "login-user", "ident": ident}
+
+
+def _auth_response(request: Request, user, status_code: int) -> Response:
+    token = token_issue(user=user, user_agent=request.META.get("HTTP_USER_AGENT", ""))
+    return Response(
+        AuthOut({"token": token, "user": user}, context={"request": request}).data,
+        status=status_code,
+    )
+
+
+class RegisterApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "register"
+
+    @extend_schema(request=RegisterIn, responses={201: AuthOut, 400: ERRORS[400]}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = RegisterIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_register(**data.validated_data)
+        return _auth_response(request, user, status.HTTP_201_CREATED)
+
+
+class LoginApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle, LoginUsernameThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(request=LoginIn, responses={200: AuthOut, 400: ERRORS[400]}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = LoginIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
+        if user is None:
+            raise Invalid("Wrong username or password.", code="invalid_credentials")
+        return _auth_response(request, user, status.HTTP_200_OK)
+
+
+class LogoutApi(APIView):
+    @extend_schema(request=None, responses={204: None, 401: ERRORS[401]})
+    def post(self, request: Request) -> Response:
+        token_revoke(token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllApi(APIView):
+    @extend_schema(request=None, responses={204: None, 401: ERRORS[401]})
+    def post(self, request: Request) -> Response:
+        token_revoke_all(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    @extend_schema(responses={200: MeOut})
+    def get(self, request: Request) -> Response:
+        return Response(MeOut(request.user, context={"request": request}).data)
+
+    @extend_schema(request=MeIn, responses={200: MeOut, 400: ERRORS[400]})
+    def patch(self, request: Request) -> Response:
+        data = MeIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        user = services.user_update(user=request.user, data=data.validated_data)
+        return Response(MeOut(user, context={"request": request}).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request) -> Response:
+        services.user_delete(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AvatarApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": AvatarIn},
+        responses={
+            200: MeOut,
+            400: ERRORS[400],
+            413: OpenApiResponse(description="too_large"),
+            415: OpenApiResponse(description="unsupported_media"),
+        },
+    )
+    def put(self, request: Request) -> Response:
+        upload = request.FILES.get("image")
+        if upload is None:
+            raise Invalid(
+                "Send the image as multipart field 'image'.", fields={"image": ["Required."]}
+            )
+        if upload.size > settings.RIFF_AVATAR_MAX_BYTES:
+            raise ApiError("The image is too large.", code="too_large", status_code=413)
+        user = services.user_set_avatar(user=request.user, content=upload.read())
+        return Response(MeOut(user, context={"request": request}).data)
+
+
+class InvitesApi(APIView):
+    pagination_ordering = ("-created_at", "-id")
+
+    @extend_schema(responses={200: page_of(InviteOut)})
+    def get(self, request: Request) -> Response:
+        return paginated_response(self, request, selectors.invites_of(user=request.user), InviteOut)
+
+    @extend_schema(
+        request=None,
+        responses={201: InviteOut, 403: OpenApiResponse(description="invite_limit_reached")},
+    )
+    def post(self, request: Request) -> Response:
+        invite = services.invite_mint(created_by=request.user)
+        return Response(
+            InviteOut(invite, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+
+class ProfileApi(APIView):
+    @extend_schema(responses={200: ProfileOut, 404: ERRORS[404]})
+    def get(self, request: Request, username: str) -> Response:
+        user = selectors.user_visible_to(viewer=request.user, username=username)
+        user = selectors.user_with_relationship(viewer=request.user, user=user)
+        return Response(ProfileOut(user, context={"request": request}).data)
+
+
+class FollowApi(APIView):
+    @extend_schema(request=None, responses={204: None, 404: ERRORS[404]})
+    def post(self, request: Request, username: str) -> Response:
+        user = selectors.user_visible_to(viewer=request.user, username=username)
+        services.follow_create(follower=request.user, followee=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None, 404: ERRORS[404]})
+    def delete(self, request: Request, username: str) -> Response:
+        user = selectors.user_by_username(username)
+        services.follow_delete(follower=request.user, followee=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BlockApi(APIView):
+    # Blocking must work even when the other side already blocked you, so no visibility filter.
+    @extend_schema(request=None, responses={204: None, 404: ERRORS[404]})
+    def post(self, request: Request, username: str) -> Response:
+        user = selectors.user_by_username(username)
+        services.block_create(blocker=request.user, blocked=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None, 404: ERRORS[404]})
+    def delete(self, request: Request, username: str) -> Response:
+        user = selectors.user_by_username(username)
+        services.block_delete(blocker=request.user, blocked=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FollowersApi(APIView):
+    pagination_ordering = ("-created_at", "-id")
+
+    @extend_schema(responses={200: page_of(FollowerRowOut), 404: ERRORS[404]})
+    def get(self, request: Request, username: str) -> Response:
+        user = selectors.user_visible_to(viewer=request.user, username=username)
+        queryset = selectors.followers_of(user=user, viewer=request.user)
+        return paginated_response(self, request, queryset, FollowerRowOut)
+
+
+class FollowingApi(APIView):
+    pagination_ordering = ("-created_at", "-id")
+
+    @extend_schema(responses={200: page_of(FollowingRowOut), 404: ERRORS[404]})
+    def get(self, request: Request, username: str) -> Response:
+        user = selectors.user_visible_to(viewer=request.user, username=username)
+        queryset = selectors.following_of(user=user, viewer=request.user)
+        return paginated_response(self, request, queryset, FollowingRowOut)
+
+
+class NotificationsApi(APIView):
+    pagination_ordering = ("-created_at", "-id")
+
+    @extend_schema(responses={200: page_of(NotificationOut)})
+    def get(self, request: Request) -> Response:
+        queryset = selectors.notifications_of(user=request.user)
+        return paginated_response(self, request, queryset, NotificationOut)
+
+
+class NotificationsReadApi(APIView):
+    @extend_schema(request=NotificationsReadIn, responses={200: NotificationsReadOut})
+    def post(self, request: Request) -> Response:
+        data = NotificationsReadIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        marked = services.notifications_mark_read(
+            user=request.user, ids=data.validated_data.get("ids")
+        )
+        return Response({"marked": marked})
+
+
+class RealtimeTicketApi(APIView):
+    """A one-time ticket for clients that can't set headers on a websocket (browsers)."""
+
+    @extend_schema(request=None, responses={201: TicketOut})
+    def post(self, request: Request) -> Response:
+        ticket = secrets.token_urlsafe(24)
+        ttl = settings.RIFF_REALTIME_TICKET_TTL
+        cache.set(REALTIME_TICKET_PREFIX + ticket, str(request.user.pk), timeout=ttl)
+        scheme = "wss" if request.is_secure() else "ws"
+        url = f"{scheme}://{request.get_host()}/ws/?ticket={ticket}"
+        return Response(
+            {"ticket": ticket, "expires_in": ttl, "url": url}, status=status.HTTP_201_CREATED
+        )

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from config.api.fields import StrictCharField, StrictUUIDField
+
+from .models import Invite, Notification, User
+
+
+def media_url(request, name: str) -> str | None:
+    """Absolute URL of a stored file (storage URL; S3 URLs are already absolute)."""
+    if not name:
+        return None
+    url = default_storage.url(name)
+    return request.build_absolute_uri(url) if request is not None else url
+
+
+class UserBriefOut(serializers.ModelSerializer):
+    """How another user is shown inside lists and objects."""
+
+    avatar_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "display_name", "avatar_url"]
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_avatar_url(self, obj: User) -> str | None:
+        return media_url(self.context.get("request"), obj.avatar_small)
+
+
+class MeOut(serializers.ModelSerializer):
+    avatar_url = serializers.SerializerMethodField()
+    avatar_small_url = serializers.SerializerMethodField()
+    is_teen = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "username",
+            "display_name",
+            "bio",
+            "avatar_url",
+            "avatar_small_url",
+            "is_teen",
+            "email",
+            "created_at",
+        ]
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_avatar_url(self, obj: User) -> str | None:
+        return media_url(self.context.get("request"), obj.avatar_large)
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_avatar_small_url(self, obj: User) -> str | None:
+        return media_url(self.context.get("request"), obj.avatar_small)
+
+
+class MeIn(serializers.Serializer):
+    display_name = StrictCharField(max_length=60, allow_blank=True, required=False)
+    bio = StrictCharField(max_length=300, allow_blank=True, required=False)
+
+    def validate_display_name(self, value: str) -> str:
+        return _clean_text(value)
+
+    def validate_bio(self, value: str) -> str:
+        return _clean_text(value)
+
+
+def _clean_text(value: str) -> str:
+    import unicodedata
+
+    # Control and bidi-override characters let a name render as something else.
+    cleaned = "".join(
+        ch for ch in value if unicodedata.category(ch) not in {"Cc", "Cf"} or ch in "\n"
+    )
+    return cleaned.strip()
+
+
+class ProfileOut(serializers.ModelSerializer):
+    avatar_url = serializers.SerializerMethodField()
+    is_teen = serializers.SerializerMethodField()
+    followers_count = serializers.IntegerField()
+    following_count = serializers.IntegerField()
+    is_following = serializers.BooleanField()
+    is_mutual = serializers.SerializerMethodField()
+    follows_me = serializers.BooleanField()
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "username",
+            "display_name",
+            "bio",
+            "avatar_url",
+            "is_teen",
+            "created_at",
+            "followers_count",
+            "following_count",
+            "is_following",
+            "follows_me",
+            "is_mutual",
+        ]
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_avatar_url(self, obj: User) -> str | None:
+        return media_url(self.context.get("request"), obj.avatar_large)
+
+    def get_is_teen(self, obj: User) -> bool:
+        # A minor's age bracket is shown only to themselves.
+        request = self.context.get("request")
+        return bool(request and request.user.pk == obj.pk and obj.is_teen)
+
+    def get_is_mutual(self, obj: User) -> bool:
+        return bool(obj.is_following and obj.follows_me)
+
+
+class RegisterIn(serializers.Serializer):
+    username = StrictCharField(max_length=64)
+    email = serializers.EmailField(max_length=254)
+    password = StrictCharField(max_length=128, write_only=True, trim_whitespace=False)
+    invite_code = StrictCharField(max_length=64)
+    birth_date = serializers.DateField()
+
+
+class LoginIn(serializers.Serializer):
+    username = StrictCharField(max_length=64)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
+
+
+class AuthOut(serializers.Serializer):
+    token = serializers.CharField()
+    user = MeOut()
+
+
+class InviteOut(serializers.ModelSerializer):
+    used_by = UserBriefOut(allow_null=True)
+
+    class Meta:
+        model = Invite
+        fields = ["code", "created_at", "used_by", "used_at"]
+
+
+class NotificationOut(serializers.ModelSerializer):
+    actor = UserBriefOut(allow_null=True)
+    read = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = ["id", "kind", "actor", "data", "read", "created_at"]
+
+    def get_read(self, obj: Notification) -> bool:
+        return obj.read_at is not None
+
+
+class NotificationsReadIn(serializers.Serializer):
+    ids = serializers.ListField(child=StrictUUIDField(), required=False, max_length=500)
+
+
+class NotificationsReadOut(serializers.Serializer):
+    marked = serializers.IntegerField()
+
+
+class FollowerRowOut(serializers.Serializer):
+    """One row of a followers list."""
+
+    user = UserBriefOut(source="follower")
+    followed_at = serializers.DateTimeField(source="created_at")
+
+
+class FollowingRowOut(serializers.Serializer):
+    """One row of a following list."""
+
+    user = UserBriefOut(source="followee")
+    followed_at = serializers.DateTimeField(source="created_at")
+
+
+class AvatarIn(serializers.Serializer):
+    image = serializers.FileField()
+
+
+class TicketOut(serializers.Serializer):
+    ticket = serializers.CharField()
+    expires_in = serializers.IntegerField()
+    url = serializers.CharField()
+
+
+class StatusOut(serializers.Serializer):
+    status = serializers.CharField()

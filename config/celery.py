@@ -1,0 +1,39 @@
+"""The Celery app: queues `gpu` (generation), `media` (encode, verify), `default` (the rest).
+
+Reliability: a task is acknowledged only after it finishes (`acks_late`), re-queued when its
+worker dies (`reject_on_worker_lost`), each worker holds one message at a time, and Redis'
+visibility timeout outlasts the longest task so a slow job is not delivered twice.
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("riff")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_queues=[Queue("default"), Queue("media"), Queue("gpu")],
+    task_default_queue="default",
+    task_routes={
+        "generation.tasks.generation_run": {"queue": "gpu"},
+        "generation.tasks.media_*": {"queue": "media"},
+        "cameos.tasks.*": {"queue": "media"},
+    },
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_track_started=True,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_expires=24 * 3600,
+    broker_connection_retry_on_startup=True,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+)
+
+
+app.autodiscover_tasks()

@@ -1,0 +1,354 @@
+"""Riff settings: one module, driven by the environment.
+
+Defaults are production-safe (DEBUG off, secure cookies, HSTS). `make run` exports
+RIFF_DEV=1 (DEBUG on, http allowed) for a laptop. Every variable is listed in the README.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    return default if value is None else int(value)
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
+
+
+# Tests run under pytest; they get their own Redis database and cheap password hashing.
+TESTING = env_bool("RIFF_TESTING", "pytest" in sys.modules)
+DEV = env_bool("RIFF_DEV", False)
+
+DEBUG = env_bool("DEBUG", DEV)
+SECRET_KEY = env("SECRET_KEY") or (
+    # Only dev and tests may run without a configured key; production must set one.
+    "riff-insecure-dev-key-" + "x" * 40 if (DEV or TESTING or DEBUG) else None
+)
+if not SECRET_KEY:
+    raise RuntimeError("SECRET_KEY must be set (RIFF_DEV=1 for a local insecure default)")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if (DEV or TESTING) else "")
+if TESTING:
+    ALLOWED_HOSTS += ["testserver"]
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Websocket origins allowed in addition to ALLOWED_HOSTS (mobile apps send no Origin at all).
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "accounts",
+    "cameos",
+    "rights",
+    "generation",
+    "feed",
+    "remix",
+    "moderation",
+]
+
+MIDDLEWARE = [
+    "config.observability.MetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/riff")
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+_db.setdefault("OPTIONS", {})
+if env_bool("DATABASE_POOL", not TESTING):
+    # psycopg 3's pool; Django forbids combining it with persistent connections.
+    _db["OPTIONS"]["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN", 2),
+        "max_size": env_int("DATABASE_POOL_MAX", 20),
+        "timeout": 10,
+    }
+_db["CONN_HEALTH_CHECKS"] = True
+_db.setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME", "test_riff")
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache (throttles, tickets, feed snapshots), channel layer, Celery -----------------
+REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+
+
+if TESTING:
+    # Keep tests off the developer's data: database 15 unless told otherwise.
+    REDIS_URL = _redis_db(REDIS_URL, env_int("TEST_REDIS_DB", 15))
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "riff",
+        "TIMEOUT": 300,
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "riff:asgi", "capacity": 1000, "expiry": 30},
+    }
+}
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
+# Redis re-delivers an unacked message after the visibility timeout, so it must outlast the
+# longest task (the hard time limit) or a slow generation would run twice.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 15 * 60)
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE = {
+    "generation-sweep": {"task": "generation.tasks.generation_sweep", "schedule": 15.0},
+    "idempotency-purge": {"task": "generation.tasks.idempotency_purge", "schedule": 3600.0},
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+if TESTING and not env_bool("RIFF_TEST_REAL_HASHER"):
+    # Argon2 costs ~50 ms a hash by design; the suite hashes thousands of passwords.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 8},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+RIFF_TOKEN_TTL = timedelta(days=env_int("RIFF_TOKEN_TTL_DAYS", 30))
+RIFF_INVITES_PER_USER = env_int("RIFF_INVITES_PER_USER", 5)
+RIFF_MIN_AGE = 13
+RIFF_ADULT_AGE = 18
+RIFF_AVATAR_MAX_BYTES = env_int("RIFF_AVATAR_MAX_BYTES", 10 * 1024 * 1024)
+RIFF_AVATAR_MAX_PIXELS = env_int("RIFF_AVATAR_MAX_PIXELS", 40_000_000)
+RIFF_AVATAR_SIZES = (512, 128)
+RIFF_REALTIME_TICKET_TTL = 60
+# Services run, in order, when an account is deleted. Each app that owns user data adds its
+# own here (the lower layer defines the hook; the upper layers implement it).
+RIFF_ACCOUNT_DELETION_HOOKS: list[str] = ["cameos.services.on_account_deleted"]
+# Services run when one user blocks another (cameo access is voided both ways).
+RIFF_BLOCK_HOOKS: list[str] = ["cameos.services.on_block"]
+
+# --- Cameos ---------------------------------------------------------------------------------
+RIFF_CAMEO_MAX_BYTES = env_int("RIFF_CAMEO_MAX_BYTES", 50 * 1024 * 1024)
+RIFF_CAMEO_MAX_SIDE = env_int("RIFF_CAMEO_MAX_SIDE", 3840)
+RIFF_CAMEO_MIN_SECONDS = 2.0
+RIFF_CAMEO_MAX_SECONDS = 20.0
+RIFF_CAMEO_CHALLENGE_TTL = env_int("RIFF_CAMEO_CHALLENGE_TTL", 15 * 60)
+# "auto": a human reviews only borderline recordings (and every character); "always": every one.
+RIFF_CAMEO_REVIEW_POLICY = env("RIFF_CAMEO_REVIEW_POLICY", "auto")
+# Upper layers hook in (e.g. generation cancels jobs using a revoked cameo).
+RIFF_CAMEO_REVOKED_HOOKS: list[str] = ["generation.services.on_cameo_revoked"]
+RIFF_CAMEO_CONSENT_WITHDRAWN_HOOKS: list[str] = ["generation.services.on_cameo_consent_withdrawn"]
+
+# --- Generation -----------------------------------------------------------------------------
+# The engine backend (generation.engine registry) and its options; workers load it once.
+RIFF_ENGINE = env("RIFF_ENGINE", "riff-world")
+RIFF_ENGINE_OPTIONS: dict = {"steps": env_int("RIFF_SAMPLER_STEPS", 24)}
+if TESTING:
+    # The engine's tiny random-weight config: real model code, seconds on a CPU.
+    RIFF_ENGINE_OPTIONS = {"config": "tiny", "weights": None, "steps": 4}
+RIFF_DAILY_QUOTA = env_int("RIFF_DAILY_QUOTA", 50)
+RIFF_DAILY_QUOTA_TEEN = env_int("RIFF_DAILY_QUOTA_TEEN", 15)
+RIFF_MAX_CAMEOS_PER_VIDEO = 3
+RIFF_DEFAULT_SECONDS = 2
+RIFF_GENERATION_LEASE_SECONDS = env_int("RIFF_GENERATION_LEASE_SECONDS", 120)
+RIFF_GENERATION_MAX_ATTEMPTS = env_int("RIFF_GENERATION_MAX_ATTEMPTS", 3)
+RIFF_DISPATCH_RESEND_AFTER = env_int("RIFF_DISPATCH_RESEND_AFTER", 60)
+RIFF_PROVENANCE_MAX_BYTES = 200 * 1024 * 1024
+# Extra admission checks, each `check(*, user, prompt, cameos, request)` raising an ApiError
+# (the rights app adds its IP policy check here).
+RIFF_ADMISSION_CHECKS: list[str] = []
+# C2PA signing credentials (PEM chain + PKCS#8 key). Unset: a dev CA under DATA_DIR/c2pa.
+RIFF_C2PA_CERT_PATH = env("RIFF_C2PA_CERT_PATH")
+RIFF_C2PA_KEY_PATH = env("RIFF_C2PA_KEY_PATH")
+# The short side of the delivered MP4, in pixels (the engine's clips are upscaled).
+RIFF_VIDEO_SHORT_SIDE = env_int("RIFF_VIDEO_SHORT_SIDE", 512)
+
+# Upload size the web tier accepts at all; per-endpoint caps are tighter.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- REST framework -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "config.api.pagination.KeysetPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("THROTTLE_ANON", "120/min"),
+        "user": env("THROTTLE_USER", "1200/min"),
+        "login": env("THROTTLE_LOGIN", "10/min"),
+        "register": env("THROTTLE_REGISTER", "20/hour"),
+    },
+    "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON only; upload endpoints opt into multipart themselves.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0) if env("NUM_PROXIES") else None,
+}
+if TESTING:
+    REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(anon="100000/min", user="100000/min")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Riff API",
+    "DESCRIPTION": "The REST contract of Riff, the open creation-first AI video social backend.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+    },
+    "SECURITY": [{"bearerAuth": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.schema.add_error_envelope",
+    ],
+}
+
+# --- Storage --------------------------------------------------------------------------------
+DATA_DIR = Path(env("RIFF_DATA_DIR", str(BASE_DIR / ".data")))
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(DATA_DIR / "media")))
+MEDIA_URL = env("MEDIA_URL", "/media/")
+STATIC_ROOT = Path(env("STATIC_ROOT", str(DATA_DIR / "static")))
+STATIC_URL = "/static/"
+# Serve MEDIA_ROOT from Django (dev and single-box installs); behind S3 or a CDN, turn it off.
+RIFF_SERVE_MEDIA = env_bool("RIFF_SERVE_MEDIA", True)
+STORAGE_BACKEND = env("STORAGE_BACKEND", "filesystem")
+if STORAGE_BACKEND == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL"),
+            "region_name": env("AWS_S3_REGION_NAME"),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not (DEBUG or TESTING)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- i18n -----------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security (production-safe unless RIFF_DEV) ---------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+_https = not (DEV or TESTING or DEBUG) and env_bool("RIFF_HTTPS", True)
+SECURE_SSL_REDIRECT = _https
+# Load balancers probe over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _https else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
+SECURE_HSTS_PRELOAD = _https
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# --- Logging --------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

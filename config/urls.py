@@ -1,0 +1,39 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .health import healthz, readyz
+from .observability import metrics_view
+
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("", include("cameos.urls")),
+    path("", include("generation.urls")),
+]
+
+urlpatterns = [
+    path("healthz", healthz),
+    path("readyz", readyz),
+    path("metrics", metrics_view),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+if settings.RIFF_SERVE_MEDIA and settings.STORAGE_BACKEND == "filesystem":
+    # Single-box installs serve media from Django; at scale a CDN or S3 does (docs/operations.md).
+    urlpatterns.append(
+        re_path(
+            rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$",
+            serve,
+            {"document_root": settings.MEDIA_ROOT},
+        )
+    )
+
+handler400 = "config.api.errors.json_400"
+handler403 = "config.api.errors.json_403"
+handler404 = "config.api.errors.json_404"
+handler500 = "config.api.errors.json_500"
