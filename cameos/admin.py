@@ -1,0 +1,110 @@
+"""Cameo moderation: the review queue for `needs_review` cameos, decided through the same
+transition service as everything else, each decision written to the cameo's audit trail."""
+
+from django.contrib import admin, messages
+from django.core.files.storage import default_storage
+from django.utils.html import format_html, format_html_join
+
+from config.api.errors import ApiError
+
+from .models import (
+    AccessRequest,
+    Cameo,
+    CameoEvent,
+    CameoGrant,
+    CameoInstructions,
+    CameoReview,
+    CameoStatus,
+)
+from .services import cameo_transition
+
+
+class CameoEventInline(admin.TabularInline):
+    model = CameoEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("created_at", "from_status", "to_status", "actor", "reason")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+def _decide(modeladmin, request, queryset, to: str, reason: str):
+    done = 0
+    for cameo in queryset:
+        try:
+            cameo_transition(cameo=cameo, to=to, actor=request.user, reason=reason)
+            done += 1
+        except ApiError as exc:
+            modeladmin.message_user(request, f"@{cameo.handle}: {exc.detail}", messages.WARNING)
+    modeladmin.message_user(request, f"{done} cameo(s) now {to}.")
+
+
+@admin.action(description="Approve (make active)")
+def approve(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, CameoStatus.ACTIVE, "approved by moderator")
+
+
+@admin.action(description="Reject")
+def reject(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, CameoStatus.REJECTED, "rejected by moderator")
+
+
+@admin.action(description="Revoke (takedown)")
+def revoke(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, CameoStatus.REVOKED, "revoked by moderator")
+
+
+@admin.register(Cameo)
+class CameoAdmin(admin.ModelAdmin):
+    list_display = ("handle", "kind", "owner", "status", "audience", "created_at")
+    list_filter = ("status", "kind", "audience")
+    search_fields = ("handle", "display_name", "owner__username")
+    raw_id_fields = ("owner",)
+    actions = [approve, reject, revoke]
+    inlines = [CameoEventInline]
+    readonly_fields = (
+        "status",
+        "status_reason",
+        "handle_key",
+        "challenge",
+        "recording",
+        "recording_info",
+        "verification",
+        "reference_preview",
+        "instructions_version",
+        "created_at",
+    )
+    exclude = ("reference_frames",)
+
+    @admin.display(description="reference frames")
+    def reference_preview(self, obj):
+        return format_html_join(
+            "",
+            '<img src="{}" width="96" height="96" style="margin-right:4px">',
+            ((default_storage.url(name),) for name in obj.reference_frames),
+        ) or format_html("<em>none yet</em>")
+
+
+@admin.register(CameoReview)
+class CameoReviewAdmin(CameoAdmin):
+    actions = [approve, reject]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(status=CameoStatus.NEEDS_REVIEW)
+            .order_by("created_at")
+        )
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(admin.ModelAdmin):
+    list_display = ("cameo", "requester", "status", "created_at", "decided_at")
+    list_filter = ("status",)
+    raw_id_fields = ("cameo", "requester")
+
+
+admin.site.register(CameoGrant)
+admin.site.register(CameoInstructions)
