@@ -1,0 +1,107 @@
+"""Rectified flow: x_t = (1 - t) * x0 + t * noise, the model predicts v = noise - x0.
+
+t = 0 is data, t = 1 is pure noise; sampling integrates dx/dt = v from t = 1 down to 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [..., T, H, W, 3] -> float [..., 3, T, H, W] in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1.0
+    return x.movedim(-1, -4)
+
+
+def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
+    """float [..., 3, T, H, W] in [-1, 1] -> uint8 [..., T, H, W, 3]."""
+    x = ((x.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return x.movedim(-4, -1).cpu().numpy()
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [-1, 1]."""
+    x = torch.from_numpy(np.array(images, copy=True)).float() / 127.5 - 1.0
+    return x.movedim(-1, -3)
+
+
+def sample_t(
+    n: int,
+    generator: torch.Generator | None = None,
+    mean: float = 0.0,
+    std: float = 1.0,
+    device="cpu",
+) -> torch.Tensor:
+    """Logit-normal flow times in (0, 1)."""
+    z = torch.randn(n, generator=generator) * std + mean
+    return torch.sigmoid(z).to(device)
+
+
+@dataclass
+class Batch:
+    x0: torch.Tensor  # [B, 3, T, H, W] clean video in [-1, 1]
+    text: torch.Tensor  # [B, L, 384]
+    text_mask: torch.Tensor  # [B, L]
+    pooled: torch.Tensor  # [B, 384]
+    refs: torch.Tensor | None = None  # [B, R, 3, H, W]
+    ref_mask: torch.Tensor | None = None  # [B, R]
+    context: torch.Tensor | None = None
+    context_mask: torch.Tensor | None = None
+
+    def to(self, device) -> Batch:
+        def mv(v):
+            return v.to(device) if torch.is_tensor(v) else v
+
+        return Batch(**{k: mv(v) for k, v in self.__dict__.items()})
+
+
+def flow_loss(
+    model,
+    batch: Batch,
+    t: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Velocity MSE over the video voxels only (reference/context tokens are never targets)."""
+    x0 = batch.x0
+    B = x0.shape[0]
+    if t is None:
+        t = sample_t(B, generator).to(x0.device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    tt = t.view(B, 1, 1, 1, 1).to(x0.dtype)
+    xt = (1 - tt) * x0 + tt * noise
+    v = model(
+        xt,
+        t,
+        batch.text,
+        batch.text_mask,
+        batch.pooled,
+        batch.refs,
+        batch.ref_mask,
+        batch.context,
+        batch.context_mask,
+    )
+    return F.mse_loss(v.float(), (noise - x0).float())
+
+
+def drop_conditions(
+    batch: Batch, p_text: float, p_ref: float, generator: torch.Generator | None = None
+) -> Batch:
+    """Classifier-free guidance training: null the prompt / cameo of random samples."""
+    B = batch.x0.shape[0]
+    keep_text = torch.rand(B, generator=generator) >= p_text
+    tm = batch.text_mask & keep_text[:, None].to(batch.text_mask.device)
+    pooled = batch.pooled * keep_text[:, None].to(batch.pooled)
+    rm = batch.ref_mask
+    if rm is not None:
+        keep_ref = torch.rand(B, generator=generator) >= p_ref
+        rm = rm & keep_ref[:, None].to(rm.device)
+    return Batch(
+        batch.x0, batch.text, tm, pooled, batch.refs, rm, batch.context, batch.context_mask
+    )

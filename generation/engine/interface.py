@@ -1,0 +1,307 @@
+"""The engine interface the rest of Riff talks to, and the engine registry.
+
+    engine = get_engine("riff-world")                       # shipped weights, cached
+    clips = engine.generate([GenerationRequest("a red ball bounces", seed=1)],
+                            on_progress=lambda done, total: print(done, total))
+
+`on_progress(done_steps, total_steps)` runs after every denoising step; returning False
+cancels. `cancel` (a threading.Event or a callable returning True) is checked before every
+step. Either way `GenerationCancelled` is raised.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .flow import tensor_to_frames
+from .model import CONFIGS, ModelConfig, SpaceTimeDiT, count_params
+from .sampler import GenerationCancelled, SampleSpec, sample
+from .text import TextEncoder
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "riff-world-v0.safetensors"
+
+__all__ = [
+    "Engine",
+    "EngineUnavailable",
+    "GeneratedClip",
+    "GenerationCancelled",
+    "GenerationRequest",
+    "get_engine",
+    "register_engine",
+    "registered_engines",
+]
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine cannot be built (e.g. its weights file is missing)."""
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    seed: int = 0
+    seconds: float | None = None
+    frames: int | None = None  # wins over seconds
+    cameo_images: list[Any] = field(default_factory=list)  # uint8 [H, W, 3] arrays / PIL
+    instructions: str = ""
+    context_frames: np.ndarray | None = None  # parent clip frames uint8 [T, H, W, 3]
+
+
+@dataclass
+class GeneratedClip:
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    fps: int
+    metadata: dict
+
+    @property
+    def seconds(self) -> float:
+        return len(self.frames) / self.fps
+
+
+ProgressFn = Callable[[int, int], Any]
+
+
+def _as_image(img) -> np.ndarray:
+    if isinstance(img, str | Path):
+        from PIL import Image
+
+        img = Image.open(img).convert("RGB")
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=-1)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return arr[..., :3]
+
+
+class Engine:
+    """A loaded model + text encoder + sampler settings."""
+
+    fps = 8
+
+    def __init__(
+        self,
+        model: SpaceTimeDiT,
+        encoder: TextEncoder,
+        *,
+        name: str = "riff-world",
+        steps: int = 24,
+        method: str = "heun",
+        text_scale: float = 4.0,
+        cameo_scale: float = 2.0,
+        shift: float = 1.0,
+        device: str = "cpu",
+        max_batch: int = 16,
+        info: dict | None = None,
+    ):
+        self.model, self.encoder, self.name = model.eval(), encoder, name
+        self.steps, self.method = steps, method
+        self.text_scale, self.cameo_scale, self.shift = text_scale, cameo_scale, shift
+        self.device, self.max_batch = device, max_batch
+        self.info = info or {}
+        self._lock = threading.Lock()  # one generation at a time per engine instance
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.cfg
+
+    def frames_for(self, req: GenerationRequest) -> int:
+        cfg = self.config
+        n = req.frames or (round(req.seconds * self.fps) if req.seconds else cfg.frames)
+        n = int(np.ceil(max(n, 1) / cfg.patch_t) * cfg.patch_t)
+        return int(min(max(n, cfg.patch_t), 2 * cfg.frames))
+
+    def generate(
+        self,
+        requests: list[GenerationRequest],
+        on_progress: ProgressFn | None = None,
+        cancel: threading.Event | Callable[[], bool] | None = None,
+    ) -> list[GeneratedClip]:
+        """All requests with the same length go through one batched forward pass per step."""
+        if not requests:
+            return []
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(self.frames_for(r), []).append(i)
+        chunks = [
+            (T, idx[s : s + self.max_batch])
+            for T, idx in groups.items()
+            for s in range(0, len(idx), self.max_batch)
+        ]
+        total = len(chunks) * self.steps
+        results: list[GeneratedClip | None] = [None] * len(requests)
+        with self._lock:
+            for ci, (T, idx) in enumerate(chunks):
+                specs = []
+                for i in idx:
+                    r = requests[i]
+                    text = r.prompt.strip()
+                    if r.instructions.strip():
+                        text = f"{text}. {r.instructions.strip()}" if text else r.instructions
+                    refs = [_as_image(im) for im in (r.cameo_images or [])]
+                    ctx = None if r.context_frames is None else np.asarray(r.context_frames)
+                    specs.append(SampleSpec(text, int(r.seed), refs or None, ctx))
+
+                def step_cb(done: int, n: int, _ci=ci) -> bool | None:
+                    if on_progress is None:
+                        return None
+                    return on_progress(_ci * self.steps + done, total)
+
+                t0 = time.perf_counter()
+                x = sample(
+                    self.model,
+                    self.encoder,
+                    specs,
+                    frames=T,
+                    steps=self.steps,
+                    method=self.method,
+                    text_scale=self.text_scale,
+                    cameo_scale=self.cameo_scale,
+                    shift=self.shift,
+                    on_step=step_cb,
+                    cancel=cancel,
+                    device=self.device,
+                )
+                frames = tensor_to_frames(x.cpu())
+                dt = time.perf_counter() - t0
+                for k, i in enumerate(idx):
+                    r = requests[i]
+                    results[i] = GeneratedClip(
+                        frames[k],
+                        self.fps,
+                        {
+                            "engine": self.name,
+                            "prompt": r.prompt,
+                            "instructions": r.instructions,
+                            "text": specs[k].prompt,
+                            "seed": int(r.seed),
+                            "frames": T,
+                            "height": self.config.height,
+                            "width": self.config.width,
+                            "steps": self.steps,
+                            "method": self.method,
+                            "text_scale": self.text_scale,
+                            "cameo_scale": self.cameo_scale,
+                            "cameo_refs_used": min(
+                                len(specs[k].refs or []), self.config.max_ref_images
+                            ),
+                            "context_frames_used": r.context_frames is not None,
+                            "batch_size": len(idx),
+                            "batch_seconds": round(dt, 4),
+                            **{f"model_{k2}": v for k2, v in self.info.items()},
+                        },
+                    )
+        return results  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- registry
+
+_FACTORIES: dict[str, Callable[..., Engine]] = {}
+_INSTANCES: dict[str, Engine] = {}
+_REG_LOCK = threading.Lock()
+
+
+def register_engine(name: str, factory: Callable[..., Engine]) -> None:
+    """Make `get_engine(name, **options)` call `factory(**options)` (once per options)."""
+    with _REG_LOCK:
+        _FACTORIES[name] = factory
+        for key in [k for k in _INSTANCES if k.startswith(name + "|")]:
+            del _INSTANCES[key]
+
+
+def registered_engines() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def get_engine(name: str = "riff-world", **options) -> Engine:
+    """The engine `name`, built once per process for each distinct set of options."""
+    key = name + "|" + json.dumps(options, sort_keys=True, default=str)
+    with _REG_LOCK:
+        if key in _INSTANCES:
+            return _INSTANCES[key]
+        if name not in _FACTORIES:
+            raise KeyError(f"unknown engine {name!r}; registered: {sorted(_FACTORIES)}")
+        factory = _FACTORIES[name]
+    engine = factory(**options)
+    with _REG_LOCK:
+        return _INSTANCES.setdefault(key, engine)
+
+
+def clear_engine_cache() -> None:
+    with _REG_LOCK:
+        _INSTANCES.clear()
+        _MODELS.clear()
+
+
+_MODELS: dict[str, tuple[SpaceTimeDiT, dict]] = {}
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[SpaceTimeDiT, dict]:
+    """Shipped weights -> (model in fp32, metadata). Cached per path and device."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    key = f"{path.resolve()}|{device}"
+    if key not in _MODELS:
+        if not path.exists():
+            raise EngineUnavailable(
+                f"weights not found at {path}; train with `manage.py train_engine` and export "
+                "with `manage.py train_engine --export`"
+            )
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+        cfg = ModelConfig.from_dict(json.loads(meta["config"]))
+        model = SpaceTimeDiT(cfg)
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        model.load_state_dict(state)
+        _MODELS[key] = (model.to(device).eval().requires_grad_(False), meta)
+    return _MODELS[key]
+
+
+def riff_world(
+    config: str | None = None,
+    weights: str | Path | None = "default",
+    device: str = "cpu",
+    text_encoder: str | None = None,
+    seed: int = 0,
+    **sampler_options,
+) -> Engine:
+    """The built-in engine.
+
+    weights="default": the shipped `weights/riff-world-v0.safetensors`; a path: that file;
+    None: random weights for `config` ("tiny" unless given) with the hash text encoder
+    (fast, for tests of other modules).
+    """
+    if weights is None:
+        cfg = CONFIGS[config or "tiny"]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = SpaceTimeDiT(cfg).to(device).eval().requires_grad_(False)
+        enc_kind = text_encoder or ("hash" if (config or "tiny") == "tiny" else "minilm")
+        info = {"weights": "random", "config": config or "tiny"}
+        sampler_options.setdefault("steps", 4)
+        sampler_options.setdefault("method", "euler")
+    else:
+        path = DEFAULT_WEIGHTS if weights == "default" else Path(weights)
+        model, meta = load_model(path, device)
+        enc_kind = text_encoder or meta.get("text_encoder", "minilm")
+        info = {"weights": path.name, "step": int(meta.get("step", 0))}
+        if config is not None:
+            raise ValueError("config applies only to random weights (weights=None)")
+    info["params"] = count_params(model)
+    encoder = TextEncoder(enc_kind, max_tokens=model.cfg.max_text_tokens)
+    return Engine(model, encoder, device=device, info=info, **sampler_options)
+
+
+register_engine("riff-world", riff_world)

@@ -1,0 +1,326 @@
+"""SpaceTimeDiT: a small video diffusion transformer over space-time patches.
+
+Token sequence (one full self-attention over all of it):
+
+    [text tokens (joint mode only)] [cameo reference tokens] [context-frame tokens] [video]
+
+* video: pt x ph x pw cuboids (Conv3d), 3D sin-cos positions (t, y, x), noised.
+* cameo references: clean images, 2D patches, their own time index (-2), a slot embedding;
+  masked out per sample when absent or dropped. Never in the loss: the output layer only
+  reads the video tokens.
+* context frames (parent clip for remixes): clean frames through the video patch embedding,
+  negative time indices (they precede the clip); masked when absent.
+* text: MiniLM token embeddings, either inside the sequence ("joint") or through a
+  cross-attention layer per block ("cross"). A learned null token is always present so
+  classifier-free guidance can mask every prompt token.
+* adaLN-Zero: every block is modulated by c = time embedding + pooled prompt embedding and
+  starts as the identity.
+* x-prediction (as in "Back to Basics: Let Denoising Generative Models Denoise", Li & He
+  2025): the output layer predicts the clean patches and forward() returns the velocity they
+  imply, so the loss and the samplers stay velocity-based.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    frames: int = 16
+    height: int = 32
+    width: int = 32
+    channels: int = 3
+    patch_t: int = 4
+    patch_h: int = 8
+    patch_w: int = 8
+    hidden: int = 192
+    depth: int = 6
+    heads: int = 3
+    mlp_ratio: float = 4.0
+    text_dim: int = 384
+    max_text_tokens: int = 32
+    text_mode: str = "cross"  # "cross" (cross-attention per block) or "joint" (in-sequence)
+    max_ref_images: int = 1
+    max_context_frames: int = 4
+    # "x": the network predicts the clean clip and forward() returns the implied velocity
+    # (x_t - x0_hat) / t; "v": the network predicts the velocity directly. With 768-d
+    # patches and a 192-d width, x-prediction is what learns (see docs/engine.md).
+    prediction: str = "x"
+    t_min: float = 0.05  # clamp of t in the x -> v conversion
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        return (
+            self.frames // self.patch_t,
+            self.height // self.patch_h,
+            self.width // self.patch_w,
+        )
+
+    @property
+    def video_tokens(self) -> int:
+        a, b, c = self.grid
+        return a * b * c
+
+    @property
+    def patch_dim(self) -> int:
+        return self.channels * self.patch_t * self.patch_h * self.patch_w
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    # the shipped model: 64 video tokens per 16x32x32 clip
+    "small": ModelConfig(),
+    # tests and wiring of other modules: random weights, milliseconds per step
+    "tiny": ModelConfig(hidden=32, depth=2, heads=2, max_text_tokens=16),
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def patchify(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """[B, C, T, H, W] -> [B, N, C*pt*ph*pw] in (t, y, x) token order."""
+    B, C, T, H, W = x.shape
+    pt, ph, pw = cfg.patch_t, cfg.patch_h, cfg.patch_w
+    x = x.reshape(B, C, T // pt, pt, H // ph, ph, W // pw, pw)
+    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)
+    return x.reshape(B, (T // pt) * (H // ph) * (W // pw), C * pt * ph * pw)
+
+
+def unpatchify(tokens: torch.Tensor, cfg: ModelConfig, frames: int | None = None) -> torch.Tensor:
+    """Inverse of `patchify`: [B, N, C*pt*ph*pw] -> [B, C, T, H, W]."""
+    B = tokens.shape[0]
+    T = frames or cfg.frames
+    pt, ph, pw, C = cfg.patch_t, cfg.patch_h, cfg.patch_w, cfg.channels
+    nt, nh, nw = T // pt, cfg.height // ph, cfg.width // pw
+    x = tokens.reshape(B, nt, nh, nw, C, pt, ph, pw)
+    x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)
+    return x.reshape(B, C, T, cfg.height, cfg.width)
+
+
+def sincos(pos: torch.Tensor, dim: int, max_period: float = 100.0) -> torch.Tensor:
+    """[N] positions -> [N, dim] sin-cos features (dim even)."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=pos.device) / half
+    )
+    ang = pos.float()[:, None] * freqs[None]
+    return torch.cat([ang.sin(), ang.cos()], dim=-1)
+
+
+def pos3d(t: torch.Tensor, y: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per-axis sin-cos, concatenated; the leftover channels are zero."""
+    d = (dim // 3) // 2 * 2
+    out = torch.cat([sincos(t, d), sincos(y, d), sincos(x, d)], dim=-1)
+    return F.pad(out, (0, dim - out.shape[-1]))
+
+
+def grid_positions(nt: int, nh: int, nw: int, t0: float = 0.0) -> tuple[torch.Tensor, ...]:
+    t, y, x = torch.meshgrid(torch.arange(nt), torch.arange(nh), torch.arange(nw), indexing="ij")
+    return (t.flatten().float() + t0, y.flatten().float(), x.flatten().float())
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    return sincos(t * 1000.0, dim, max_period=10000.0)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (xf * self.weight).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with QK-norm; self-attention, or cross-attention with `context`."""
+
+    def __init__(self, dim: int, heads: int, cross: bool = False):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.cross = cross
+        if cross:
+            self.q = nn.Linear(dim, dim)
+            self.kv = nn.Linear(dim, 2 * dim)
+        else:
+            self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm, self.k_norm = RMSNorm(self.head_dim), RMSNorm(self.head_dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, mask=None, context=None):
+        B, N, D = x.shape
+        h, hd = self.heads, self.head_dim
+        if self.cross:
+            q = self.q(x).view(B, N, h, hd)
+            k, v = self.kv(context).view(B, context.shape[1], 2, h, hd).unbind(2)
+        else:
+            q, k, v = self.qkv(x).view(B, N, 3, h, hd).unbind(2)
+        q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = (a.transpose(1, 2) for a in (q, k, v))
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.proj(out.transpose(1, 2).reshape(B, N, D))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        D = cfg.hidden
+        self.norm1 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(D, cfg.heads)
+        self.norm2 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        hidden = int(D * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D)
+        )
+        self.ada = nn.Linear(D, 6 * D)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+        self.cross = None
+        if cfg.text_mode == "cross":
+            self.norm_x = nn.LayerNorm(D, eps=1e-6)
+            self.cross = Attention(D, cfg.heads, cross=True)
+            nn.init.zeros_(self.cross.proj.weight)  # identity at init, like the adaLN gates
+            nn.init.zeros_(self.cross.proj.bias)
+
+    def forward(self, x, c, mask=None, text=None, text_mask=None):
+        sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=-1)
+        x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1), mask)
+        if self.cross is not None:
+            x = x + self.cross(self.norm_x(x), text_mask, context=text)
+        x = x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2))
+        return x
+
+
+class SpaceTimeDiT(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.hidden
+        k = (cfg.patch_t, cfg.patch_h, cfg.patch_w)
+        self.patch = nn.Conv3d(cfg.channels, D, kernel_size=k, stride=k)
+        self.ref_patch = nn.Conv2d(cfg.channels, D, kernel_size=k[1:], stride=k[1:])
+        self.ref_slot = nn.Parameter(torch.zeros(max(cfg.max_ref_images, 1), D))
+        self.ctx_type = nn.Parameter(torch.zeros(D))
+        self.text_in = nn.Sequential(nn.LayerNorm(cfg.text_dim), nn.Linear(cfg.text_dim, D))
+        self.text_type = nn.Parameter(torch.zeros(D))
+        self.null_token = nn.Parameter(torch.randn(D) * 0.02)
+        self.pool_in = nn.Linear(cfg.text_dim, D)
+        self.null_pool = nn.Parameter(torch.zeros(D))
+        self.t_mlp = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Linear(D, D))
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
+        self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        self.ada_out = nn.Linear(D, 2 * D)
+        self.out = nn.Linear(D, cfg.patch_dim)
+        for m in (self.ada_out, self.out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    # ------------------------------------------------------------------ token groups
+
+    def _video_tokens(self, x: torch.Tensor, t0: float = 0.0) -> torch.Tensor:
+        cfg = self.cfg
+        tok = self.patch(x).flatten(2).transpose(1, 2)  # [B, N, D]
+        nt = x.shape[2] // cfg.patch_t
+        pos = pos3d(
+            *grid_positions(nt, cfg.height // cfg.patch_h, cfg.width // cfg.patch_w, t0), cfg.hidden
+        )
+        return tok + pos.to(tok.dtype).to(tok.device)
+
+    def _ref_tokens(self, refs: torch.Tensor) -> torch.Tensor:
+        """refs [B, R, C, H, W] -> [B, R * hw, D] at time index -2 (before any frame)."""
+        cfg = self.cfg
+        B, R = refs.shape[:2]
+        tok = self.ref_patch(refs.flatten(0, 1)).flatten(2).transpose(1, 2)  # [B*R, hw, D]
+        pos = pos3d(
+            *grid_positions(1, cfg.height // cfg.patch_h, cfg.width // cfg.patch_w, -2.0),
+            cfg.hidden,
+        ).to(tok.device)
+        tok = tok.view(B, R, -1, cfg.hidden) + pos.to(tok.dtype) + self.ref_slot[:R, None]
+        return tok.flatten(1, 2)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # [B, C, T, H, W] noised video in [-1, 1] units
+        t: torch.Tensor,  # [B] flow time in [0, 1] (1 = pure noise)
+        text: torch.Tensor,  # [B, L, text_dim] prompt token embeddings
+        text_mask: torch.Tensor,  # [B, L] bool, all False = null prompt
+        pooled: torch.Tensor,  # [B, text_dim]
+        refs: torch.Tensor | None = None,  # [B, R, C, H, W] clean cameo reference images
+        ref_mask: torch.Tensor | None = None,  # [B, R] bool
+        context: torch.Tensor | None = None,  # [B, C, Tc, H, W] clean context frames
+        context_mask: torch.Tensor | None = None,  # [B] bool
+    ) -> torch.Tensor:
+        cfg = self.cfg
+        B, dev = x.shape[0], x.device
+        T = x.shape[2]
+        has_text = text_mask.any(dim=1)
+        pool = torch.where(has_text[:, None], self.pool_in(pooled), self.null_pool)
+        c = self.t_mlp(timestep_embedding(t, cfg.hidden).to(dev)) + pool
+
+        txt = self.text_in(text) + self.text_type
+        txt = txt + sincos(torch.arange(text.shape[1], device=dev) + 1, cfg.hidden).to(dev)
+        null = (self.null_token + self.text_type).expand(B, 1, -1)
+        txt = torch.cat([null, txt], dim=1)
+        tmask = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=dev), text_mask], dim=1)
+
+        groups, masks = [], []
+        if cfg.text_mode == "joint":
+            groups.append(txt)
+            masks.append(tmask)
+        if refs is not None and refs.shape[1] > 0:
+            rt = self._ref_tokens(refs)
+            per = rt.shape[1] // refs.shape[1]
+            if ref_mask is None:
+                ref_mask = torch.ones(B, refs.shape[1], dtype=torch.bool, device=dev)
+            groups.append(rt)
+            masks.append(ref_mask.repeat_interleave(per, dim=1))
+        if context is not None and context.shape[2] > 0:
+            nct = context.shape[2] // cfg.patch_t
+            ct = self._video_tokens(context, t0=-float(nct) - 2.0) + self.ctx_type
+            if context_mask is None:
+                context_mask = torch.ones(B, dtype=torch.bool, device=dev)
+            groups.append(ct)
+            masks.append(context_mask[:, None].expand(B, ct.shape[1]))
+        vid = self._video_tokens(x)
+        nv = vid.shape[1]
+        groups.append(vid)
+        masks.append(torch.ones(B, nv, dtype=torch.bool, device=dev))
+        h = torch.cat(groups, dim=1)
+        mask = torch.cat(masks, dim=1)
+        if bool(mask.all()):
+            mask = None  # lets SDPA take its fastest kernel
+        for blk in self.blocks:
+            h = blk(h, c, mask, txt, tmask)
+        h = h[:, -nv:]  # the loss and the output only ever see video tokens
+        sh, sc = self.ada_out(F.silu(c)).chunk(2, dim=-1)
+        out = unpatchify(self.out(modulate(self.norm_out(h), sh, sc)), cfg, frames=T)
+        if cfg.prediction == "x":
+            tt = t.to(out.dtype).clamp(min=cfg.t_min).view(B, 1, 1, 1, 1)
+            return (x - out) / tt
+        return out
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

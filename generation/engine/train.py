@@ -1,0 +1,455 @@
+"""Training loop: rectified flow on clips from the procedural world.
+
+Resumable: `<out>/ckpt.safetensors` holds model + EMA weights (step and configs in the
+metadata), `<out>/optim.pt` the AdamW state, `<out>/loss.csv` the history. Every
+`ckpt_every_s` seconds a checkpoint, `loss.png` and `samples.png` are written next to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .flow import Batch, drop_conditions, flow_loss, frames_to_tensor, images_to_tensor
+from .model import CONFIGS, ModelConfig, SpaceTimeDiT, count_params
+from .text import TextEncoder
+from .world import WorldConfig, make_clip
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "riff-world-v0.safetensors"
+
+SAMPLE_PROMPTS = [
+    "a purple triangle bounces to the right",  # held-out pair
+    "an orange ball falls onto the floor",  # held-out pair
+    "two small yellow squares slide to the left",  # held-out pair
+    "a small green ball slides behind a grey wall",
+    "a red square and a blue triangle jump up",
+    "the cameo bounces to the left",
+]
+
+
+@dataclass
+class TrainConfig:
+    model: str = "small"
+    steps: int = 200_000
+    batch: int = 32
+    lr: float = 4e-4
+    weight_decay: float = 0.01
+    warmup: int = 300
+    ema: float = 0.999
+    grad_clip: float = 1.0
+    p_text_drop: float = 0.1
+    p_ref_drop: float = 0.3
+    p_cameo: float = 0.2
+    pool_size: int = 12_000
+    refresh_every: int = 50
+    refresh_count: int = 64
+    ckpt_every_s: float = 300.0
+    sample_steps: int = 20
+    seed: int = 0
+    text_encoder: str = "minilm"
+    text_mode: str | None = None  # override ModelConfig.text_mode ("joint" / "cross")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def model_config(tc: TrainConfig) -> ModelConfig:
+    mc = copy.deepcopy(CONFIGS[tc.model])
+    if tc.text_mode:
+        mc.text_mode = tc.text_mode
+    return mc
+
+
+def _is_cameo(seed: int, p: float) -> bool:
+    return (seed * 2654435761 % 1000) < p * 1000
+
+
+class ClipPool:
+    """A ring of pre-rendered training clips, refreshed a few at a time."""
+
+    def __init__(
+        self,
+        size: int,
+        wcfg: WorldConfig,
+        p_cameo: float,
+        first_seed: int = 0,
+        progress: bool = True,
+    ):
+        T, H, W = wcfg.frames, wcfg.height, wcfg.width
+        self.wcfg, self.p_cameo = wcfg, p_cameo
+        self.frames = np.zeros((size, T, H, W, 3), np.uint8)
+        self.refs = np.zeros((size, 1, H, W, 3), np.uint8)
+        self.has_ref = np.zeros(size, bool)
+        self.captions = [""] * size
+        self.next_seed = first_seed
+        self.cursor = 0
+        it = range(size)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc="world clips", mininterval=5)
+        for i in it:
+            self._fill(i)
+
+    def _fill(self, i: int) -> None:
+        seed = self.next_seed
+        self.next_seed += 1
+        clip = make_clip(
+            seed, self.wcfg, split="train", cameo=True if _is_cameo(seed, self.p_cameo) else None
+        )
+        self.frames[i] = clip.frames
+        self.captions[i] = clip.caption
+        self.has_ref[i] = bool(clip.reference_images)
+        if clip.reference_images:
+            self.refs[i, 0] = clip.reference_images[0]
+
+    def refresh(self, n: int) -> list[str]:
+        for _ in range(n):
+            self._fill(self.cursor)
+            self.cursor = (self.cursor + 1) % len(self.captions)
+        return self.captions
+
+    def batch(
+        self, idx: np.ndarray, encoder: TextEncoder, max_tokens: int, device, refs: bool = True
+    ) -> Batch:
+        text, tmask, pooled = encoder.batch([self.captions[i] for i in idx])
+        return Batch(
+            x0=frames_to_tensor(self.frames[idx]),
+            text=text[:, :max_tokens],
+            text_mask=tmask[:, :max_tokens],
+            pooled=pooled,
+            refs=images_to_tensor(self.refs[idx]) if refs else None,
+            ref_mask=torch.from_numpy(self.has_ref[idx])[:, None] if refs else None,
+        ).to(device)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(out: Path, model, ema, opt, step: int, tc: TrainConfig, extra: dict) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
+    meta = {
+        "step": str(step),
+        "config": json.dumps(model.cfg.to_dict()),
+        "train_config": json.dumps(asdict(tc)),
+        "extra": json.dumps(extra),
+    }
+    tmp = out / "ckpt.safetensors.tmp"
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, out / "ckpt.safetensors")
+    torch.save({"optimizer": opt.state_dict(), "step": step}, out / "optim.pt.tmp")
+    os.replace(out / "optim.pt.tmp", out / "optim.pt")
+
+
+def read_checkpoint(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    return load_file(str(path)), meta
+
+
+def export_weights(
+    run_dir: str | Path,
+    out_path: str | Path = DEFAULT_WEIGHTS,
+    dtype: torch.dtype = torch.float16,
+    which: str = "ema",
+) -> Path:
+    """EMA (or raw, which="model") weights in fp16 + config JSON in the safetensors metadata."""
+    run_dir, out_path = Path(run_dir), Path(out_path)
+    tensors, meta = read_checkpoint(run_dir / "ckpt.safetensors")
+    prefix = f"{which}."
+    ema = {
+        k[len(prefix) :]: v.to(dtype).contiguous()
+        for k, v in tensors.items()
+        if k.startswith(prefix)
+    }
+    tc = json.loads(meta.get("train_config", "{}"))
+    out_meta = {
+        "config": meta["config"],
+        "step": meta.get("step", "0"),
+        "format": "riff-world-v0",
+        "text_encoder": tc.get("text_encoder", "minilm"),
+        "source_run": run_dir.name,
+        "weights": which,
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(ema, str(out_path), metadata=out_meta)
+    return out_path
+
+
+# --------------------------------------------------------------------------- loop
+
+
+def _lr(step: int, tc: TrainConfig) -> float:
+    return tc.lr * min(1.0, (step + 1) / max(tc.warmup, 1))
+
+
+def write_samples(out: Path, ema, encoder, step: int, device, steps: int = 20) -> None:
+    from .flow import tensor_to_frames
+    from .sampler import SampleSpec, sample
+    from .viz import save_grid
+    from .world import make_clip as mk
+
+    ref_clip = mk(12345, cameo=True)
+    specs = [SampleSpec(p, seed=i) for i, p in enumerate(SAMPLE_PROMPTS)]
+    specs[-1].refs = ref_clip.reference_images
+    x = sample(ema, encoder, specs, steps=steps, method="euler", device=device)
+    clips = list(tensor_to_frames(x.cpu()))
+    refs = [None] * (len(specs) - 1) + [ref_clip.reference_images[0]]
+    save_grid(
+        out / "samples.png",
+        clips,
+        [s.prompt for s in specs],
+        refs,
+        title=f"EMA samples, step {step}",
+    )
+
+
+def train(
+    out_dir: str | Path,
+    tc: TrainConfig | None = None,
+    resume: bool = True,
+    device: str = "cpu",
+    threads: int | None = None,
+    max_minutes: float | None = None,
+    progress: bool = True,
+    log=print,
+) -> dict:
+    """Train (or continue training) into `out_dir`. Returns a summary dict."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    ckpt_path = out / "ckpt.safetensors"
+    step = 0
+    if resume and ckpt_path.exists():
+        tensors, meta = read_checkpoint(ckpt_path)
+        saved_tc = TrainConfig.from_dict(json.loads(meta["train_config"]))
+        if tc is not None:  # command-line values win for schedule knobs, not for the model
+            saved_tc.steps, saved_tc.batch, saved_tc.lr = tc.steps, tc.batch, tc.lr
+            saved_tc.ckpt_every_s = tc.ckpt_every_s
+        tc = saved_tc
+        mcfg = ModelConfig.from_dict(json.loads(meta["config"]))
+        step = int(meta["step"])
+        prev_elapsed = float(json.loads(meta.get("extra", "{}")).get("elapsed_s", 0.0))
+    else:
+        tc = tc or TrainConfig()
+        mcfg = model_config(tc)
+        tensors = None
+        prev_elapsed = 0.0
+    torch.manual_seed(tc.seed + step)
+    model = SpaceTimeDiT(mcfg).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99)
+    )
+    if tensors is not None:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        if (out / "optim.pt").exists():
+            opt.load_state_dict(torch.load(out / "optim.pt", weights_only=False)["optimizer"])
+        log(f"resumed {out} at step {step}")
+    (out / "config.json").write_text(
+        json.dumps({"model": mcfg.to_dict(), "train": asdict(tc)}, indent=2)
+    )
+    log(f"model {count_params(model) / 1e6:.2f}M params, {mcfg.video_tokens} video tokens")
+
+    wcfg = WorldConfig(frames=mcfg.frames, height=mcfg.height, width=mcfg.width)
+    cache = out.parent / f"text-cache-{tc.text_encoder}.pt"
+    encoder = TextEncoder(tc.text_encoder, max_tokens=mcfg.max_text_tokens, disk_cache=cache)
+    # pool seeds move on with the step so that a resumed run sees fresh clips
+    pool = ClipPool(
+        tc.pool_size, wcfg, tc.p_cameo, first_seed=tc.seed * 10**8 + step * 7, progress=progress
+    )
+    encoder.embed(sorted(set(pool.captions), key=len))
+    encoder.save()
+
+    hist_path = out / "loss.csv"
+    hist_steps, hist_loss = [], []
+    if hist_path.exists() and step > 0:
+        for line in hist_path.read_text().splitlines()[1:]:
+            s, ls = line.split(",")[:2]
+            if int(s) <= step:
+                hist_steps.append(int(s))
+                hist_loss.append(float(ls))
+    rng = np.random.default_rng(tc.seed * 7919 + step)
+    gen = torch.Generator().manual_seed(tc.seed * 104729 + step)
+    use_amp = str(device).startswith("cuda")
+    t_start = last_ckpt = time.time()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=tc.steps, initial=step, desc="train", mininterval=10, smoothing=0.05)
+    model.train()
+    while step < tc.steps:
+        if step % tc.refresh_every == 0 and step > 0:
+            pool.refresh(tc.refresh_count)
+        # cameo clips come in batches of their own, so that the other batches carry no
+        # reference tokens at all (~17 % fewer tokens per step)
+        cameo_batch = rng.random() < tc.p_cameo
+        cand = np.flatnonzero(pool.has_ref == cameo_batch)
+        idx = cand[rng.integers(0, len(cand), size=tc.batch)]
+        batch = pool.batch(idx, encoder, mcfg.max_text_tokens, device, refs=cameo_batch)
+        batch = drop_conditions(batch, tc.p_text_drop, tc.p_ref_drop, gen)
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, tc)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            loss = flow_loss(model, batch, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            decay = min(tc.ema, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.lerp_(pm.detach(), 1 - decay)
+        step += 1
+        hist_steps.append(step)
+        hist_loss.append(float(loss.detach()))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{float(loss.detach()):.4f}", gnorm=f"{float(gnorm):.2f}", refresh=False
+            )
+        now = time.time()
+        done = step >= tc.steps or (max_minutes and now - t_start > max_minutes * 60)
+        if now - last_ckpt > tc.ckpt_every_s or done:
+            _checkpoint(
+                out,
+                model,
+                ema,
+                opt,
+                step,
+                tc,
+                encoder,
+                hist_steps,
+                hist_loss,
+                device,
+                prev_elapsed + now - t_start,
+            )
+            last_ckpt = time.time()
+        if done:
+            break
+    if bar is not None:
+        bar.close()
+    recent = hist_loss[-200:]
+    return {
+        "step": step,
+        "loss": float(np.mean(recent)) if recent else None,
+        "out": str(out),
+        "seconds": time.time() - t_start,
+    }
+
+
+def _checkpoint(
+    out, model, ema, opt, step, tc, encoder, hist_steps, hist_loss, device, elapsed
+) -> None:
+    from .viz import save_loss_curve
+
+    save_checkpoint(out, model, ema, opt, step, tc, {"elapsed_s": elapsed})
+    with open(out / "loss.csv", "w") as f:
+        f.write("step,loss\n")
+        f.writelines(f"{s},{v:.6f}\n" for s, v in zip(hist_steps, hist_loss, strict=True))
+    save_loss_curve(out / "loss.png", hist_steps, hist_loss, title=f"{out.name}: step {step}")
+    encoder.save()
+    try:
+        ema.eval()
+        write_samples(out, ema, encoder, step, device, steps=tc.sample_steps)
+    except Exception as exc:  # samples are a convenience; never kill a long run for them
+        (out / "samples.error.txt").write_text(repr(exc))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser) -> None:
+    """Shared by `python -m generation.engine.train` and `manage.py train_engine`."""
+    parser.add_argument(
+        "--out",
+        default=".data/engine-runs/riff-world-v0",
+        help="run directory (checkpoint, loss.png, samples.png)",
+    )
+    parser.add_argument("--config", default="small", help="model config: small | tiny")
+    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
+    parser.add_argument("--batch", type=int, default=24)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument(
+        "--pool", type=int, default=TrainConfig.pool_size, help="pre-rendered clips kept in memory"
+    )
+    parser.add_argument("--text-encoder", default="minilm", choices=["minilm", "hash"])
+    parser.add_argument("--text-mode", default=None, choices=["joint", "cross"])
+    parser.add_argument("--ckpt-every", type=float, default=300.0, help="seconds")
+    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-resume", action="store_true", help="start from scratch")
+    parser.add_argument(
+        "--export-weights",
+        default="ema",
+        choices=["ema", "model"],
+        help="which weights --export writes (default: the EMA)",
+    )
+    parser.add_argument(
+        "--export",
+        nargs="?",
+        const=str(DEFAULT_WEIGHTS),
+        default=None,
+        metavar="PATH",
+        help="write the EMA weights of --out (no training)",
+    )
+
+
+def run_from_args(args, log=print) -> dict:
+    if args.export:
+        path = export_weights(args.out, args.export, which=getattr(args, "export_weights", "ema"))
+        size = Path(path).stat().st_size / 1e6
+        log(f"exported {path} ({size:.1f} MB)")
+        return {"exported": str(path), "mb": size}
+    tc = TrainConfig(
+        model=args.config,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        pool_size=args.pool,
+        text_encoder=args.text_encoder,
+        text_mode=args.text_mode,
+        ckpt_every_s=args.ckpt_every,
+        seed=args.seed,
+    )
+    summary = train(
+        args.out,
+        tc,
+        resume=not args.no_resume,
+        device=args.device,
+        threads=args.threads,
+        max_minutes=args.max_minutes,
+        log=log,
+    )
+    log(json.dumps(summary))
+    return summary
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train the riff-world video model.")
+    add_arguments(parser)
+    run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

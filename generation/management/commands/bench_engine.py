@@ -1,0 +1,21 @@
+"""manage.py bench_engine: forward throughput, GFLOP/s vs torch.mm, seconds per clip."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Benchmark the riff-world engine; writes a JSON report to --out."
+
+    def add_arguments(self, parser):
+        from generation.engine.bench import add_arguments
+
+        add_arguments(parser)
+
+    def handle(self, *args, **options):
+        import argparse
+
+        from generation.engine.bench import run_from_args
+
+        run_from_args(argparse.Namespace(**options), log=lambda m: self.stdout.write(str(m)))

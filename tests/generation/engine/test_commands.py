@@ -1,0 +1,49 @@
+"""The management-command wrappers (only where Django is configured, i.e. under pytest-django)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.conf import settings
+
+pytestmark = pytest.mark.skipif(
+    not settings.configured, reason="Django settings are not configured (run without -p no:django)"
+)
+
+
+def test_train_and_evaluate_commands(tmp_path):
+    from django.core.management import call_command
+
+    run = tmp_path / "run"
+    call_command(
+        "train_engine",
+        out=str(run),
+        config="tiny",
+        text_encoder="hash",
+        steps=2,
+        batch=2,
+        pool=8,
+        no_resume=True,
+        stdout=io.StringIO(),
+    )
+    assert (run / "ckpt.safetensors").exists() and (run / "samples.png").exists()
+    call_command(
+        "train_engine",
+        out=str(run),
+        export=str(tmp_path / "w.safetensors"),
+        stdout=io.StringIO(),
+    )
+    assert (tmp_path / "w.safetensors").exists()
+
+    call_command(
+        "evaluate_engine",
+        weights=str(tmp_path / "w.safetensors"),
+        n=2,
+        steps=2,
+        out=str(tmp_path / "eval"),
+        stdout=io.StringIO(),
+    )
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["n"] == 2 and report["simulator"]["color"] == 1.0

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+
+from generation.engine.analysis import ClipAnalysis, cameo_error, fit_ballistic, shape_of
+from generation.engine.evaluate import TARGETS, clip_metrics, summarize
+from generation.engine.world import (
+    ClipSpec,
+    ObjectSpec,
+    WorldConfig,
+    heldout_clips,
+    make_clip,
+    render,
+    shape_mask,
+    simulate,
+)
+
+
+def test_shape_classifier_on_clean_masks():
+    for shape in ("ball", "square", "triangle"):
+        for r in (3.0, 5.0):
+            for cx in (10.2, 15.5, 20.7):
+                m = shape_mask(shape, cx, 14.3, r, 32, 32)
+                assert shape_of(np.argwhere(m)) == shape, (shape, r, cx)
+
+
+def test_ballistic_fit_recovers_gravity_and_restitution():
+    cfg = WorldConfig(frames=16)
+    spec = ClipSpec([ObjectSpec("red", "ball", "large", x=16, y=6, vx=0.0, vy=0.5)], "falls")
+    clip = make_clip(0, cfg, spec=spec)
+    fit = fit_ballistic(ClipAnalysis(clip.frames).track("red"))
+    assert fit["arcs"] >= 1
+    assert abs(fit["gravity"] - cfg.gravity) < 0.03
+    assert fit["rms"] < 0.3
+    # exact positions (no pixels) give the exact constants back
+    pos = simulate(spec, WorldConfig(frames=40))[0]
+    exact = fit_ballistic(np.stack([pos[:, 0], pos[:, 1]], 1))
+    assert abs(exact["gravity"] - 0.25) < 1e-6
+    assert abs(exact["restitution"] - 0.8) < 0.08
+
+
+def test_metrics_score_the_simulator_high():
+    refs = heldout_clips(40, cameo_every=6)
+    rows = [clip_metrics(c.frames, c) for c in refs]
+    s = summarize(rows)
+    assert s["color"] >= 0.95 and s["color_n"] >= 30
+    assert s["shape"] >= 0.9
+    assert s["count"] >= 0.9
+    assert s["cameo"] >= 0.8 and s["cameo_n"] >= 5
+    assert s["cameo_error"] < 0.1 < 0.25 < s["cameo_chance_error"]
+    assert abs(s["physics_gravity"] - 0.25) < 0.07 and s["physics_rms"] < 0.5
+    assert s["permanence"] >= 0.8 and s["permanence_n"] >= 8  # every 4th clip has a wall
+    for key in ("color", "shape", "count", "permanence"):
+        assert s[key] >= TARGETS[key]
+
+
+def test_permanence_on_simulator_occlusions():
+    clips = [c for c in (make_clip(s) for s in range(260)) if c.spec.occluder_x is not None]
+    rows = [clip_metrics(c.frames, c) for c in clips]
+    perm = [r["permanence"] for r in rows]
+    assert len(perm) >= 10
+    assert np.mean([p["ok"] for p in perm]) >= 0.8
+    assert all(p["occluded"] for p in perm)
+
+
+def test_metrics_reject_wrong_clips():
+    red = make_clip(0, spec=ClipSpec([ObjectSpec("red", "square", "large", vx=1.0)], "slides"))
+    blue = make_clip(0, spec=ClipSpec([ObjectSpec("blue", "ball", "large", vx=1.0)], "slides"))
+    m = clip_metrics(blue.frames, red)
+    assert m["color"] is False and m["dominant"] == "blue"
+    assert clip_metrics(red.frames, red)["shape"] is True
+    empty = np.zeros_like(red.frames)
+    assert clip_metrics(empty, red)["count"] is False
+    cam = make_clip(3, cameo=True)
+    assert cameo_error(cam.frames, cam.cameo_pattern) < 0.05
+    frames, _ = render(cam.spec, simulate(cam.spec, WorldConfig()), WorldConfig())
+    assert frames.shape == cam.frames.shape

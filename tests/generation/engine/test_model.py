@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from generation.engine.flow import Batch, flow_loss
+from generation.engine.model import (
+    Block,
+    ModelConfig,
+    SpaceTimeDiT,
+    count_params,
+    patchify,
+    unpatchify,
+)
+
+from ._util import random_text, randomize
+
+
+def test_patchify_round_trip_and_token_count(tiny_cfg):
+    x = torch.randn(2, 3, 16, 32, 32)
+    tok = patchify(x, tiny_cfg)
+    assert tok.shape == (2, 64, 3 * 4 * 8 * 8)
+    assert torch.equal(unpatchify(tok, tiny_cfg), x)
+    # token 0 is the first cuboid: frames 0-3, rows 0-7, columns 0-7, channel-major
+    assert torch.equal(tok[0, 0].view(3, 4, 8, 8), x[0, :, :4, :8, :8])
+
+
+def test_patch_embedding_matches_patchify_order(tiny_cfg):
+    """Conv3d patch embedding == a linear map of the patchified cuboids (same token order)."""
+    model = SpaceTimeDiT(tiny_cfg)
+    x = torch.randn(1, 3, 16, 32, 32)
+    conv = model.patch(x).flatten(2).transpose(1, 2)
+    lin = patchify(x, tiny_cfg) @ model.patch.weight.flatten(1).T + model.patch.bias
+    assert torch.allclose(conv, lin, atol=1e-5)
+
+
+def test_forward_shape_and_zero_init_output(tiny_cfg):
+    model = SpaceTimeDiT(tiny_cfg)
+    text, mask, pooled = random_text(2)
+    x = torch.randn(2, 3, 16, 32, 32)
+    t = torch.tensor([0.5, 0.02])
+    out = model(x, t, text, mask, pooled)
+    assert out.shape == x.shape
+    # the adaLN-Zero output layer starts at zero: x0_hat = 0, so v = x_t / max(t, t_min)
+    torch.testing.assert_close(out[0], x[0] / 0.5)
+    torch.testing.assert_close(out[1], x[1] / 0.05)
+    v_model = SpaceTimeDiT(ModelConfig(hidden=32, depth=1, heads=2, prediction="v"))
+    assert torch.count_nonzero(v_model(x, t, text, mask, pooled)) == 0
+    # 8-frame clips work as well (positions are computed per call)
+    assert model(x[:, :, :8], torch.rand(2), text, mask, pooled).shape == (2, 3, 8, 32, 32)
+
+
+def test_adaln_zero_blocks_start_as_identity():
+    for mode in ("joint", "cross"):
+        cfg = ModelConfig(hidden=32, depth=1, heads=2, text_mode=mode)
+        blk = Block(cfg)
+        x, c = torch.randn(2, 10, 32), torch.randn(2, 32)
+        text, tmask = torch.randn(2, 4, 32), torch.ones(2, 4, dtype=torch.bool)
+        assert torch.equal(blk(x, c, None, text, tmask), x)
+
+
+def test_attention_spans_time(tiny_cfg):
+    model = randomize(SpaceTimeDiT(tiny_cfg)).eval()
+    text, mask, pooled = random_text(1)
+    x = torch.randn(1, 3, 16, 32, 32)
+    y = x.clone()
+    y[:, :, -1] += 1.0  # change only the last frame
+    t = torch.tensor([0.5])
+    with torch.no_grad():
+        a, b = model(x, t, text, mask, pooled), model(y, t, text, mask, pooled)
+    # the first frame's tokens (frames 0-3) see the change through attention alone
+    assert (a[:, :, 0] - b[:, :, 0]).abs().max() > 1e-4
+
+
+def test_text_reaches_video_in_both_modes():
+    for mode in ("joint", "cross"):
+        cfg = ModelConfig(hidden=32, depth=2, heads=2, max_text_tokens=8, text_mode=mode)
+        model = randomize(SpaceTimeDiT(cfg), std=0.3).eval()
+        x, t = torch.randn(1, 3, 16, 32, 32), torch.tensor([0.3])
+        text, mask, pooled = random_text(1)
+        text2 = text.clone()
+        text2[:, 2] = torch.randn(384)  # a token change, same pooled embedding
+        with torch.no_grad():
+            d = (model(x, t, text, mask, pooled) - model(x, t, text2, mask, pooled)).abs().max()
+        assert d > 1e-4, mode
+
+
+def test_cameo_tokens_condition_but_are_excluded_from_the_loss(tiny_cfg):
+    model = randomize(SpaceTimeDiT(tiny_cfg))
+    text, mask, pooled = random_text(2)
+    refs = torch.rand(2, 1, 3, 32, 32) * 2 - 1
+    batch = Batch(
+        torch.rand(2, 3, 16, 32, 32) * 2 - 1,
+        text,
+        mask,
+        pooled,
+        refs,
+        torch.ones(2, 1, dtype=torch.bool),
+    )
+    t, noise = torch.tensor([0.4, 0.7]), torch.randn(2, 3, 16, 32, 32)
+    base = flow_loss(model, batch, t=t, noise=noise)
+
+    # the references do condition the prediction ...
+    no_ref = Batch(batch.x0, text, mask, pooled, refs, torch.zeros(2, 1, dtype=torch.bool))
+    with torch.no_grad():
+        assert abs(float(flow_loss(model, no_ref, t=t, noise=noise)) - float(base)) > 1e-6
+
+    # ... but their outputs never reach the loss: scramble the last block's output at every
+    # non-video position and the loss is bit-identical
+    nv = tiny_cfg.video_tokens
+
+    def scramble(_mod, _inp, out):
+        out = out.clone()
+        out[:, :-nv] = torch.randn_like(out[:, :-nv]) * 100
+        return out
+
+    handle = model.blocks[-1].register_forward_hook(scramble)
+    try:
+        assert torch.equal(flow_loss(model, batch, t=t, noise=noise), base)
+    finally:
+        handle.remove()
+
+
+def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(tiny_cfg):
+    torch.manual_seed(0)
+    model = SpaceTimeDiT(tiny_cfg)
+    text, mask, pooled = random_text(2)
+    x0 = torch.zeros(2, 3, 16, 32, 32) - 0.9
+    x0[:, 0, :, 8:16, 8:16] = 0.9  # a red square
+    batch = Batch(x0, text, mask, pooled)
+    g = torch.Generator().manual_seed(1)
+    t, noise = torch.rand(2, generator=g), torch.randn(x0.shape, generator=g)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss = flow_loss(model, batch, t=t, noise=noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(b < a for a, b in zip(losses[:4], losses[1:5], strict=True))
+
+
+def test_configs_size():
+    from generation.engine.model import CONFIGS
+
+    assert count_params(SpaceTimeDiT(CONFIGS["tiny"])) < 200_000
+    small = SpaceTimeDiT(CONFIGS["small"])
+    assert 3e6 < count_params(small) < 7.5e6  # fp16 export < 30 MB
+    assert CONFIGS["small"].video_tokens == 64
+    assert copy.deepcopy(CONFIGS["small"]) == ModelConfig.from_dict(CONFIGS["small"].to_dict())

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from generation.engine.interface import (
+    Engine,
+    GenerationRequest,
+    get_engine,
+    register_engine,
+    registered_engines,
+)
+from generation.engine.model import SpaceTimeDiT
+from generation.engine.sampler import GenerationCancelled, SampleSpec, sample
+from generation.engine.world import make_clip
+
+from ._util import randomize
+
+
+@pytest.fixture(scope="module")
+def model(tiny_cfg):
+    torch.manual_seed(0)
+    return randomize(SpaceTimeDiT(tiny_cfg), seed=3).eval()
+
+
+def _specs():
+    cameo = make_clip(5, cameo=True).reference_images
+    return [
+        SampleSpec("a red ball bounces to the right", 1),
+        SampleSpec("two small blue squares fall onto the floor on a dark blue background", 2),
+        SampleSpec("the cameo slides to the left", 3, refs=cameo),
+        SampleSpec("", 4),
+    ]
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_sampling_is_deterministic_per_seed(model, hash_encoder, method):
+    s = [SampleSpec("a green triangle slides behind a grey wall", 42)]
+    a = sample(model, hash_encoder, s, steps=3, method=method)
+    b = sample(model, hash_encoder, s, steps=3, method=method)
+    c = sample(model, hash_encoder, [SampleSpec(s[0].prompt, 43)], steps=3, method=method)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+    assert a.shape == (1, 3, 16, 32, 32) and a.abs().max() <= 1
+
+
+def test_batched_and_single_sampling_agree(model, hash_encoder):
+    specs = _specs()
+    batched = sample(model, hash_encoder, specs, steps=3, method="heun")
+    for i, s in enumerate(specs):
+        single = sample(model, hash_encoder, [s], steps=3, method="heun")
+        torch.testing.assert_close(single[0], batched[i], atol=1e-4, rtol=1e-4)
+    # and the order of the batch does not matter either
+    rev = sample(model, hash_encoder, specs[::-1], steps=3, method="heun")
+    torch.testing.assert_close(rev.flip(0), batched, atol=1e-4, rtol=1e-4)
+
+
+def test_progress_and_cancellation(model, hash_encoder):
+    seen = []
+    sample(
+        model,
+        hash_encoder,
+        _specs()[:1],
+        steps=4,
+        method="euler",
+        on_step=lambda d, n: seen.append((d, n)),
+    )
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+    with pytest.raises(GenerationCancelled):
+        sample(model, hash_encoder, _specs()[:1], steps=4, on_step=lambda d, n: d < 2)
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(GenerationCancelled):
+        sample(model, hash_encoder, _specs()[:1], steps=4, cancel=ev)
+
+
+def test_tiny_engine_is_fast_and_cached():
+    engine = get_engine("riff-world", config="tiny", weights=None)
+    assert get_engine("riff-world", config="tiny", weights=None) is engine
+    engine.generate([GenerationRequest("warm up", seed=0)])
+    t0 = time.perf_counter()
+    clip = engine.generate([GenerationRequest("a red ball bounces", seed=1)])[0]
+    assert time.perf_counter() - t0 < 1.0
+    assert clip.frames.shape == (16, 32, 32, 3) and clip.frames.dtype == np.uint8
+    assert clip.fps == 8 and clip.seconds == 2.0
+    assert clip.metadata["seed"] == 1 and clip.metadata["engine"] == "riff-world"
+
+
+def test_engine_generate_batches_requests_and_reports_progress():
+    engine = get_engine("riff-world", config="tiny", weights=None)
+    cameo = make_clip(9, cameo=True).reference_images[0]
+    reqs = [
+        GenerationRequest("a red ball bounces", seed=1),
+        GenerationRequest("a blue square slides", seed=2, cameo_images=[cameo]),
+        GenerationRequest("a white ball", seed=3, seconds=1.0, instructions="make it slow"),
+        GenerationRequest("a white ball", seed=4, context_frames=make_clip(1).frames),
+    ]
+    progress = []
+    clips = engine.generate(reqs, on_progress=lambda d, n: progress.append((d, n)))
+    assert [c.frames.shape[0] for c in clips] == [16, 16, 8, 16]
+    assert clips[1].metadata["cameo_refs_used"] == 1
+    assert clips[2].metadata["text"] == "a white ball. make it slow"
+    assert clips[3].metadata["context_frames_used"] is True
+    assert progress[-1] == (8, 8) and len(progress) == 8  # two length groups x 4 steps
+    single = engine.generate([reqs[1]])[0]
+    assert np.abs(single.frames.astype(int) - clips[1].frames.astype(int)).max() <= 1
+
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(GenerationCancelled):
+        engine.generate(reqs[:1], cancel=ev)
+
+
+def test_registry():
+    calls = []
+
+    def factory(**opts):
+        calls.append(opts)
+        return get_engine("riff-world", config="tiny", weights=None)
+
+    register_engine("test-dummy", factory)
+    assert "riff-world" in registered_engines() and "test-dummy" in registered_engines()
+    a = get_engine("test-dummy", flavour=1)
+    assert get_engine("test-dummy", flavour=1) is a and calls == [{"flavour": 1}]
+    assert isinstance(a, Engine)
+    with pytest.raises(KeyError):
+        get_engine("no-such-engine")

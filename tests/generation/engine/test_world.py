@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from generation.engine.captions import describe, parse_caption
+from generation.engine.world import (
+    COLORS,
+    HELD_OUT_PAIRS,
+    ClipSpec,
+    ObjectSpec,
+    WorldConfig,
+    heldout_clips,
+    make_clip,
+    pattern_from_image,
+    simulate,
+)
+
+
+def test_clips_are_deterministic_per_seed():
+    a, b, c = make_clip(7), make_clip(7), make_clip(8)
+    assert np.array_equal(a.frames, b.frames) and a.caption == b.caption
+    assert not np.array_equal(a.frames, c.frames)
+    assert a.frames.shape == (16, 32, 32, 3) and a.frames.dtype == np.uint8
+    assert a.trajectories.shape == (len(a.spec.objects), 16, 3)
+    assert a.physics["gravity"] == 0.25 and a.physics["restitution"] == 0.8
+
+
+def test_configurable_size():
+    clip = make_clip(3, WorldConfig(frames=8, height=48, width=64))
+    assert clip.frames.shape == (8, 48, 64, 3)
+
+
+def test_free_fall_obeys_the_configured_gravity():
+    cfg = WorldConfig(gravity=0.3, frames=16)
+    spec = ClipSpec([ObjectSpec("red", "ball", "small", x=16, y=4, vx=0.0, vy=0.0)], "falls")
+    y = simulate(spec, cfg)[0, :, 1]
+    airborne = y < cfg.height - 3 - 1e-9
+    n = int(np.argmin(airborne))  # frames before the first floor contact
+    assert n == 13 and not airborne.all()
+    # exact integration between contacts: constant second difference = g
+    np.testing.assert_allclose(np.diff(y[:n], 2), 0.3, atol=1e-9)
+    np.testing.assert_allclose(y[:n], 4 + 0.5 * 0.3 * np.arange(n) ** 2, atol=1e-9)
+
+
+@pytest.mark.parametrize("e", [0.5, 0.8])
+def test_bounce_obeys_the_configured_restitution(e):
+    cfg = WorldConfig(restitution=e, gravity=0.25, frames=64, substeps=64)
+    spec = ClipSpec([ObjectSpec("red", "ball", "small", x=16, y=3, vx=0.0, vy=0.0)], "bounces")
+    y = simulate(spec, cfg)[0, :, 1]
+    floor = cfg.height - 3
+    drop = floor - 3
+    # rebound apex: the highest point (lowest y) between the first two floor contacts
+    d = np.diff(y)
+    first = int(np.argmax(d < 0))  # the last frame before going up again
+    second = first + int(np.argmax(d[first:] > 0))  # the apex frame
+    apex = floor - y[second]
+    assert apex == pytest.approx(e * e * drop, rel=0.05)
+
+
+def test_walls_reflect_horizontal_motion():
+    cfg = WorldConfig(frames=12)
+    spec = ClipSpec([ObjectSpec("red", "square", "small", x=24, y=29, vx=1.5, vy=0.0)], "slides")
+    x = simulate(spec, cfg)[0, :, 0]
+    assert x.max() <= cfg.width - 3 + 1e-9 and x.min() >= 3 - 1e-9
+    assert np.diff(x)[0] > 0 and np.diff(x)[-1] < 0  # turned around at the wall
+
+
+def test_objects_collide():
+    cfg = WorldConfig(frames=16, gravity=0.0)
+    spec = ClipSpec(
+        [
+            ObjectSpec("red", "ball", "large", x=8, y=16, vx=1.0),
+            ObjectSpec("blue", "ball", "large", x=24, y=16, vx=-1.0),
+        ],
+        "slides",
+    )
+    pos = simulate(spec, cfg)
+    gap = np.abs(pos[1, :, 0] - pos[0, :, 0])
+    assert gap.min() >= 10 - 0.5  # they never pass through each other
+    assert pos[0, -1, 0] < pos[0, 5, 0]  # the red ball bounced back
+
+
+def test_captions_mention_colour_shape_and_count():
+    for seed in range(150):
+        clip = make_clip(seed)
+        parsed = parse_caption(clip.caption)
+        objs = clip.spec.objects
+        assert parsed["count"] == len(objs), clip.caption
+        assert parsed["motion"] == clip.spec.motion, clip.caption
+        assert parsed["occluder"] == (clip.spec.occluder_x is not None), clip.caption
+        wanted = sorted((o.color, o.shape) for o in objs)
+        got = sorted((p["color"], p["shape"]) for p in parsed["objects"] for _ in range(p["count"]))
+        assert got == wanted, clip.caption
+
+
+def test_caption_examples():
+    spec = ClipSpec([ObjectSpec("blue", "square", "small", vx=0.0)] * 2, "falls")
+    assert describe(spec) == "two small blue squares fall onto the floor"
+    spec = ClipSpec([ObjectSpec("red", "ball", "large", vx=1.0)], "bounces")
+    assert describe(spec) == "a large red ball bounces to the right"
+    spec = ClipSpec([ObjectSpec("green", "triangle", "small", vx=-1.0)], "slides", occluder_x=16.0)
+    assert describe(spec) == "a small green triangle slides behind a grey wall"
+    spec = ClipSpec([ObjectSpec("orange", "ball", "small", vx=1.0)], "slides")
+    assert describe(spec).startswith("an orange ball") or describe(spec).startswith("a small")
+
+
+def test_training_split_never_draws_held_out_pairs():
+    for seed in range(200):
+        for o in make_clip(seed, split="train").spec.objects:
+            assert (o.color, o.shape) not in HELD_OUT_PAIRS
+    held = heldout_clips(6)
+    for i, clip in enumerate(held):
+        if i % 2 == 0:
+            first = clip.spec.objects[0]
+            assert (first.color, first.shape) in HELD_OUT_PAIRS
+        assert clip.seed >= 1_000_000_000
+
+
+def test_occluder_hides_and_reveals():
+    clips = [c for c in (make_clip(s) for s in range(300)) if c.spec.occluder_x is not None]
+    assert len(clips) >= 5
+    for c in clips:
+        v = c.trajectories[0, :, 2]
+        assert v.min() == 0.0  # fully behind the wall at some frame
+        last_hidden = int(np.flatnonzero(v == 0)[-1])
+        assert last_hidden < 15 and c.visible_fraction[0, -1] > 0.4
+        grey = (c.frames == 128).all(-1)
+        assert grey.all(axis=(0, 1)).sum() >= 9  # a full-height wall
+
+
+def test_cameo_clip_carries_the_sprite():
+    ref = np.zeros((64, 64, 3), np.uint8)
+    ref[:32] = COLORS["red"]
+    ref[32:] = COLORS["blue"]
+    clip = make_clip(11, cameo=ref)
+    pattern = pattern_from_image(ref)
+    assert np.array_equal(clip.cameo_pattern, pattern)
+    assert clip.reference_images[0].shape == (32, 32, 3)
+    assert "cameo" in clip.caption
+    obj = clip.spec.objects[0]
+    x, y = clip.trajectories[0, 0, :2]
+    top = clip.frames[0, int(y - 3), int(x)]
+    bottom = clip.frames[0, int(y + 3), int(x)]
+    assert tuple(top) == COLORS["red"] and tuple(bottom) == COLORS["blue"]
+    assert obj.shape == "square" and obj.size == "large"
