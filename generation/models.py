@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class GenerationStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Aspect(models.TextChoices):
+    PORTRAIT = "9:16"
+    LANDSCAPE = "16:9"
+    SQUARE = "1:1"
+
+
+class Generation(models.Model):
+    """A generation job. `status` changes only through services.generation_transition()."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+    )
+    prompt = models.TextField()
+    # The post this remixes (feed.Post, a higher layer: kept as a plain id here).
+    remix_of_id = models.UUIDField(null=True, blank=True)
+    # The feed impression that inspired it, for creation attribution.
+    serve_id = models.CharField(max_length=64, blank=True)
+    seconds = models.PositiveSmallIntegerField(default=2)
+    aspect = models.CharField(max_length=5, choices=Aspect.choices, default=Aspect.PORTRAIT)
+    seed = models.BigIntegerField()
+    status = models.CharField(
+        max_length=16, choices=GenerationStatus.choices, default=GenerationStatus.QUEUED
+    )
+    progress = models.FloatField(default=0.0)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=300, blank=True)
+    # Each claim by a worker increments `attempts`; it doubles as the fencing token, so a worker
+    # whose lease expired can never finish a job another worker has taken over.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner", "-created_at", "-id"], name="gen_owner_idx"),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="running"),
+                name="gen_running_lease_idx",
+            ),
+            models.Index(
+                fields=["dispatched_at"], condition=Q(status="queued"), name="gen_queued_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+
+class GenerationCameo(models.Model):
+    """A cameo a generation uses, with the instructions version it was admitted with."""
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="cameo_links")
+    cameo = models.ForeignKey(
+        "cameos.Cameo", on_delete=models.CASCADE, related_name="generation_links"
+    )
+    instructions_version = models.PositiveIntegerField()
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "cameo"], name="gen_cameo_unique")
+        ]
+        indexes = [models.Index(fields=["cameo", "generation"], name="gen_cameo_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id} uses {self.cameo_id}"
+
+
+class VideoState(models.TextChoices):
+    DRAFT = "draft"
+    POSTED = "posted"
+    REMOVED = "removed"
+
+
+class Video(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="videos"
+    )
+    # One video per generation, enforced by the database: a duplicate delivery can't make two.
+    generation = models.OneToOneField(Generation, on_delete=models.CASCADE, related_name="video")
+    state = models.CharField(max_length=16, choices=VideoState.choices, default=VideoState.DRAFT)
+    seconds = models.FloatField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    frame_count = models.PositiveIntegerField()
+    content = models.CharField(max_length=255)
+    poster = models.CharField(max_length=255)
+    preview = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    removed_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner", "state", "-created_at", "-id"], name="video_owner_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"video {self.id} ({self.state})"
+
+
+class Appearance(models.Model):
+    """A cameo in a video. Its owner sees every one, other people's drafts included."""
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="appearances")
+    cameo = models.ForeignKey("cameos.Cameo", on_delete=models.CASCADE, related_name="appearances")
+    instructions_version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["video", "cameo"], name="appearance_unique")]
+        indexes = [
+            models.Index(fields=["cameo", "-created_at", "-id"], name="appearance_cameo_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cameo_id} in {self.video_id}"
+
+
+class SafetyRule(models.Model):
+    """A prompt rule applied at admission, editable by staff in the admin."""
+
+    class Kind(models.TextChoices):
+        KEYWORD = "keyword"  # whole-word match after normalisation
+        REGEX = "regex"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.KEYWORD)
+    pattern = models.CharField(max_length=300)
+    message = models.CharField(max_length=200, default="This prompt is not allowed.")
+    enabled = models.BooleanField(default=True)
+    # Teens get stricter rules on top of everyone's.
+    teens_only = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name

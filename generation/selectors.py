@@ -1,0 +1,54 @@
+"""Reads for generation. The video visibility rule lives here and only here."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from cameos.models import Cameo
+from config.api.errors import NotFound
+
+from .models import Appearance, Generation, Video, VideoState
+
+
+def generations_of(*, user) -> QuerySet[Generation]:
+    return (
+        Generation.objects.filter(owner=user)
+        .select_related("video", "video__owner")
+        .prefetch_related("cameo_links")
+    )
+
+
+def generation_of(*, user, generation_id) -> Generation:
+    generation = generations_of(user=user).filter(pk=generation_id).first()
+    if generation is None:
+        raise NotFound("No such generation.")
+    return generation
+
+
+def videos_visible_to(user) -> QuerySet[Video]:
+    """The owner, owners of cameos in the video, or anyone once posted. Removed: nobody."""
+    in_my_cameo = Exists(Appearance.objects.filter(video=OuterRef("pk"), cameo__owner_id=user.pk))
+    return (
+        Video.objects.exclude(state=VideoState.REMOVED)
+        .filter(Q(owner_id=user.pk) | Q(state=VideoState.POSTED) | in_my_cameo)
+        .select_related("owner")
+    )
+
+
+def video_visible(*, user, video_id) -> Video:
+    video = videos_visible_to(user).filter(pk=video_id).first()
+    if video is None:
+        raise NotFound("No such video.")
+    return video
+
+
+def drafts_of(*, user) -> QuerySet[Video]:
+    return Video.objects.filter(owner=user, state=VideoState.DRAFT).select_related("owner")
+
+
+def appearances_of(*, cameo: Cameo) -> QuerySet[Appearance]:
+    return (
+        Appearance.objects.filter(cameo=cameo)
+        .exclude(video__state=VideoState.REMOVED)
+        .select_related("video", "video__owner")
+    )

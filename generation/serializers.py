@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.serializers import UserBriefOut
+from config.api.fields import StrictCharField, StrictUUIDField
+
+from .models import Aspect, Generation, Video
+
+
+class GenerationIn(serializers.Serializer):
+    prompt = StrictCharField(max_length=1000, min_length=1)
+    cameos = serializers.ListField(child=StrictUUIDField(), required=False, max_length=10)
+    remix_of = StrictUUIDField(required=False, allow_null=True)
+    seconds = serializers.IntegerField(required=False, min_value=1, max_value=10)
+    aspect = serializers.ChoiceField(choices=Aspect.choices, required=False)
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    serve_id = StrictCharField(max_length=64, required=False, allow_blank=True)
+
+    def validate_prompt(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("Must not be blank.")
+        return value
+
+
+def _content_url(request, video: Video, variant: str) -> str:
+    path = f"/api/v1/videos/{video.pk}/content?variant={variant}"
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+class VideoOut(serializers.ModelSerializer):
+    owner = UserBriefOut()
+    generation = serializers.UUIDField(source="generation_id")
+    content_url = serializers.SerializerMethodField()
+    poster_url = serializers.SerializerMethodField()
+    preview_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Video
+        fields = [
+            "id",
+            "owner",
+            "generation",
+            "state",
+            "seconds",
+            "width",
+            "height",
+            "frame_count",
+            "content_url",
+            "poster_url",
+            "preview_url",
+            "sha256",
+            "created_at",
+        ]
+
+    def get_content_url(self, obj: Video) -> str:
+        return _content_url(self.context.get("request"), obj, "video")
+
+    def get_poster_url(self, obj: Video) -> str:
+        return _content_url(self.context.get("request"), obj, "poster")
+
+    def get_preview_url(self, obj: Video) -> str:
+        return _content_url(self.context.get("request"), obj, "preview")
+
+
+class ErrorOut(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class GenerationOut(serializers.ModelSerializer):
+    cameos = serializers.SerializerMethodField()
+    remix_of = serializers.UUIDField(source="remix_of_id", allow_null=True)
+    error = serializers.SerializerMethodField()
+    video = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Generation
+        fields = [
+            "id",
+            "status",
+            "progress",
+            "prompt",
+            "cameos",
+            "remix_of",
+            "seconds",
+            "aspect",
+            "seed",
+            "error",
+            "video",
+            "created_at",
+            "completed_at",
+        ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_cameos(self, obj: Generation) -> list[str]:
+        links = sorted(obj.cameo_links.all(), key=lambda link: link.position)
+        return [str(link.cameo_id) for link in links]
+
+    @extend_schema_field(ErrorOut(allow_null=True))
+    def get_error(self, obj: Generation):
+        return {"code": obj.error_code, "message": obj.error_message} if obj.error_code else None
+
+    @extend_schema_field(VideoOut(allow_null=True))
+    def get_video(self, obj: Generation):
+        video = getattr(obj, "video", None) if obj.status == "succeeded" else None
+        if video is None or video.state == "removed":
+            return None
+        return VideoOut(video, context=self.context).data
+
+
+class AppearanceOut(serializers.Serializer):
+    video = VideoOut()
+    instructions_version = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class ProvenanceIn(serializers.Serializer):
+    file = serializers.FileField()
+
+
+class ProvenanceOut(serializers.Serializer):
+    ours = serializers.BooleanField()
+    video_id = serializers.UUIDField(allow_null=True)
+    manifest = serializers.DictField(allow_null=True)
+    valid_signature = serializers.BooleanField()
+    sha256 = serializers.CharField()

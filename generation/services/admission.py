@@ -1,0 +1,157 @@
+"""Admission: everything decided before a job exists, in one transaction.
+
+Quota -> safety rules -> cameo resolution (ids and @handles) -> consent for each -> the
+pluggable policy checks (`RIFF_ADMISSION_CHECKS`, e.g. rights) -> the job row `queued` ->
+dispatch after commit.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from accounts.models import User
+from cameos.consent import cameo_can_use
+from cameos.models import Cameo
+from cameos.selectors import cameos_by_handles
+from config.api.errors import ApiError, Forbidden
+
+from ..models import Generation, GenerationCameo, GenerationStatus, SafetyRule
+
+HANDLE_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_.]{3,30})")
+
+
+@dataclass
+class AdmissionRequest:
+    """What the caller asked for, already shape-validated by the serializer."""
+
+    prompt: str
+    cameo_ids: list = field(default_factory=list)
+    remix_of_id: Any = None
+    seconds: int = 2
+    aspect: str = "9:16"
+    seed: int | None = None
+    serve_id: str = ""
+
+
+def normalize_prompt(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _quota_for(user: User) -> int:
+    return settings.RIFF_DAILY_QUOTA_TEEN if user.is_teen else settings.RIFF_DAILY_QUOTA
+
+
+def _check_quota(user: User) -> None:
+    now = timezone.now()
+    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    used = (
+        Generation.objects.filter(owner=user, created_at__gte=day_start)
+        .exclude(status=GenerationStatus.FAILED, error_code__in=["worker_lost", "engine_error"])
+        .count()
+    )
+    if used >= _quota_for(user):
+        retry = int((day_start + timedelta(days=1) - now).total_seconds()) + 1
+        raise ApiError(
+            f"You have used today's {_quota_for(user)} generations.",
+            code="quota_exceeded",
+            status_code=429,
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def check_safety(user: User, prompt: str) -> None:
+    text = normalize_prompt(prompt)
+    rules = SafetyRule.objects.filter(enabled=True)
+    if not user.is_teen:
+        rules = rules.filter(teens_only=False)
+    for rule in rules:
+        if rule.kind == SafetyRule.Kind.REGEX:
+            hit = re.search(rule.pattern, text, flags=re.IGNORECASE) is not None
+        else:
+            hit = (
+                re.search(rf"(?<!\w){re.escape(normalize_prompt(rule.pattern))}(?!\w)", text)
+                is not None
+            )
+        if hit:
+            raise Forbidden(rule.message, code="content_policy")
+
+
+def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
+    """Cameos named by id or by @handle in the prompt, each one checked for consent.
+
+    An id the caller may not use (or that does not exist) is a 403 `cameo_permission_denied`, so
+    the answer never reveals whether someone else's cameo exists. An @word that is no cameo is
+    just text.
+    """
+    ids = list(dict.fromkeys(request.cameo_ids))
+    found = {c.pk: c for c in Cameo.objects.filter(pk__in=ids).select_related("owner")}
+    cameos: list[Cameo] = []
+    for cameo_id in ids:
+        cameo = found.get(cameo_id)
+        if cameo is None or not cameo_can_use(user, cameo).allowed:
+            raise Forbidden(
+                "You may not use this cameo.",
+                code="cameo_permission_denied",
+                fields={"cameos": [str(cameo_id)]},
+            )
+        cameos.append(cameo)
+    handles = HANDLE_RE.findall(request.prompt)
+    for cameo in cameos_by_handles(handles=handles):
+        if cameo.pk in found:
+            continue
+        decision = cameo_can_use(user, cameo)
+        if not decision.allowed:
+            raise Forbidden(
+                f"You may not use @{cameo.handle}.",
+                code="cameo_permission_denied",
+                fields={"prompt": [f"@{cameo.handle}"]},
+            )
+        cameos.append(cameo)
+        found[cameo.pk] = cameo
+    if len(cameos) > settings.RIFF_MAX_CAMEOS_PER_VIDEO:
+        raise ApiError(
+            f"At most {settings.RIFF_MAX_CAMEOS_PER_VIDEO} cameos per video.",
+            code="too_many_cameos",
+            fields={"cameos": ["Too many."]},
+        )
+    return cameos
+
+
+@transaction.atomic
+def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
+    # Serialise admissions per user so the quota check can't be raced.
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    _check_quota(user)
+    check_safety(user, request.prompt)
+    cameos = resolve_cameos(user, request)
+    for path in settings.RIFF_ADMISSION_CHECKS:
+        import_string(path)(user=user, prompt=request.prompt, cameos=cameos, request=request)
+    generation = Generation.objects.create(
+        owner=user,
+        prompt=request.prompt,
+        remix_of_id=request.remix_of_id,
+        serve_id=request.serve_id,
+        seconds=request.seconds,
+        aspect=request.aspect,
+        seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+    )
+    GenerationCameo.objects.bulk_create(
+        GenerationCameo(
+            generation=generation, cameo=c, instructions_version=c.instructions_version, position=i
+        )
+        for i, c in enumerate(cameos)
+    )
+    from ..dispatch import dispatch_after_commit
+
+    dispatch_after_commit(generation)
+    return generation

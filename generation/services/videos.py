@@ -1,0 +1,100 @@
+"""Videos and appearances: creation by the worker, removal by owners of the cameos in them."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from accounts.services import notification_create
+from cameos.models import Cameo
+
+from ..models import Appearance, Generation, GenerationCameo, Video, VideoState
+
+
+def store_rendered(*, generation: Generation, rendered) -> dict[str, str]:
+    """Writes the MP4, poster and preview through the storage API; returns their names."""
+    stamp = uuid.uuid4().hex[:10]
+    base = f"videos/{generation.owner_id}/{generation.pk}/{stamp}"
+    names: dict[str, str] = {}
+    try:
+        names["content"] = default_storage.save(f"{base}.mp4", ContentFile(rendered.mp4))
+        names["poster"] = default_storage.save(f"{base}-poster.jpg", ContentFile(rendered.poster))
+        names["preview"] = default_storage.save(
+            f"{base}-preview.webp", ContentFile(rendered.preview)
+        )
+    except BaseException:
+        delete_files(names.values())
+        raise
+    return names
+
+
+def delete_files(names) -> None:
+    for name in names:
+        if name:
+            default_storage.delete(name)
+
+
+def video_create(
+    *, generation: Generation, video_id: uuid.UUID, rendered, files: dict[str, str]
+) -> Video:
+    """Inside the worker's finishing transaction: the draft, its appearances, notifications."""
+    video = Video.objects.create(
+        id=video_id,
+        owner_id=generation.owner_id,
+        generation=generation,
+        seconds=rendered.duration_s,
+        width=rendered.width,
+        height=rendered.height,
+        frame_count=rendered.frame_count,
+        sha256=rendered.sha256,
+        **files,
+    )
+    links = GenerationCameo.objects.filter(generation=generation).select_related("cameo__owner")
+    Appearance.objects.bulk_create(
+        Appearance(video=video, cameo=link.cameo, instructions_version=link.instructions_version)
+        for link in links
+    )
+    for link in links:
+        if link.cameo.owner_id != generation.owner_id:
+            notification_create(
+                recipient=link.cameo.owner,
+                kind="cameo.appearance",
+                actor=generation.owner,
+                data={
+                    "cameo_id": str(link.cameo_id),
+                    "video_id": str(video.pk),
+                    "state": video.state,
+                },
+            )
+    return video
+
+
+@transaction.atomic
+def video_remove(*, video: Video, reason: str) -> Video:
+    """Removes a video everywhere (draft or post); files are deleted after commit."""
+    locked = Video.objects.select_for_update().get(pk=video.pk)
+    if locked.state == VideoState.REMOVED:
+        return locked
+    locked.state = VideoState.REMOVED
+    locked.removed_reason = reason[:200]
+    locked.save(update_fields=["state", "removed_reason"])
+    names = [locked.content, locked.poster, locked.preview]
+    transaction.on_commit(lambda: delete_files(names))
+    return locked
+
+
+@transaction.atomic
+def appearance_remove(*, cameo: Cameo, video: Video, actor) -> Video:
+    """The cameo's owner takes a video with their likeness down, whoever made it."""
+    removed = video_remove(video=video, reason=f"removed by the owner of @{cameo.handle}")
+    if video.owner_id != actor.pk:
+        notification_create(
+            recipient=video.owner,
+            kind="video.removed",
+            actor=actor,
+            data={"video_id": str(video.pk), "reason": "a cameo owner removed it"},
+        )
+    return removed

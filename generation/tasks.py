@@ -1,0 +1,141 @@
+"""The generation worker (`gpu` queue) and the beat tasks that keep jobs moving.
+
+A job runs once however often its message is delivered: the claim is a conditional UPDATE,
+every later write presents the attempt number it claimed with, and the video row is unique per
+generation. A crash leaves a `running` job whose lease runs out; `generation_sweep` then
+re-queues it (or fails it after the last attempt), so no job stays `running` forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from cameos.consent import cameo_can_use
+
+from .models import Generation, GenerationCameo, GenerationStatus
+from .runner import EngineUnavailable, render_job, sample_job
+from .services.jobs import (
+    LostLease,
+    generation_claim,
+    generation_heartbeat,
+    generation_reap,
+    generation_transition,
+)
+from .services.videos import delete_files, store_rendered, video_create
+
+logger = logging.getLogger(__name__)
+G = GenerationStatus
+
+
+class TransientEngineError(Exception):
+    """An engine failure worth another attempt (out of memory, device lost)."""
+
+
+def _consent_lost(job: Generation) -> str | None:
+    links = GenerationCameo.objects.filter(generation=job).select_related("cameo", "cameo__owner")
+    for link in links:
+        if not cameo_can_use(job.owner, link.cameo).allowed:
+            return link.cameo.handle
+    return None
+
+
+@shared_task(name="generation.tasks.generation_run", acks_late=True, bind=True)
+def generation_run(self, generation_id: str) -> str:
+    job = generation_claim(generation_id=generation_id)
+    if job is None:
+        return "skipped"
+    job = Generation.objects.select_related("owner").get(pk=job.pk)
+    attempt = job.attempts
+    try:
+        lost = _consent_lost(job)
+        if lost:
+            return _fail(job, attempt, "cameo_consent_revoked", f"@{lost} can no longer be used.")
+
+        def on_progress(done: int, total: int) -> None:
+            # Also the cancellation point: a cancelled or taken-over job raises LostLease here.
+            generation_heartbeat(generation=job, progress=min(0.95, 0.9 * done / max(1, total)))
+
+        frames, fps = sample_job(job, on_progress)
+        # Consent is checked again after sampling: an owner may have withdrawn it meanwhile.
+        lost = _consent_lost(job)
+        if lost:
+            return _fail(
+                job, attempt, "cameo_consent_revoked", f"@{lost} was withdrawn while generating."
+            )
+        generation_heartbeat(generation=job, progress=0.96)
+        video_id = uuid.uuid4()
+        rendered = render_job(job, video_id=video_id, frames=frames, fps=fps)
+        files = store_rendered(generation=job, rendered=rendered)
+        try:
+            with transaction.atomic():
+                generation_transition(generation=job, to=G.SUCCEEDED, attempt=attempt)
+                if _consent_lost(job):
+                    raise _ConsentRace()
+                video_create(generation=job, video_id=video_id, rendered=rendered, files=files)
+        except _ConsentRace:
+            delete_files(files.values())
+            return _fail(
+                job, attempt, "cameo_consent_revoked", "A cameo was withdrawn while finishing."
+            )
+        except BaseException:
+            delete_files(files.values())
+            raise
+        return "succeeded"
+    except LostLease:
+        logger.info("generation %s: lease lost or cancelled; stopping", generation_id)
+        return "lost"
+    except TransientEngineError as exc:
+        return _retry_or_fail(job, attempt, "engine_error", str(exc))
+    except EngineUnavailable as exc:
+        logger.error("generation %s: engine unavailable: %s", generation_id, exc)
+        return _fail(
+            job, attempt, "engine_unavailable", "The video engine is not available on this worker."
+        )
+    except Exception as exc:
+        logger.exception("generation %s failed", generation_id)
+        return _retry_or_fail(job, attempt, "engine_error", f"{exc.__class__.__name__}: {exc}")
+
+
+class _ConsentRace(Exception):
+    pass
+
+
+def _fail(job: Generation, attempt: int, code: str, message: str) -> str:
+    try:
+        generation_transition(
+            generation=job, to=G.FAILED, attempt=attempt, error_code=code, error_message=message
+        )
+    except LostLease:
+        return "lost"
+    return "failed"
+
+
+def _retry_or_fail(job: Generation, attempt: int, code: str, message: str) -> str:
+    if attempt >= settings.RIFF_GENERATION_MAX_ATTEMPTS:
+        return _fail(job, attempt, code, message)
+    try:
+        from .dispatch import send
+
+        with transaction.atomic():
+            generation_transition(generation=job, to=G.QUEUED, attempt=attempt)
+            transaction.on_commit(lambda: send(job.pk))
+    except LostLease:
+        return "lost"
+    return "retrying"
+
+
+@shared_task(name="generation.tasks.generation_sweep")
+def generation_sweep() -> dict[str, int]:
+    return generation_reap()
+
+
+@shared_task(name="generation.tasks.idempotency_purge")
+def idempotency_purge() -> int:
+    from accounts.idempotency import purge_expired
+
+    return purge_expired()

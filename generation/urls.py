@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import apis
+
+urlpatterns = [
+    path("generations", apis.GenerationsApi.as_view()),
+    path("generations/<uuid:generation_id>", apis.GenerationApi.as_view()),
+    path("generations/<uuid:generation_id>/cancel", apis.GenerationCancelApi.as_view()),
+    path("drafts", apis.DraftsApi.as_view()),
+    path("videos/<uuid:video_id>", apis.VideoApi.as_view()),
+    path("videos/<uuid:video_id>/content", apis.VideoContentApi.as_view()),
+    path("cameos/<uuid:cameo_id>/appearances", apis.AppearancesApi.as_view()),
+    path("cameos/<uuid:cameo_id>/appearances/<uuid:video_id>", apis.AppearanceApi.as_view()),
+    path("provenance/verify", apis.ProvenanceVerifyApi.as_view()),
+]

@@ -1,0 +1,175 @@
+"""POST /generations: every refusal, idempotency, quota, and what a refused request leaves."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from accounts.models import Block
+from cameos.models import CameoGrant
+from generation.models import Generation, GenerationCameo, SafetyRule
+from tests.conftest import client_for
+from tests.factories import UserFactory
+from tests.helpers import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, body, **headers):
+    return client.post("/api/v1/generations", body, format="json", **headers)
+
+
+def test_admits_with_own_and_granted_cameos(
+    api, user, other, active_cameo, django_capture_on_commit_callbacks
+):
+    mine = active_cameo(user, handle="my.clock")
+    theirs = active_cameo(other, handle="bobs.cat")
+    CameoGrant.objects.create(cameo=theirs, user=user)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post(
+            api, {"prompt": "@my.clock chases @bobs.cat", "seconds": 2, "aspect": "1:1", "seed": 7}
+        )
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["status"] == "queued" and body["progress"] == 0
+    assert (
+        body["seed"] == 7
+        and body["aspect"] == "1:1"
+        and body["video"] is None
+        and body["error"] is None
+    )
+    assert body["cameos"] == [str(mine.pk), str(theirs.pk)]
+    assert len(callbacks) == 1  # dispatch happens only after commit
+    links = GenerationCameo.objects.filter(generation_id=body["id"]).order_by("position")
+    assert [link.instructions_version for link in links] == [1, 1]
+
+
+@pytest.mark.parametrize("relation", ["stranger", "blocked", "revoked", "unknown"])
+def test_cameo_refusals_leave_nothing(api, user, other, active_cameo, relation):
+    cameo = active_cameo(other, handle="bobs.cat")
+    cameo_id = cameo.pk
+    if relation == "blocked":
+        CameoGrant.objects.create(cameo=cameo, user=user)
+        Block.objects.create(blocker=other, blocked=user)
+    elif relation == "revoked":
+        CameoGrant.objects.create(cameo=cameo, user=user)
+        cameo.status = "revoked"
+        cameo.save()
+    elif relation == "unknown":
+        import uuid
+
+        cameo_id = uuid.uuid4()
+    assert_error(
+        post(api, {"prompt": "a dance", "cameos": [str(cameo_id)]}), 403, "cameo_permission_denied"
+    )
+    assert Generation.objects.count() == 0
+
+
+def test_handle_in_prompt_is_checked(api, other, active_cameo):
+    active_cameo(other, handle="bobs.cat")
+    assert_error(
+        post(api, {"prompt": "@BOBS.CAT dances"}), 403, "cameo_permission_denied", "prompt"
+    )
+    # An @word that is no cameo is just text.
+    assert post(api, {"prompt": "@nobody.here dances"}).status_code == 202
+
+
+def test_anonymous(anon):
+    assert_error(post(anon, {"prompt": "x"}), 401, "not_authenticated")
+
+
+def test_safety_rules(api, user, teen_birth_date):
+    SafetyRule.objects.create(name="gore", pattern="gore", message="No gore.")
+    SafetyRule.objects.create(name="teen", pattern=r"horror\w*", kind="regex", teens_only=True)
+    error = assert_error(post(api, {"prompt": "lots of GORE here"}), 403, "content_policy")
+    assert error["message"] == "No gore."
+    assert post(api, {"prompt": "a gorey? no: gorefree words pass"}).status_code == 202
+    assert post(api, {"prompt": "horrorshow"}).status_code == 202
+    teen = client_for(UserFactory(username="teen", birth_date=teen_birth_date))
+    assert_error(post(teen, {"prompt": "horrorshow"}), 403, "content_policy")
+    assert Generation.objects.count() == 2
+
+
+def test_quota(api, user, settings, teen_birth_date):
+    settings.RIFF_DAILY_QUOTA = 2
+    assert post(api, {"prompt": "one"}).status_code == 202
+    assert post(api, {"prompt": "two"}).status_code == 202
+    response = post(api, {"prompt": "three"})
+    assert_error(response, 429, "quota_exceeded")
+    assert 0 < int(response["Retry-After"]) <= 86400
+    assert Generation.objects.filter(owner=user).count() == 2
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "   "}, "prompt"),
+        ({"prompt": "x" * 1001}, "prompt"),
+        ({"prompt": "x", "seconds": 0}, "seconds"),
+        ({"prompt": "x", "aspect": "4:3"}, "aspect"),
+        ({"prompt": "x", "cameos": ["not-a-uuid"]}, "cameos.0"),
+        ({"prompt": "x", "cameos": [1]}, "cameos.0"),
+        ({"prompt": 5}, "prompt"),
+    ],
+)
+def test_validation(api, body, field):
+    assert_error(post(api, body), 400, "invalid", field)
+    assert Generation.objects.count() == 0
+
+
+def test_idempotency_replay_mismatch(api):
+    first = post(api, {"prompt": "a cat"}, HTTP_IDEMPOTENCY_KEY="k1")
+    again = post(api, {"prompt": "a cat"}, HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert_error(
+        post(api, {"prompt": "a dog"}, HTTP_IDEMPOTENCY_KEY="k1"), 422, "idempotency_mismatch"
+    )
+    assert Generation.objects.count() == 1
+    # Keys are per caller: another user's k1 is a different request.
+    assert (
+        post(client_for(UserFactory()), {"prompt": "a dog"}, HTTP_IDEMPOTENCY_KEY="k1").status_code
+        == 202
+    )
+    assert Generation.objects.count() == 2
+
+
+def test_idempotency_replays_refusals_too(api, other, active_cameo):
+    cameo = active_cameo(other)
+    body = {"prompt": "x", "cameos": [str(cameo.pk)]}
+    assert post(api, body, HTTP_IDEMPOTENCY_KEY="r").status_code == 403
+    CameoGrant.objects.create(cameo=cameo, user=api.user)
+    assert post(api, body, HTTP_IDEMPOTENCY_KEY="r").status_code == 403  # the first answer stands
+    assert post(api, body, HTTP_IDEMPOTENCY_KEY="r2").status_code == 202
+
+
+def test_bad_idempotency_key(api):
+    assert_error(post(api, {"prompt": "x"}, HTTP_IDEMPOTENCY_KEY="k" * 256), 400, "invalid")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_posts_make_one_job():
+    user = UserFactory(username="racer")
+    results = []
+    barrier = threading.Barrier(6)
+
+    def go():
+        try:
+            client = client_for(user)
+            barrier.wait()
+            results.append(post(client, {"prompt": "same"}, HTTP_IDEMPOTENCY_KEY="same-key"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.status_code for r in results)
+    assert set(codes) <= {202, 409} and codes.count(202) >= 1
+    assert Generation.objects.filter(owner=user).count() == 1
+    ids = {r.json()["id"] for r in results if r.status_code == 202}
+    assert len(ids) == 1
