@@ -164,6 +164,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "generation-sweep": {"task": "generation.tasks.generation_sweep", "schedule": 15.0},
     "idempotency-purge": {"task": "generation.tasks.idempotency_purge", "schedule": 3600.0},
+    "feed-partitions": {"task": "feed.tasks.feed_partitions_ensure", "schedule": 86400.0},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
@@ -196,7 +197,10 @@ RIFF_AVATAR_SIZES = (512, 128)
 RIFF_REALTIME_TICKET_TTL = 60
 # Services run, in order, when an account is deleted. Each app that owns user data adds its
 # own here (the lower layer defines the hook; the upper layers implement it).
-RIFF_ACCOUNT_DELETION_HOOKS: list[str] = ["cameos.services.on_account_deleted"]
+RIFF_ACCOUNT_DELETION_HOOKS: list[str] = [
+    "feed.services.on_account_deleted",
+    "cameos.services.on_account_deleted",
+]
 # Services run when one user blocks another (cameo access is voided both ways).
 RIFF_BLOCK_HOOKS: list[str] = ["cameos.services.on_block"]
 
@@ -209,7 +213,12 @@ RIFF_CAMEO_CHALLENGE_TTL = env_int("RIFF_CAMEO_CHALLENGE_TTL", 15 * 60)
 # "auto": a human reviews only borderline recordings (and every character); "always": every one.
 RIFF_CAMEO_REVIEW_POLICY = env("RIFF_CAMEO_REVIEW_POLICY", "auto")
 # Upper layers hook in (e.g. generation cancels jobs using a revoked cameo).
-RIFF_CAMEO_REVOKED_HOOKS: list[str] = ["generation.services.on_cameo_revoked"]
+RIFF_CAMEO_REVOKED_HOOKS: list[str] = [
+    "generation.services.on_cameo_revoked",
+    "feed.services.on_cameo_revoked",
+]
+# A removed video (moderation, a cameo owner, its author) takes its post down.
+RIFF_VIDEO_REMOVED_HOOKS: list[str] = ["feed.services.on_video_removed"]
 RIFF_CAMEO_CONSENT_WITHDRAWN_HOOKS: list[str] = ["generation.services.on_cameo_consent_withdrawn"]
 
 # --- Generation -----------------------------------------------------------------------------
@@ -280,6 +289,10 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
     },
     "SECURITY": [{"bearerAuth": []}],
+    "ENUM_NAME_OVERRIDES": {
+        "FeedItemKindEnum": ["post", "create_prompt"],
+        "CameoKindEnum": "cameos.models.CameoKind",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.add_error_envelope",

@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("cameos.urls")),
     path("", include("generation.urls")),
+    path("", include("feed.urls")),
 ]
 
 urlpatterns = [

@@ -88,6 +88,16 @@ def keyset_filter(fields: tuple[str, ...], values: list[Any]) -> Q:
     return condition
 
 
+def next_link(request: Request, cursor: str | None, limit: int) -> str | None:
+    """This request's URL with `cursor` and `limit` replaced (None when there is no next)."""
+    if not cursor:
+        return None
+    params = request.query_params.copy()
+    params["cursor"] = cursor
+    params["limit"] = str(limit)
+    return request.build_absolute_uri(request.path) + "?" + urlencode(params, doseq=True)
+
+
 class KeysetPagination(BasePagination):
     default_ordering: tuple[str, ...] = ("-created_at", "-id")
 
@@ -111,14 +121,7 @@ class KeysetPagination(BasePagination):
         return rows
 
     def get_next_link(self) -> str | None:
-        if not self.next_cursor:
-            return None
-        params = self.request.query_params.copy()
-        params["cursor"] = self.next_cursor
-        params["limit"] = str(self.limit)
-        return (
-            self.request.build_absolute_uri(self.request.path) + "?" + urlencode(params, doseq=True)
-        )
+        return next_link(self.request, self.next_cursor, self.limit)
 
     def get_paginated_response(self, data: list[Any]) -> Response:
         return Response({"results": data, "next": self.get_next_link()})

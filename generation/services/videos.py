@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 from accounts.services import notification_create
 from cameos.models import Cameo
@@ -81,6 +83,8 @@ def video_remove(*, video: Video, reason: str) -> Video:
     locked.state = VideoState.REMOVED
     locked.removed_reason = reason[:200]
     locked.save(update_fields=["state", "removed_reason"])
+    for path in settings.RIFF_VIDEO_REMOVED_HOOKS:
+        import_string(path)(video=locked)
     names = [locked.content, locked.poster, locked.preview]
     transaction.on_commit(lambda: delete_files(names))
     return locked

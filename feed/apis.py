@@ -1,0 +1,181 @@
+"""Posts, likes, comments, the feed and its events (API.md "Posts, feed, remix")."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.idempotency import idempotent
+from config.api.errors import Invalid
+from config.api.pagination import next_link, page_of, paginated_response, parse_limit
+
+from . import selectors, services
+from .feeds import following_page, latest_page
+from .serializers import (
+    CommentIn,
+    CommentOut,
+    FeedEventsIn,
+    FeedEventsOut,
+    FeedItemOut,
+    LikeOut,
+    PostIn,
+    PostOut,
+)
+
+ERR = {code: OpenApiResponse(description="error envelope") for code in (400, 403, 404, 409, 422)}
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Replays the first response for the same key and body (kept 24 h).",
+)
+FEED_KINDS = ("for_you", "following", "latest")
+
+
+def post_out(post, request: Request) -> dict:
+    selectors.annotate_posts([post], viewer=request.user)
+    return PostOut(post, context={"request": request}).data
+
+
+class PostsApi(APIView):
+    @extend_schema(
+        request=PostIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: PostOut, 201: PostOut, 400: ERR[400], 403: ERR[403], 404: ERR[404]},
+        description="Publishes an own draft. Publishing the same video again returns its post "
+        "with 200.",
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        payload = PostIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        post, created = services.post_publish(
+            user=request.user,
+            video_id=values["video_id"],
+            caption=values["caption"],
+            allow_remix=values["allow_remix"],
+        )
+        return Response(
+            post_out(selectors.post_visible(user=request.user, post_id=post.pk), request),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class PostApi(APIView):
+    @extend_schema(responses={200: PostOut, 404: ERR[404]})
+    def get(self, request: Request, post_id) -> Response:
+        return Response(
+            post_out(selectors.post_visible(user=request.user, post_id=post_id), request)
+        )
+
+    @extend_schema(responses={204: None, 404: ERR[404]})
+    def delete(self, request: Request, post_id) -> Response:
+        post = selectors.post_visible(user=request.user, post_id=post_id)
+        services.post_delete(user=request.user, post=post)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LikeApi(APIView):
+    def _answer(self, request: Request, post) -> Response:
+        count = selectors.post_counts([post.pk]).get(post.pk, {}).get("likes") or 0
+        liked = post.likes.filter(user=request.user).exists()
+        return Response(LikeOut({"liked": liked, "like_count": count}).data)
+
+    @extend_schema(request=None, responses={200: LikeOut, 404: ERR[404]})
+    def post(self, request: Request, post_id) -> Response:
+        post = selectors.post_visible(user=request.user, post_id=post_id)
+        services.like_set(user=request.user, post=post, liked=True)
+        return self._answer(request, post)
+
+    @extend_schema(responses={200: LikeOut, 404: ERR[404]})
+    def delete(self, request: Request, post_id) -> Response:
+        post = selectors.post_visible(user=request.user, post_id=post_id)
+        services.like_set(user=request.user, post=post, liked=False)
+        return self._answer(request, post)
+
+
+class CommentsApi(APIView):
+    pagination_ordering = ("-created_at", "-id")
+
+    @extend_schema(responses={200: page_of(CommentOut), 404: ERR[404]})
+    def get(self, request: Request, post_id) -> Response:
+        post = selectors.post_visible(user=request.user, post_id=post_id)
+        return paginated_response(
+            self, request, selectors.comments_of(user=request.user, post=post), CommentOut
+        )
+
+    @extend_schema(request=CommentIn, responses={201: CommentOut, 400: ERR[400], 404: ERR[404]})
+    def post(self, request: Request, post_id) -> Response:
+        post = selectors.post_visible(user=request.user, post_id=post_id)
+        payload = CommentIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        comment = services.comment_create(
+            user=request.user, post=post, body=payload.validated_data["body"]
+        )
+        return Response(
+            CommentOut(comment, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+
+class FeedApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", str, enum=list(FEED_KINDS), required=False),
+            OpenApiParameter("cursor", str, required=False),
+            OpenApiParameter("limit", int, required=False),
+        ],
+        responses={200: page_of(FeedItemOut), 400: ERR[400]},
+    )
+    def get(self, request: Request) -> Response:
+        kind = request.query_params.get("kind", "for_you")
+        if kind not in FEED_KINDS:
+            raise Invalid(
+                "Unknown feed kind.", fields={"kind": [f"One of {', '.join(FEED_KINDS)}."]}
+            )
+        if kind == "following":
+            page = following_page(request)
+        elif kind == "latest":
+            page = latest_page(request)
+        else:
+            from .ranking import for_you_page
+
+            page = for_you_page(request)
+        limit = len(page.items) if page.cursor is None else None
+        return Response(
+            {
+                "results": page.items,
+                "next": next_link(request, page.cursor, limit or _limit(request)),
+            }
+        )
+
+
+def _limit(request: Request) -> int:
+
+    return parse_limit(request)
+
+
+class FeedEventsApi(APIView):
+    @extend_schema(request=FeedEventsIn, responses={202: FeedEventsOut, 400: ERR[400]})
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if isinstance(data, list):  # a bare JSON array of events is accepted too
+            data = {"events": data}
+        payload = FeedEventsIn(data=data)
+        payload.is_valid(raise_exception=True)
+        accepted, rejected = services.events_record(
+            user=request.user, events=payload.validated_data["events"]
+        )
+        return Response(
+            FeedEventsOut({"accepted": accepted, "rejected": rejected}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.serializers import UserBriefOut
+from config.api.fields import StrictCharField, StrictUUIDField
+from generation.serializers import VideoOut
+
+from .models import Comment, EventKind, Post
+
+
+class PostIn(serializers.Serializer):
+    video_id = StrictUUIDField()
+    caption = StrictCharField(max_length=2200, required=False, allow_blank=True, default="")
+    allow_remix = serializers.BooleanField(required=False, default=True)
+
+
+class CameoBriefOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    handle = serializers.CharField()
+
+
+class PostOut(serializers.ModelSerializer):
+    """Expects a post passed through feed.selectors.annotate_posts."""
+
+    author = UserBriefOut()
+    video = VideoOut()
+    like_count = serializers.IntegerField()
+    comment_count = serializers.IntegerField()
+    remix_count = serializers.IntegerField()
+    view_count = serializers.IntegerField()
+    remix_of = serializers.UUIDField(source="remix_of_id", allow_null=True)
+    root = serializers.UUIDField(source="root_id")
+    cameos = serializers.SerializerMethodField()
+    liked_by_me = serializers.BooleanField()
+
+    class Meta:
+        model = Post
+        fields = [
+            "id",
+            "author",
+            "video",
+            "caption",
+            "allow_remix",
+            "like_count",
+            "comment_count",
+            "remix_count",
+            "view_count",
+            "remix_of",
+            "root",
+            "depth",
+            "cameos",
+            "liked_by_me",
+            "created_at",
+        ]
+
+    @extend_schema_field(CameoBriefOut(many=True))
+    def get_cameos(self, obj: Post) -> list[dict]:
+        return [{"id": str(c.pk), "handle": c.handle} for c in obj.cameo_briefs]
+
+
+class LikeOut(serializers.Serializer):
+    liked = serializers.BooleanField()
+    like_count = serializers.IntegerField()
+
+
+class CommentIn(serializers.Serializer):
+    body = StrictCharField(max_length=1000, min_length=1)
+
+    def validate_body(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("Must not be blank.")
+        return value
+
+
+class CommentOut(serializers.ModelSerializer):
+    author = UserBriefOut()
+    post = serializers.UUIDField(source="post_id")
+
+    class Meta:
+        model = Comment
+        fields = ["id", "post", "author", "body", "created_at"]
+
+
+EVENT_NAMES = {label: value for value, label in EventKind.choices}
+
+
+class FeedEventIn(serializers.Serializer):
+    post_id = StrictUUIDField()
+    serve_id = StrictCharField(max_length=64)
+    event = serializers.ChoiceField(choices=sorted(EVENT_NAMES))
+    watched_ms = serializers.IntegerField(required=False, min_value=0, max_value=3_600_000)
+
+
+class FeedEventsIn(serializers.Serializer):
+    events = FeedEventIn(many=True, allow_empty=False, max_length=200)
+
+
+class FeedEventsOut(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+
+
+class CreatePromptOut(serializers.Serializer):
+    type = serializers.CharField(help_text="remix_this | use_cameo | cameo_open | ...")
+    text = serializers.CharField()
+    post_id = serializers.UUIDField(required=False)
+    cameo_id = serializers.UUIDField(required=False)
+
+
+class FeedItemOut(serializers.Serializer):
+    """`kind` says which of `post` / `prompt` is present."""
+
+    kind = serializers.ChoiceField(choices=["post", "create_prompt"])
+    post = PostOut(required=False)
+    prompt = CreatePromptOut(required=False)
+    serve_id = serializers.CharField()
+    reason = serializers.CharField()

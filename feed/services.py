@@ -1,0 +1,326 @@
+"""Writes for posts: publish, delete, likes, comments, feed events, and the hooks lower layers
+call (video removed, cameo revoked, account deleted, block)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from typing import Any
+
+import redis
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import Follow, User
+from accounts.services import is_blocked_between, notification_create
+from cameos.consent import cameo_can_use
+from config.api.errors import Forbidden, NotFound
+from config.redis import redis_client
+from generation.models import Appearance, Generation, Video, VideoState
+
+from . import inbox
+from .models import (
+    COUNTER_SHARDS,
+    Comment,
+    EventKind,
+    FeedEvent,
+    FeedPreference,
+    Like,
+    Post,
+    PostState,
+)
+from .serving import serve_id_parse
+
+logger = logging.getLogger(__name__)
+
+COUNTER_FIELDS = ("likes", "comments", "remixes", "views")
+
+
+# --- counters ---------------------------------------------------------------------------------
+
+
+def counters_add(*, field: str, deltas: dict) -> None:
+    """Adds each `deltas[post_id]` to one random shard of that post's `field`, in one upsert.
+
+    Runs in the caller's transaction, so a count moves exactly when the row it counts does.
+    Concurrent writers land on different shards and don't queue on one row lock; shards appear
+    lazily on first touch.
+    """
+    if field not in COUNTER_FIELDS:
+        raise ValueError(field)
+    deltas = {k: v for k, v in deltas.items() if v}
+    if not deltas:
+        return
+    rows, params = [], []
+    for post_id, delta in deltas.items():
+        rows.append("(%s, %s, %s, %s, %s, %s)")
+        params += [post_id, random.randrange(COUNTER_SHARDS)]
+        params += [delta if name == field else 0 for name in COUNTER_FIELDS]
+    updates = ", ".join(f"{n} = feed_postcounter.{n} + EXCLUDED.{n}" for n in COUNTER_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO feed_postcounter (post_id, shard, likes, comments, remixes, views) "  # noqa: S608
+            f"VALUES {', '.join(rows)} ON CONFLICT (post_id, shard) DO UPDATE SET {updates}",
+            params,
+        )
+
+
+def counter_add(*, post_id, field: str, delta: int) -> None:
+    counters_add(field=field, deltas={post_id: delta})
+
+
+# --- posts ------------------------------------------------------------------------------------
+
+
+def _lineage_parent(*, user: User, generation: Generation) -> Post | None:
+    """The post a remix draft riffs on, re-checked at publish (it may have changed since)."""
+    if generation.remix_of_id is None:
+        return None
+    parent = Post.objects.select_for_update().filter(pk=generation.remix_of_id).first()
+    if parent is None:
+        # The parent's author deleted their account: the remix becomes a root of its own.
+        return None
+    if (
+        parent.state != PostState.LIVE
+        or not parent.allow_remix
+        or is_blocked_between(user, parent.author)
+    ):
+        raise Forbidden("The original no longer allows remixes.", code="remix_not_allowed")
+    return parent
+
+
+@transaction.atomic
+def post_publish(
+    *, user: User, video_id, caption: str = "", allow_remix: bool = True
+) -> tuple[Post, bool]:
+    """Publishes an own draft; returns (post, created). Publishing the same video again returns
+    the existing post (idempotent). Consent is re-checked for every cameo in the video."""
+    video = (
+        Video.objects.select_for_update()
+        .select_related("generation")
+        .filter(pk=video_id, owner=user)
+        .first()
+    )
+    if video is None or video.state == VideoState.REMOVED:
+        raise NotFound("No such draft.")
+    if video.state == VideoState.POSTED:
+        existing = Post.objects.filter(video=video).first()
+        if existing is not None and existing.state == PostState.LIVE:
+            return existing, False
+        raise NotFound("No such draft.")
+    appearances = list(Appearance.objects.filter(video=video).select_related("cameo"))
+    for appearance in appearances:
+        if not cameo_can_use(user, appearance.cameo).allowed:
+            raise Forbidden(
+                f"You may no longer use @{appearance.cameo.handle}.",
+                code="cameo_permission_denied",
+                fields={"cameos": [str(appearance.cameo_id)]},
+            )
+    parent = _lineage_parent(user=user, generation=video.generation)
+    post = Post(
+        author=user,
+        video=video,
+        caption=caption,
+        allow_remix=allow_remix,
+        cameo_ids=[str(a.cameo_id) for a in appearances],
+        serve_id=video.generation.serve_id,
+    )
+    if parent is not None:
+        post.remix_of = parent
+        post.root_id = parent.root_id
+        post.depth = parent.depth + 1
+    else:
+        post.root_id = post.id
+    post.save()
+    video.state = VideoState.POSTED
+    video.save(update_fields=["state"])
+    if parent is not None:
+        counter_add(post_id=parent.pk, field="remixes", delta=1)
+        if parent.author_id != user.pk:
+            notification_create(
+                recipient=parent.author,
+                kind="post.remixed",
+                actor=user,
+                data={"post_id": str(parent.pk), "remix_id": str(post.pk)},
+            )
+    follower_ids = list(Follow.objects.filter(followee=user).values_list("follower_id", flat=True))
+    transaction.on_commit(
+        lambda: inbox.fanout(
+            post_id=post.pk,
+            author_id=user.pk,
+            created_at=post.created_at,
+            follower_ids=follower_ids,
+        )
+    )
+    _enqueue_embedding(post)
+    return post, True
+
+
+def _enqueue_embedding(post: Post) -> None:
+    """The prompt embedding (diversity, steering) is computed on a worker (torch lives there)."""
+    from .tasks import post_embed
+
+    transaction.on_commit(lambda: post_embed.delay(str(post.pk)))
+
+
+def _post_remove(post: Post, reason: str) -> bool:
+    """Takes a live post out of every list; keeps the parent's remix count exact."""
+    if post.state != PostState.LIVE:
+        return False
+    post.state = PostState.REMOVED
+    post.removed_reason = reason[:200]
+    post.save(update_fields=["state", "removed_reason"])
+    if post.remix_of_id is not None:
+        counter_add(post_id=post.remix_of_id, field="remixes", delta=-1)
+    return True
+
+
+@transaction.atomic
+def post_delete(*, user: User, post: Post) -> None:
+    """The author deletes a post: it leaves every list and its video is removed."""
+    from generation.services import video_remove
+
+    locked = Post.objects.select_for_update().filter(pk=post.pk, author=user).first()
+    if locked is None or locked.state != PostState.LIVE:
+        raise NotFound("No such post.")
+    _post_remove(locked, "deleted by its author")
+    video_remove(video=locked.video, reason="post deleted by its author")
+
+
+# --- likes and comments -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def like_set(*, user: User, post: Post, liked: bool) -> bool:
+    """Idempotent both ways; returns whether anything changed."""
+    if liked:
+        try:
+            with transaction.atomic():
+                Like.objects.create(post=post, user=user)
+        except IntegrityError:
+            return False
+        counter_add(post_id=post.pk, field="likes", delta=1)
+        return True
+    deleted, _ = Like.objects.filter(post=post, user=user).delete()
+    if deleted:
+        counter_add(post_id=post.pk, field="likes", delta=-1)
+    return bool(deleted)
+
+
+@transaction.atomic
+def comment_create(*, user: User, post: Post, body: str) -> Comment:
+    comment = Comment.objects.create(post=post, author=user, body=body)
+    counter_add(post_id=post.pk, field="comments", delta=1)
+    if post.author_id != user.pk:
+        notification_create(
+            recipient=post.author,
+            kind="post.commented",
+            actor=user,
+            data={"post_id": str(post.pk), "comment_id": str(comment.pk)},
+        )
+    return comment
+
+
+# --- feed events ------------------------------------------------------------------------------
+
+EVENT_DEDUPE_TTL = 2 * 24 * 3600
+
+
+def _first_impressions(user: User, serve_ids: list[str]) -> list[bool]:
+    """Per serve_id, whether this is its first impression (SET NX in Redis). When Redis is
+    down every impression counts rather than none: a view count may run high, never stall."""
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        for sid in serve_ids:
+            pipe.set(f"riff:imp:{user.pk}:{sid}", 1, nx=True, ex=EVENT_DEDUPE_TTL)
+        return [bool(ok) for ok in pipe.execute()]
+    except redis.RedisError:
+        logger.warning("impression dedupe unavailable", exc_info=True)
+        return [True] * len(serve_ids)
+
+
+@transaction.atomic
+def events_record(*, user: User, events: list[dict[str, Any]]) -> tuple[int, int]:
+    """Stores a batch of feed events; returns (accepted, rejected).
+
+    An event is rejected when its serve_id was not served to this user or its post doesn't
+    exist. Each impression counts once towards the post's views, however often it is replayed.
+    """
+    post_ids = {e["post_id"] for e in events}
+    existing = set(Post.objects.filter(pk__in=post_ids).values_list("pk", flat=True))
+    now = timezone.now()
+    rows: list[FeedEvent] = []
+    impressions: list[FeedEvent] = []
+    for e in events:
+        if e["post_id"] not in existing or serve_id_parse(e["serve_id"], user_id=user.pk) is None:
+            continue
+        row = FeedEvent(
+            created_at=now,
+            user_id=user.pk,
+            post_id=e["post_id"],
+            serve_id=e["serve_id"],
+            kind=EventKind[e["event"].upper()].value,
+            watched_ms=e.get("watched_ms"),
+        )
+        rows.append(row)
+        if row.kind == EventKind.IMPRESSION:
+            impressions.append(row)
+    FeedEvent.objects.bulk_create(rows)
+    if impressions:
+        first = _first_impressions(user, [f"{r.serve_id}:{r.post_id}" for r in impressions])
+        views = Counter(r.post_id for r, ok in zip(impressions, first, strict=True) if ok)
+        counters_add(field="views", deltas=dict(views))
+    return len(rows), len(events) - len(rows)
+
+
+# --- preferences ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def preferences_set(*, user: User, steer: str, personalized: bool) -> FeedPreference:
+    pref, _ = FeedPreference.objects.select_for_update().get_or_create(user=user)
+    changed = pref.steer != steer
+    pref.steer = steer
+    pref.personalized = personalized
+    if changed:
+        pref.steer_embedding = None
+    pref.updated_at = timezone.now()
+    pref.save()
+    if changed and steer:
+        from .tasks import preference_embed
+
+        transaction.on_commit(lambda: preference_embed.delay(str(user.pk)))
+    return pref
+
+
+# --- hooks called by lower layers (settings name them) ----------------------------------------
+
+
+def on_video_removed(*, video: Video) -> None:
+    """RIFF_VIDEO_REMOVED_HOOKS: a removed video takes its post down with it."""
+    post = Post.objects.select_for_update().filter(video_id=video.pk).first()
+    if post is not None:
+        _post_remove(post, video.removed_reason or "video removed")
+
+
+def on_cameo_revoked(*, cameo) -> None:
+    """RIFF_CAMEO_REVOKED_HOOKS: posts showing a withdrawn likeness leave every list."""
+    video_ids = Appearance.objects.filter(cameo=cameo).values("video_id")
+    for post in Post.objects.select_for_update().filter(
+        video_id__in=video_ids, state=PostState.LIVE
+    ):
+        _post_remove(post, f"@{cameo.handle} was withdrawn by its owner")
+
+
+def on_account_deleted(*, user: User) -> None:
+    """RIFF_ACCOUNT_DELETION_HOOKS: keeps other posts' counts exact before the cascade removes
+    this user's likes, comments and remixes, and deletes their feed events (no FK there)."""
+    likes = Counter(Like.objects.filter(user=user).values_list("post_id", flat=True))
+    counters_add(field="likes", deltas={k: -v for k, v in likes.items()})
+    comments = Counter(Comment.objects.filter(author=user).values_list("post_id", flat=True))
+    counters_add(field="comments", deltas={k: -v for k, v in comments.items()})
+    for post in Post.objects.select_for_update().filter(author=user, state=PostState.LIVE):
+        _post_remove(post, "account deleted")
+    FeedEvent.objects.filter(user_id=user.pk).delete()
+    inbox.drop(user_id=user.pk)

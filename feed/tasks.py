@@ -1,0 +1,44 @@
+"""Feed tasks: embeddings on workers (torch stays out of the web tier), partition upkeep."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import connection
+
+from .models import FeedPreference, Post
+
+
+@shared_task(queue="default", acks_late=True, ignore_result=True)
+def post_embed(post_id: str) -> bool:
+    """Stores the MiniLM embedding of the post's prompt and caption. Idempotent."""
+    post = Post.objects.select_related("video__generation").filter(pk=post_id).first()
+    if post is None or post.embedding:
+        return False
+    from .embeddings import embed_texts, to_bytes
+
+    text = post.video.generation.prompt
+    if post.caption:
+        text = f"{text}. {post.caption}"
+    Post.objects.filter(pk=post.pk).update(embedding=to_bytes(embed_texts([text])[0]))
+    return True
+
+
+@shared_task(queue="default", acks_late=True, ignore_result=True)
+def preference_embed(user_id: str) -> bool:
+    """Embeds the user's steering text; a newer text written meanwhile is left to its own task."""
+    pref = FeedPreference.objects.filter(user_id=user_id).first()
+    if pref is None or not pref.steer:
+        return False
+    from .embeddings import embed_texts, to_bytes
+
+    steer = pref.steer
+    vector = to_bytes(embed_texts([steer])[0])
+    FeedPreference.objects.filter(pk=pref.pk, steer=steer).update(steer_embedding=vector)
+    return True
+
+
+@shared_task(queue="default", ignore_result=True)
+def feed_partitions_ensure() -> list[str]:
+    from .partitions import ensure_partitions
+
+    return ensure_partitions(connection)

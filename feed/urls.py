@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import apis
+
+urlpatterns = [
+    path("posts", apis.PostsApi.as_view()),
+    path("posts/<uuid:post_id>", apis.PostApi.as_view()),
+    path("posts/<uuid:post_id>/like", apis.LikeApi.as_view()),
+    path("posts/<uuid:post_id>/comments", apis.CommentsApi.as_view()),
+    path("feed", apis.FeedApi.as_view()),
+    path("feed/events", apis.FeedEventsApi.as_view()),
+]
