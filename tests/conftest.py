@@ -7,8 +7,13 @@ from datetime import date
 
 import pytest
 from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from rest_framework.test import APIClient
 
+from cameos.models import Audience, Cameo, CameoStatus
+from cameos.services import cameo_create
+from generation.models import Appearance, Generation, GenerationCameo, GenerationStatus, Video
 from tests.factories import UserFactory, token_for
 
 
@@ -84,3 +89,68 @@ def png_bytes(size=(64, 48), color=(200, 30, 30), fmt="PNG", **save) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, color).save(out, format=fmt, **save)
     return out.getvalue()
+
+
+@pytest.fixture
+def active_cameo(db):
+    def make(owner, *, audience=Audience.APPROVED, kind="object", handle=None):
+        cameo = cameo_create(owner=owner, kind=kind, display_name="thing", handle=handle)
+        Cameo.objects.filter(pk=cameo.pk).update(status=CameoStatus.ACTIVE, audience=audience)
+        cameo.refresh_from_db()
+        return cameo
+
+    return make
+
+
+@pytest.fixture
+def make_video_row(db):
+    """A finished generation with a stored (tiny) video, for visibility tests that don't need
+    the engine. Whole-pipeline tests make real ones."""
+
+    def make(owner, *, cameos=(), state="draft", prompt="p", remix_of=None):
+        job = Generation.objects.create(
+            owner=owner,
+            prompt=prompt,
+            seed=1,
+            status=GenerationStatus.SUCCEEDED,
+            remix_of_id=getattr(remix_of, "pk", remix_of),
+        )
+        names = {
+            "content": default_storage.save(
+                f"videos/t/{job.pk}.mp4", ContentFile(b"\0\0\0\x18ftypmp42")
+            ),
+            "poster": default_storage.save(f"videos/t/{job.pk}.jpg", ContentFile(b"jpg")),
+            "preview": default_storage.save(f"videos/t/{job.pk}.webp", ContentFile(b"webp")),
+        }
+        video = Video.objects.create(
+            owner=owner,
+            generation=job,
+            state=state,
+            seconds=2,
+            width=512,
+            height=512,
+            frame_count=16,
+            sha256="0" * 64,
+            **names,
+        )
+        for cameo in cameos:
+            GenerationCameo.objects.create(generation=job, cameo=cameo, instructions_version=1)
+            Appearance.objects.create(video=video, cameo=cameo, instructions_version=1)
+        return video
+
+    return make
+
+
+@pytest.fixture
+def make_post(make_video_row):
+    """Publishes a draft through feed.services.post_publish (lineage, counters, fan-out)."""
+    from feed.services import post_publish
+
+    def make(author, *, caption="", allow_remix=True, remix_of=None, cameos=(), prompt="p"):
+        video = make_video_row(author, cameos=cameos, prompt=prompt, remix_of=remix_of)
+        post, _ = post_publish(
+            user=author, video_id=video.pk, caption=caption, allow_remix=allow_remix
+        )
+        return post
+
+    return make
