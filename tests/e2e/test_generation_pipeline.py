@@ -144,7 +144,17 @@ async def test_friend_generates_with_a_granted_cameo(celery_worker):
     ).json()
     assert answer["ours"] is False and answer["manifest"] is None
 
-    # The cameo owner sees bob's draft and removes it everywhere.
+    # Bob publishes the draft; alice finds it in Latest with her cameo on it.
+    published = await sync_to_async(bob.post)(
+        "/api/v1/posts", {"video_id": video_id, "caption": "me and alice"}, format="json"
+    )
+    assert published.status_code == 201, published.json()
+    post_id = published.json()["id"]
+    latest = (await sync_to_async(alice.get)("/api/v1/feed?kind=latest")).json()["results"]
+    assert [item["post"]["id"] for item in latest] == [post_id]
+    assert [c["id"] for c in latest[0]["post"]["cameos"]] == [cameo_id]
+
+    # The cameo owner sees bob's video and removes it everywhere, the post with it.
     appearances = (await sync_to_async(alice.get)(f"/api/v1/cameos/{cameo_id}/appearances")).json()[
         "results"
     ]
@@ -154,5 +164,7 @@ async def test_friend_generates_with_a_granted_cameo(celery_worker):
     assert removed.status_code == 204
     assert (await sync_to_async(bob.get)(f"/api/v1/videos/{video_id}/content")).status_code == 404
     assert (await sync_to_async(bob.get)("/api/v1/drafts")).json()["results"] == []
+    assert (await sync_to_async(alice.get)("/api/v1/feed?kind=latest")).json()["results"] == []
+    assert (await sync_to_async(bob.get)(f"/api/v1/posts/{post_id}")).status_code == 404
     assert await sync_to_async(Appearance.objects.filter(video_id=video_id).count)() == 1
     assert await sync_to_async(Generation.objects.filter(owner__username="bob").count)() == 1
