@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
 )
 from rest_framework import status
@@ -16,6 +14,7 @@ from rest_framework.views import APIView
 from accounts.idempotency import idempotent
 from config.api.errors import Invalid
 from config.api.pagination import next_link, page_of, paginated_response, parse_limit
+from config.api.schema import IDEMPOTENCY_HEADER, error_responses
 
 from . import selectors, services
 from .feeds import following_page, latest_page
@@ -30,14 +29,7 @@ from .serializers import (
     PostOut,
 )
 
-ERR = {code: OpenApiResponse(description="error envelope") for code in (400, 403, 404, 409, 422)}
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Replays the first response for the same key and body (kept 24 h).",
-)
+ERR = error_responses(400, 403, 404, 409, 422)
 FEED_KINDS = ("for_you", "following", "latest")
 
 

@@ -23,6 +23,15 @@ def partition_name(month: date) -> str:
     return f"{PARENT}_{month:%Y%m}"
 
 
+def _partitions(cursor) -> list[str]:
+    cursor.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
+        [PARENT],
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
 def create_parent_sql() -> list[str]:
     return [
         f"""
@@ -50,12 +59,7 @@ def ensure_partitions(connection, *, today: date | None = None, ahead: int = 2) 
     today = today or date.today()
     created = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
-            [PARENT],
-        )
-        existing = {row[0] for row in cursor.fetchall()}
+        existing = set(_partitions(cursor))
         for offset in range(ahead + 1):
             start, end = _month_start(today, offset), _month_start(today, offset + 1)
             name = partition_name(start)
@@ -83,12 +87,7 @@ def drop_partitions_before(connection, month: date) -> list[str]:
     cutoff = partition_name(_month_start(month))
     dropped = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
-            [PARENT],
-        )
-        for (name,) in cursor.fetchall():
+        for name in _partitions(cursor):
             if name.endswith("_default") or name >= cutoff:
                 continue
             cursor.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {name}")

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -19,6 +19,7 @@ from accounts.idempotency import idempotent
 from cameos.selectors import cameo_owned
 from config.api.errors import Invalid, NotFound, TooLarge
 from config.api.pagination import page_of, paginated_response
+from config.api.schema import IDEMPOTENCY_HEADER, error_responses
 
 from . import selectors, services
 from .models import Video
@@ -32,17 +33,7 @@ from .serializers import (
 )
 from .services.admission import AdmissionRequest
 
-ERR = {
-    code: OpenApiResponse(description="error envelope")
-    for code in (400, 403, 404, 409, 413, 422, 429)
-}
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Replays the first response for the same key and body (kept 24 h).",
-)
+ERR = error_responses(400, 403, 404, 409, 413, 422, 429)
 
 
 def admit_from_payload(request: Request, data: dict, **overrides) -> Response:

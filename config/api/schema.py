@@ -6,6 +6,24 @@ Whatever status an endpoint refuses with, the body is `ErrorEnvelope` (API.md "E
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+# The header of every endpoint API.md marks idempotent (accounts.idempotency.idempotent).
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Replays the first response for the same key and body (kept 24 h).",
+)
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """`{status: "error envelope"}` for `extend_schema(responses=...)`."""
+    return {code: OpenApiResponse(description="error envelope") for code in codes}
+
+
 ERROR_ENVELOPE = {
     "type": "object",
     "required": ["error"],
