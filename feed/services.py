@@ -324,3 +324,11 @@ def on_account_deleted(*, user: User) -> None:
         _post_remove(post, "account deleted")
     FeedEvent.objects.filter(user_id=user.pk).delete()
     inbox.drop(user_id=user.pk)
+
+
+def admission_serve_id(*, user: User, request, **_: Any) -> None:
+    """RIFF_ADMISSION_CHECKS: keeps a generation's `serve_id` only when it was served to this
+    user, so creation metrics can't be inflated with invented or borrowed ids. An invalid one
+    never blocks the generation; it is just not recorded."""
+    if request.serve_id and serve_id_parse(request.serve_id, user_id=user.pk) is None:
+        request.serve_id = ""

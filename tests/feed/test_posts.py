@@ -352,3 +352,25 @@ def test_latest_page_is_a_constant_number_of_queries(
     with django_assert_max_num_queries(8):
         r = viewer.get("/api/v1/feed?kind=latest&limit=30")
     assert len(r.json()["results"]) == 30
+
+
+def test_generations_keep_only_serve_ids_served_to_their_creator(user, other, settings):
+    settings.RIFF_ADMISSION_CHECKS = [
+        *settings.RIFF_ADMISSION_CHECKS,
+        "feed.services.admission_serve_id",
+    ]
+    from generation.models import Generation
+
+    mine = serve_id_make(user_id=user.pk, reason="card-remix_this")
+    bobs = serve_id_make(user_id=other.pk, reason="following")
+    alice = client_for(user)
+    for serve_id in (mine, bobs, "made.up"):
+        r = alice.post(
+            "/api/v1/generations", {"prompt": "a red ball", "serve_id": serve_id}, format="json"
+        )
+        assert r.status_code == 202, r.content
+    assert list(Generation.objects.order_by("created_at").values_list("serve_id", flat=True)) == [
+        mine,
+        "",
+        "",
+    ]
