@@ -33,7 +33,7 @@ def score(post: Post) -> float:
     return post.created_at.timestamp()
 
 
-def fanout(*, post_id, author_id, created_at, follower_ids: list) -> int:
+def fanout(*, post_id, created_at, follower_ids: list) -> int:
     """Adds the post to the inboxes of the followers whose inbox is alive; returns how many."""
     client = redis_client()
     member, value = str(post_id), created_at.timestamp()

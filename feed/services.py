@@ -144,17 +144,27 @@ def post_publish(
                 actor=user,
                 data={"post_id": str(parent.pk), "remix_id": str(post.pk)},
             )
-    follower_ids = list(Follow.objects.filter(followee=user).values_list("follower_id", flat=True))
-    transaction.on_commit(
-        lambda: inbox.fanout(
-            post_id=post.pk,
-            author_id=user.pk,
-            created_at=post.created_at,
-            follower_ids=follower_ids,
-        )
-    )
+    _enqueue_fanout(post)
     _enqueue_embedding(post)
     return post, True
+
+
+INLINE_FANOUT_MAX = 1000
+
+
+def _enqueue_fanout(post: Post) -> None:
+    """Pushes the post into live follower inboxes after commit: inline for most authors, on a
+    worker for big accounts so publishing stays fast whatever the follower count."""
+    followers = Follow.objects.filter(followee_id=post.author_id)
+    if followers.count() > INLINE_FANOUT_MAX:
+        from .tasks import post_fanout
+
+        transaction.on_commit(lambda: post_fanout.delay(str(post.pk)))
+        return
+    follower_ids = list(followers.values_list("follower_id", flat=True))
+    transaction.on_commit(
+        lambda: inbox.fanout(post_id=post.pk, created_at=post.created_at, follower_ids=follower_ids)
+    )
 
 
 def _enqueue_embedding(post: Post) -> None:

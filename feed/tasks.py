@@ -37,6 +37,25 @@ def preference_embed(user_id: str) -> bool:
     return True
 
 
+@shared_task(queue="default", acks_late=True, ignore_result=True)
+def post_fanout(post_id: str) -> int:
+    """Fan-out for authors with many followers (feed.services._enqueue_fanout). Idempotent:
+    ZADD of the same member is a no-op."""
+    from accounts.models import Follow
+
+    from . import inbox
+
+    post = Post.objects.filter(pk=post_id, state="live").first()
+    if post is None:
+        return 0
+    follower_ids = Follow.objects.filter(followee_id=post.author_id).values_list(
+        "follower_id", flat=True
+    )
+    return inbox.fanout(
+        post_id=post.pk, created_at=post.created_at, follower_ids=list(follower_ids)
+    )
+
+
 @shared_task(queue="default", ignore_result=True)
 def feed_partitions_ensure() -> list[str]:
     from .partitions import ensure_partitions

@@ -115,3 +115,18 @@ def test_pages_never_repeat_or_skip_while_people_post(
     during = scroll(client, kind, 6, between=post_more)
     assert during == before
     assert len(set(during)) == len(during)
+
+
+def test_big_accounts_fan_out_on_a_worker_task(
+    user, network, make_post, monkeypatch, transactional_db
+):
+    from feed import services, tasks
+
+    monkeypatch.setattr(services, "INLINE_FANOUT_MAX", 0)
+    client = client_for(user)
+    scroll(client, "following", 50)  # alive now
+    fresh = make_post(network["makers"][0])
+    key = inbox.inbox_key(user.pk)
+    assert redis_client().zscore(key, str(fresh.pk)) is None  # not inline
+    assert tasks.post_fanout(str(fresh.pk)) == 1  # the task body, as the worker runs it
+    assert redis_client().zscore(key, str(fresh.pk)) is not None
