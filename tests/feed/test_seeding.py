@@ -1,0 +1,134 @@
+"""The benchmark seed (feed.seeding) and `bench_feed` at a tiny scale."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db.models import Count, F, Q, Sum
+
+from accounts.models import Follow, User
+from feed.models import EventKind, FeedEvent, Like, Post, PostCounter
+from feed.seeding import SEED_PREFIX, SeedSpec, seed, seed_delete
+from generation.models import Generation, Video
+
+# The bench starts a uvicorn subprocess, which only sees committed rows.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SPEC = SeedSpec(users=50, posts=300, events=2_000, follows_per_user=8, seed=3)
+
+
+@pytest.fixture
+def seeded():
+    report = seed(SPEC, quiet=True)
+    yield report
+    # feed_feedevent is unmanaged, so the test flush does not empty it.
+    seed_delete(quiet=True)
+
+
+def _seeded_ids():
+    return list(User.objects.filter(username__startswith=SEED_PREFIX).values_list("id", flat=True))
+
+
+def test_seed_writes_exact_counts(seeded):
+    users = _seeded_ids()
+    assert len(users) == 50
+    posts = Post.objects.filter(author_id__in=users)
+    assert posts.count() == 300
+    # Every post has its own video and generation, owned by its author.
+    assert (
+        posts.filter(video__owner=F("author"), video__generation__owner=F("author")).count() == 300
+    )
+    assert Video.objects.filter(owner_id__in=users).count() == 300
+    assert Generation.objects.filter(owner_id__in=users, status="succeeded").count() == 300
+    assert FeedEvent.objects.filter(user_id__in=users).count() == 2_000
+    likes = Like.objects.filter(user_id__in=users).count()
+    assert likes == seeded.rows["feed_like"] and 0 < likes <= SPEC.like_count
+    follows = Follow.objects.filter(follower_id__in=users)
+    assert follows.count() == seeded.rows["accounts_follow"] > 0
+    assert not follows.filter(follower=F("followee")).exists()
+    # Skew: the busiest author has well over the mean share of posts.
+    top = posts.values("author").annotate(n=Count("id")).order_by("-n").first()["n"]
+    assert top > 3 * 300 / 50
+
+
+def test_seed_counters_match_rows(seeded):
+    posts = Post.objects.filter(author__username__startswith=SEED_PREFIX)
+    sums = {
+        row["post_id"]: row
+        for row in PostCounter.objects.filter(post__in=posts)
+        .values("post_id")
+        .annotate(likes=Sum("likes"), remixes=Sum("remixes"), views=Sum("views"))
+    }
+    like_rows = dict(
+        Like.objects.filter(post__in=posts).values_list("post_id").annotate(n=Count("id"))
+    )
+    live_children = dict(
+        posts.filter(state="live", remix_of__isnull=False)
+        .values_list("remix_of_id")
+        .annotate(n=Count("id"))
+    )
+    impressions = dict(
+        FeedEvent.objects.filter(kind=EventKind.IMPRESSION)
+        .values_list("post_id")
+        .annotate(n=Count("id"))
+    )
+    assert sum(like_rows.values()) > 0 and sum(live_children.values()) > 0
+    for pk in posts.values_list("id", flat=True):
+        got = sums.get(pk, {"likes": 0, "remixes": 0, "views": 0})
+        assert got["likes"] == like_rows.get(pk, 0)
+        assert got["remixes"] == live_children.get(pk, 0)
+        assert got["views"] == impressions.get(pk, 0)
+    assert PostCounter.objects.filter(post__in=posts, shard__gte=8).count() == 0
+
+
+def test_seed_lineage_is_consistent(seeded):
+    posts = Post.objects.filter(author__username__startswith=SEED_PREFIX)
+    roots = posts.filter(remix_of__isnull=True)
+    assert roots.filter(Q(depth__gt=0) | ~Q(root_id=F("id"))).count() == 0
+    remixes = posts.filter(remix_of__isnull=False)
+    assert 0.03 * 300 < remixes.count() < 0.2 * 300
+    bad = remixes.exclude(root_id=F("remix_of__root_id"), depth=F("remix_of__depth") + 1)
+    assert bad.count() == 0
+    assert remixes.filter(remix_of__created_at__gte=F("created_at")).count() == 0
+    assert remixes.filter(remix_of__allow_remix=False).count() == 0
+    # The generation records the same parent.
+    assert remixes.exclude(video__generation__remix_of_id=F("remix_of_id")).count() == 0
+
+
+def test_seed_refuses_then_resets(seeded):
+    with pytest.raises(CommandError):
+        call_command("seed_feed", users=10, posts=20, events=50, verbosity=0)
+    call_command("seed_feed", users=10, posts=20, events=50, reset=True, verbosity=0)
+    users = _seeded_ids()
+    assert len(users) == 10
+    assert Post.objects.filter(author_id__in=users).count() == 20
+    assert FeedEvent.objects.filter(user_id__in=users).count() == 50
+    assert Post.objects.count() == 20
+
+
+def test_bench_feed_end_to_end(seeded, tmp_path):
+    out = tmp_path / "bench.json"
+    call_command(
+        "bench_feed",
+        out=str(out),
+        viewers=4,
+        requests=12,
+        concurrency=2,
+        workers=1,
+        min_follows=1,
+        verbosity=0,
+    )
+    report = json.loads(out.read_text())
+    assert report["trivial"]["before"]["statuses"] == {"200": 12}
+    for kind in ("following", "latest", "for_you"):
+        feed = report["feed"][kind]
+        assert {"p50_ms", "p99_ms", "rps", "ratio_p50_vs_trivial", "pages_2_3"} <= feed.keys()
+    assert report["feed"]["latest"]["statuses"] == {"200": report["feed"]["latest"]["requests"]}
+    # Latest follows `next`: with 300 posts every scroll reaches page 3.
+    assert report["feed"]["latest"]["requests"] == 12 * 3
+    assert report["for_you_distinct_authors_top20"]["top"] == 20
+    assert report["data"]["posts"] >= 300
+    # The bench's tokens are gone afterwards.
+    assert not User.objects.filter(tokens__user_agent="bench_feed").exists()
