@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format check schema bench clean
+.PHONY: install run test lint format check schema bench bench-feed clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,18 @@ bench: install
 	RIFF_DEV=1 $(PY) -m config.devserver exec -- sh -c '$(PY) manage.py migrate -v 0 && \
 	  $(PY) manage.py bench_generation --out docs/bench-generation.json && \
 	  $(PY) manage.py bench_engine --out docs/bench-engine.json'
+	$(MAKE) bench-feed
+
+# The feed benchmark seeds synthetic data once (users named seed_*; `seed_feed --reset` replaces
+# it) and measures the feed against a real uvicorn server. Size: BENCH_USERS/POSTS/EVENTS.
+BENCH_USERS ?= 100000
+BENCH_POSTS ?= 1000000
+BENCH_EVENTS ?= 10000000
+bench-feed: install
+	RIFF_DEV=1 $(PY) -m config.devserver exec -- sh -c '$(PY) manage.py migrate -v 0 && \
+	  $(PY) manage.py seed_feed --if-missing --users $(BENCH_USERS) --posts $(BENCH_POSTS) \
+	    --events $(BENCH_EVENTS) && \
+	  $(PY) manage.py bench_feed --out docs/bench-feed.json'
 
 clean:
 	rm -rf $(VENV) .data
