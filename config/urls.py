@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("cameos.urls")),
     path("", include("generation.urls")),
     path("", include("feed.urls")),
+    path("", include("remix.urls")),
 ]
 
 urlpatterns = [

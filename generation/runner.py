@@ -12,6 +12,7 @@ import io
 import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.utils.module_loading import import_string
 from PIL import Image
 
 from .models import Generation, GenerationCameo
@@ -78,10 +79,26 @@ def letterbox(frames: np.ndarray, aspect: str) -> np.ndarray:
     return out
 
 
+def context_frames(job: Generation, backend) -> np.ndarray | None:
+    """The parent clip's frames for a remix, from the provider RIFF_REMIX_CONTEXT_PROVIDER names
+    (the remix app; generation never imports it). None: generate without context."""
+    path = getattr(settings, "RIFF_REMIX_CONTEXT_PROVIDER", "")
+    if job.remix_of_id is None or not path:
+        return None
+    cfg = getattr(backend, "config", None)
+    return import_string(path)(
+        job=job,
+        height=int(getattr(cfg, "height", 32)),
+        width=int(getattr(cfg, "width", 32)),
+        count=int(getattr(cfg, "max_context_frames", 4)),
+    )
+
+
 def sample_job(job: Generation, on_progress) -> tuple[np.ndarray, float]:
     """Runs the engine for one job; returns (uint8 frames [T, H, W, 3], fps)."""
     from .engine.interface import GenerationRequest
 
+    backend = engine()
     refs, instructions = cameo_inputs(job)
     request = GenerationRequest(
         prompt=job.prompt,
@@ -89,8 +106,9 @@ def sample_job(job: Generation, on_progress) -> tuple[np.ndarray, float]:
         seconds=float(job.seconds),
         cameo_images=refs,
         instructions=instructions,
+        context_frames=context_frames(job, backend),
     )
-    clips = engine().generate([request], on_progress=lambda done, total: on_progress(done, total))
+    clips = backend.generate([request], on_progress=lambda done, total: on_progress(done, total))
     clip = clips[0]
     return letterbox(np.asarray(clip.frames, dtype=np.uint8), job.aspect), float(clip.fps)
 
