@@ -248,6 +248,44 @@ RIFF_C2PA_KEY_PATH = env("RIFF_C2PA_KEY_PATH")
 # The short side of the delivered MP4, in pixels (the engine's clips are upscaled).
 RIFF_VIDEO_SHORT_SIDE = env_int("RIFF_VIDEO_SHORT_SIDE", 512)
 
+# --- For You feed (docs/feed.md explains each knob) --------------------------------------------
+# A feed session's ranked snapshot lives this long in Redis; its cursor names it.
+RIFF_FEED_SNAPSHOT_TTL = env_int("RIFF_FEED_SNAPSHOT_TTL", 30 * 60)
+RIFF_FEED_SNAPSHOT_SIZE = env_int("RIFF_FEED_SNAPSHOT_SIZE", 300)
+# Candidates come from posts this recent; impressions this recent count as "seen".
+RIFF_FEED_CANDIDATE_DAYS = env_int("RIFF_FEED_CANDIDATE_DAYS", 14)
+RIFF_FEED_SEEN_HOURS = env_int("RIFF_FEED_SEEN_HOURS", 72)
+# Hard author cap: at most CAP posts by one author in any WINDOW consecutive posts.
+RIFF_FEED_AUTHOR_CAP = env_int("RIFF_FEED_AUTHOR_CAP", 3)
+RIFF_FEED_AUTHOR_WINDOW = env_int("RIFF_FEED_AUTHOR_WINDOW", 20)
+# Soft author decay (score multiplier per earlier post by the same author in the snapshot).
+RIFF_FEED_AUTHOR_DECAY = float(env("RIFF_FEED_AUTHOR_DECAY", "0.7"))
+# MMR diversity over prompt embeddings, and the wanted share of in-network posts.
+RIFF_FEED_DIVERSITY = float(env("RIFF_FEED_DIVERSITY", "0.3"))
+RIFF_FEED_IN_NETWORK_SHARE = float(env("RIFF_FEED_IN_NETWORK_SHARE", "0.4"))
+# Authors with fewer followers than this are "small creators" for the cold-start slot.
+RIFF_FEED_SMALL_CREATOR_FOLLOWERS = env_int("RIFF_FEED_SMALL_CREATOR_FOLLOWERS", 50)
+# Scoring weights: creation signals (remix, cameo use) dominate consumption (likes, watch).
+RIFF_FEED_WEIGHTS: dict = {
+    "remix": 4.0,
+    "cameo_use": 3.0,
+    "like": 0.5,
+    "watch": 0.5,
+    "see_less": 3.0,
+    "remixable": 0.3,
+    "steer": 2.0,
+    "half_life_hours": 36.0,
+}
+# Creation cards: one after every CARD_EVERY passive posts, the gap doubling (up to MAX_GAP)
+# for each card not followed by a creation; none for QUIET seconds after the viewer creates.
+RIFF_FEED_CARD_EVERY = env_int("RIFF_FEED_CARD_EVERY", 8)
+RIFF_FEED_CARD_MAX_GAP = env_int("RIFF_FEED_CARD_MAX_GAP", 64)
+RIFF_FEED_CARD_QUIET_SECONDS = env_int("RIFF_FEED_CARD_QUIET_SECONDS", 20 * 60)
+# Teens: feed posts served per day (all feed kinds) before the end-of-feed card.
+RIFF_FEED_TEEN_DAILY_CAP = env_int("RIFF_FEED_TEEN_DAILY_CAP", 120)
+# Creation metrics: a session ends after this much inactivity (seconds).
+RIFF_FEED_METRICS_SESSION_GAP = env_int("RIFF_FEED_METRICS_SESSION_GAP", 30 * 60)
+
 # Upload size the web tier accepts at all; per-endpoint caps are tighter.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

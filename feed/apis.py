@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -12,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.idempotency import idempotent
-from config.api.errors import Invalid
+from config.api.errors import Forbidden, Invalid
 from config.api.pagination import next_link, page_of, paginated_response, parse_limit
 from config.api.schema import IDEMPOTENCY_HEADER, error_responses
 
@@ -21,9 +24,12 @@ from .feeds import following_page, latest_page
 from .serializers import (
     CommentIn,
     CommentOut,
+    CreationMetricsOut,
     FeedEventsIn,
     FeedEventsOut,
     FeedItemOut,
+    FeedPreferencesIn,
+    FeedPreferencesOut,
     LikeOut,
     PostIn,
     PostOut,
@@ -142,6 +148,9 @@ class FeedApi(APIView):
             from .ranking import for_you_page
 
             page = for_you_page(request)
+        from .ranking.cards import teen_cap_apply
+
+        page = teen_cap_apply(request.user, page)
         limit = len(page.items) if page.cursor is None else None
         return Response(
             {
@@ -171,3 +180,62 @@ class FeedEventsApi(APIView):
             FeedEventsOut({"accepted": accepted, "rejected": rejected}).data,
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+def _preferences_out(pref) -> dict:
+    if pref is None:
+        return {"steer": "", "personalized": True, "steer_ready": False, "updated_at": None}
+    return {
+        "steer": pref.steer,
+        "personalized": pref.personalized,
+        "steer_ready": bool(pref.steer_embedding) or not pref.steer,
+        "updated_at": pref.updated_at,
+    }
+
+
+class FeedPreferencesApi(APIView):
+    @extend_schema(responses={200: FeedPreferencesOut})
+    def get(self, request: Request) -> Response:
+        from .ranking.sources import preferences_get
+
+        return Response(FeedPreferencesOut(_preferences_out(preferences_get(request.user))).data)
+
+    @extend_schema(
+        request=FeedPreferencesIn,
+        responses={200: FeedPreferencesOut, 400: ERR[400]},
+        description="Steers For You with free text (embedded on a worker; `steer_ready` tells "
+        "when it applies) and turns personalisation off or on. `personalized: false` serves "
+        "trending and latest posts only, nothing derived from the caller's history.",
+    )
+    def put(self, request: Request) -> Response:
+        payload = FeedPreferencesIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        pref = services.preferences_set(
+            user=request.user,
+            steer=payload.validated_data["steer"].strip(),
+            personalized=payload.validated_data["personalized"],
+        )
+        return Response(FeedPreferencesOut(_preferences_out(pref)).data)
+
+
+class CreationMetricsApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "days", int, required=False, description="Window ending now (1-365, default 30)."
+            )
+        ],
+        responses={200: CreationMetricsOut, 400: ERR[400], 403: ERR[403]},
+        description="Staff only. Definitions in docs/feed.md (creation metrics).",
+    )
+    def get(self, request: Request) -> Response:
+        if not request.user.is_staff:
+            raise Forbidden("Staff only.")
+        from .metrics import creation_metrics
+
+        raw = request.query_params.get("days", "30")
+        if not raw.isdigit() or not 1 <= int(raw) <= 365:
+            raise Invalid("days must be 1-365.", fields={"days": ["An integer from 1 to 365."]})
+        end = timezone.now()
+        start = end - timedelta(days=int(raw))
+        return Response(CreationMetricsOut(creation_metrics(start=start, end=end)).data)

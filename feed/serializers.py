@@ -118,3 +118,73 @@ class FeedItemOut(serializers.Serializer):
     prompt = CreatePromptOut(required=False)
     serve_id = serializers.CharField()
     reason = serializers.CharField()
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true/false only: DRF would also take 0/1 and "yes", which the schema forbids."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class FeedPreferencesIn(serializers.Serializer):
+    steer = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+    personalized = StrictBooleanField(required=False, default=True)
+
+
+class FeedPreferencesOut(serializers.Serializer):
+    steer = serializers.CharField()
+    personalized = serializers.BooleanField()
+    steer_ready = serializers.BooleanField(
+        help_text="Whether the steering text has been embedded and is shaping the feed yet."
+    )
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class MetricShareOut(serializers.Serializer):
+    share = serializers.FloatField(allow_null=True, help_text="null when the base is empty")
+
+
+class DayOneCreationOut(MetricShareOut):
+    users = serializers.IntegerField()
+    created = serializers.IntegerField()
+
+
+class ReturningSessionsOut(MetricShareOut):
+    sessions = serializers.IntegerField()
+    with_creation = serializers.IntegerField()
+
+
+class PostingUsersOut(MetricShareOut):
+    users = serializers.IntegerField()
+    posted = serializers.IntegerField()
+
+
+class InspiredRowOut(serializers.Serializer):
+    impressions = serializers.IntegerField()
+    creations = serializers.IntegerField()
+    per_1000 = serializers.FloatField(allow_null=True)
+
+
+class InspiredBySourceOut(InspiredRowOut):
+    reason = serializers.CharField()
+
+
+class InspiredByCardOut(InspiredRowOut):
+    card_type = serializers.CharField()
+
+
+class InspiredOut(serializers.Serializer):
+    by_source = InspiredBySourceOut(many=True)
+    by_card_type = InspiredByCardOut(many=True)
+
+
+class CreationMetricsOut(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    day_one_creation = DayOneCreationOut()
+    returning_sessions = ReturningSessionsOut()
+    posting_users = PostingUsersOut()
+    inspired = InspiredOut()

@@ -9,4 +9,6 @@ urlpatterns = [
     path("posts/<uuid:post_id>/comments", apis.CommentsApi.as_view()),
     path("feed", apis.FeedApi.as_view()),
     path("feed/events", apis.FeedEventsApi.as_view()),
+    path("feed/preferences", apis.FeedPreferencesApi.as_view()),
+    path("metrics/creation", apis.CreationMetricsApi.as_view()),
 ]

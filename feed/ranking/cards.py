@@ -1,0 +1,245 @@
+"""Creation cards and the teen daily cap.
+
+Card policy (state in the Redis hash `riff:fy:cards:<user>`, kept a week):
+
+* `run` counts passive post items served since the last card; when it reaches the gap, a card
+  follows the next post. The gap is `RIFF_FEED_CARD_EVERY * 2**ignored`, capped at
+  `RIFF_FEED_CARD_MAX_GAP`, where `ignored` counts consecutive cards served with no Generation
+  by the viewer after them: ignored cards back off exponentially, and one creation resets the
+  gap.
+* For `RIFF_FEED_CARD_QUIET_SECONDS` after the viewer starts a Generation there are no cards
+  at all and the run restarts from zero: they just created, nagging would be noise.
+* The card type rotates over what the page offers: `remix_this` (a remixable post just shown),
+  `use_cameo` (the viewer has an active cameo: "put yourself in this"), `cameo_open` (a post
+  just shown features a cameo of someone else that the consent rule lets the viewer use).
+  Every card carries the `post_id` it follows, so the client can report its impression with
+  the card's serve_id (reason `card-<type>`), and a creation started from it is attributed.
+
+Teens (User.is_teen) get `RIFF_FEED_TEEN_DAILY_CAP` feed posts a day across all feed kinds
+(counted in Redis per UTC day); the page that reaches it ends with a `daily_limit` card and no
+`next`, and later requests get only that card.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+from cameos.consent import usable_cameos
+from config.redis import redis_client
+from generation.models import Generation
+
+from ..feeds import FeedPage
+from ..models import Post
+from ..serving import serve_id_make
+
+logger = logging.getLogger(__name__)
+
+CARD_TYPES = ("remix_this", "use_cameo", "cameo_open")
+STATE_TTL = 7 * 24 * 3600
+
+
+def _key(user_id) -> str:
+    return f"riff:fy:cards:{user_id}"
+
+
+@dataclass
+class CardPlan:
+    user: User
+    run: int
+    # Consecutive ignored cards, counting the last one served (judged at load time).
+    ignored: int
+    served: int
+    quiet: bool
+    gap: int
+    cameos: dict | None = None
+    changed: bool = False
+    this_page: int = 0
+
+    @property
+    def due(self) -> bool:
+        return not self.quiet and self.run >= self.gap
+
+    def note_post(self) -> None:
+        if not self.quiet:
+            self.run += 1
+        self.changed = True
+
+    def note_card(self) -> None:
+        if self.this_page:
+            # A second card in one page: the first was certainly not followed by a creation.
+            self.ignored += 1
+        # Within this page nothing can follow this card, so the next gap assumes it ignored.
+        self.gap = _gap(self.ignored + 1)
+        self.this_page += 1
+        self.served += 1
+        self.run = 0
+        self.changed = True
+
+
+def _gap(ignored: int) -> int:
+    every = max(settings.RIFF_FEED_CARD_EVERY, 1)
+    return min(every * 2 ** min(ignored, 16), max(settings.RIFF_FEED_CARD_MAX_GAP, every))
+
+
+def plan_load(user: User, *, now: datetime | None = None) -> CardPlan:
+    """Reads the card state: one Redis round trip and one query (the viewer's last creation)."""
+    now = now or timezone.now()
+    state = {k.decode(): v.decode() for k, v in redis_client().hgetall(_key(user.pk)).items()}
+    last_created = (
+        Generation.objects.filter(owner=user)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    ignored = int(state.get("ignored", 0))
+    if state.get("last_card"):
+        created_after = last_created is not None and last_created.timestamp() >= float(
+            state["last_card"]
+        )
+        # The previous card is judged now: a creation after it resets the back-off.
+        ignored = 0 if created_after else ignored + 1
+    quiet = last_created is not None and now - last_created < timedelta(
+        seconds=settings.RIFF_FEED_CARD_QUIET_SECONDS
+    )
+    return CardPlan(
+        user=user,
+        # Quiet after a creation restarts the run: the next card is a full gap away.
+        run=0 if quiet else int(state.get("run", 0)),
+        ignored=ignored,
+        served=int(state.get("served", 0)),
+        quiet=quiet,
+        gap=_gap(ignored),
+        changed=quiet,
+    )
+
+
+def plan_save(plan: CardPlan, *, card_served_at: datetime | None) -> None:
+    if not plan.changed and card_served_at is None:
+        return
+    mapping = {"run": plan.run, "served": plan.served}
+    if card_served_at is not None:
+        # `ignored` now counts the cards before this one; this one is judged on the next load.
+        mapping["ignored"] = plan.ignored
+        mapping["last_card"] = card_served_at.timestamp()
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.hset(_key(plan.user.pk), mapping=mapping)
+    pipe.expire(_key(plan.user.pk), STATE_TTL)
+    pipe.execute()
+
+
+# --- card content -----------------------------------------------------------------------------
+
+
+def _cameos_for(plan: CardPlan, posts: list[Post]) -> dict:
+    """{cameo_id: (handle, owner_id)} of the viewer's own usable cameos and the usable ones in
+    the page's posts: one query, made only on a page that shows a card."""
+    if plan.cameos is None:
+        ids = {c for p in posts for c in p.cameo_ids}
+        rows = (
+            usable_cameos(plan.user)
+            .filter(Q(owner_id=plan.user.pk) | Q(pk__in=ids))
+            .values_list("pk", "handle", "owner_id")
+        )
+        plan.cameos = {str(pk): (handle, owner) for pk, handle, owner in rows}
+    return plan.cameos
+
+
+def _prompt(kind: str, plan: CardPlan, posts: list[Post]) -> dict | None:
+    recent = list(reversed(posts))
+    if kind == "remix_this":
+        post = next((p for p in recent if p.allow_remix), None)
+        if post is None:
+            return None
+        return {"type": kind, "text": "Remix this: make your own take.", "post_id": str(post.pk)}
+    cameos = _cameos_for(plan, posts)
+    if kind == "use_cameo":
+        own = next((pk for pk, (_, owner) in cameos.items() if owner == plan.user.pk), None)
+        post = next((p for p in recent if p.allow_remix), None)
+        if own is None or post is None:
+            return None
+        return {
+            "type": kind,
+            "text": "Put yourself in this.",
+            "post_id": str(post.pk),
+            "cameo_id": own,
+        }
+    for post in recent:
+        for cid in post.cameo_ids:
+            if cid in cameos and cameos[cid][1] != plan.user.pk:
+                return {
+                    "type": "cameo_open",
+                    "text": f"@{cameos[cid][0]}'s cameo is open to you.",
+                    "post_id": str(post.pk),
+                    "cameo_id": cid,
+                }
+    return None
+
+
+def card_item(plan: CardPlan, posts: list[Post]) -> dict | None:
+    """The next card for a page whose posts so far are `posts` (oldest first), or None when
+    none fits; rotates over the card types."""
+    for step in range(len(CARD_TYPES)):
+        kind = CARD_TYPES[(plan.served + step) % len(CARD_TYPES)]
+        prompt = _prompt(kind, plan, posts)
+        if prompt is not None:
+            plan.note_card()
+            return _card(plan.user, prompt)
+    return None
+
+
+def _card(user: User, prompt: dict) -> dict:
+    return {
+        "kind": "create_prompt",
+        "prompt": prompt,
+        "serve_id": serve_id_make(user_id=user.pk, reason=f"card-{prompt['type']}"),
+        "reason": "card",
+    }
+
+
+# --- teen daily cap ---------------------------------------------------------------------------
+
+DAILY_LIMIT_TEXT = "That's your feed for today. Make something of your own?"
+
+
+def daily_limit_item(user: User) -> dict:
+    return _card(user, {"type": "daily_limit", "text": DAILY_LIMIT_TEXT})
+
+
+def teen_cap_apply(user: User, page: FeedPage) -> FeedPage:
+    """Cuts a teen's page at the day's remaining allowance (post items; cards are free) and
+    ends the feed with a `daily_limit` card once it is used up. Without Redis the page passes
+    uncapped rather than blocking the feed (logged)."""
+    if not getattr(user, "is_teen", False):
+        return page
+    key = f"riff:feedcap:{user.pk}:{timezone.now():%Y%m%d}"
+    cap = settings.RIFF_FEED_TEEN_DAILY_CAP
+    try:
+        client = redis_client()
+        used = int(client.get(key) or 0)
+        remaining = max(cap - used, 0)
+        kept, posts = [], 0
+        for item in page.items:
+            if item["kind"] == "post":
+                if posts >= remaining:
+                    break
+                posts += 1
+            kept.append(item)
+        if posts:
+            pipe = client.pipeline(transaction=False)
+            pipe.incrby(key, posts)
+            pipe.expire(key, 2 * 24 * 3600)
+            pipe.execute()
+    except redis.RedisError:
+        logger.warning("teen feed cap unavailable", exc_info=True)
+        return page
+    if used + posts >= cap and (len(kept) < len(page.items) or page.cursor or not kept):
+        return FeedPage(items=[*kept, daily_limit_item(user)], cursor=None)
+    return page

@@ -1,0 +1,315 @@
+"""Candidate sources for For You, and the loading of candidates with their signals.
+
+Each source is one bounded query that returns post ids, most relevant first. A post found by
+several sources keeps every reason (scoring uses them all); the item's `reason` is the most
+specific one (`REASON_PRIORITY`). Visibility is not decided here: candidates are loaded once
+through `feed.selectors.posts_visible_to`, the only place that decides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from accounts.models import Follow, User
+from accounts.selectors import blocked_user_ids
+from cameos.consent import usable_cameos
+from generation.models import Generation
+
+from ..embeddings import from_bytes
+from ..models import EventKind, FeedEvent, FeedPreference, Like, Post, PostState
+from ..selectors import post_counts, posts_visible_to
+
+# Most specific first: the reason shown on an item found by several sources.
+REASON_PRIORITY = (
+    "cameo_graph",
+    "remix_lineage",
+    "following",
+    "steering",
+    "trending",
+    "cold_start",
+    "latest",
+)
+# Sources a non-personalised feed may use: nothing derived from the viewer's history.
+UNPERSONALIZED = ("trending", "latest")
+
+PER_SOURCE = 150
+STEER_POOL = 1000
+STEER_MIN_COSINE = 0.15
+TRENDING_HOURS = 72
+COLD_START_HOURS = 48
+
+
+@dataclass
+class Context:
+    """What every source needs about the viewer, read once per snapshot build."""
+
+    user: User
+    now: datetime
+    blocked: set
+    followees: set
+    personalized: bool
+    steer: np.ndarray | None
+    seen: set = field(default_factory=set)
+
+
+@dataclass
+class Candidate:
+    id: object
+    author_id: object
+    created_at: datetime
+    allow_remix: bool
+    cameo_ids: list
+    embedding: np.ndarray | None
+    reasons: set
+    in_network: bool = False
+    seen: bool = False
+    views: int = 0
+    likes: int = 0
+    remixes: int = 0
+    cameo_uses: int = 0
+    completes: int = 0
+    see_less: int = 0
+    author_see_less: bool = False
+    score: float = 0.0
+
+    @property
+    def reason(self) -> str:
+        return next(r for r in REASON_PRIORITY if r in self.reasons)
+
+
+def preferences_get(user: User) -> FeedPreference | None:
+    return FeedPreference.objects.filter(user=user).first()
+
+
+def context_for(user: User) -> Context:
+    pref = preferences_get(user)
+    personalized = pref.personalized if pref is not None else True
+    now = timezone.now()
+    seen_since = now - timedelta(hours=settings.RIFF_FEED_SEEN_HOURS)
+    return Context(
+        user=user,
+        now=now,
+        blocked=blocked_user_ids(user),
+        followees=set(Follow.objects.filter(follower=user).values_list("followee_id", flat=True)),
+        personalized=personalized,
+        steer=from_bytes(pref.steer_embedding) if pref is not None and personalized else None,
+        seen=set(
+            FeedEvent.objects.filter(
+                user_id=user.pk, kind=EventKind.IMPRESSION, created_at__gte=seen_since
+            )
+            .values_list("post_id", flat=True)
+            .distinct()
+        ),
+    )
+
+
+def _base(ctx: Context, *, hours: int | None = None):
+    """Recent live posts not by the viewer or anyone blocked either way (ids only)."""
+    since = ctx.now - (
+        timedelta(hours=hours) if hours else timedelta(days=settings.RIFF_FEED_CANDIDATE_DAYS)
+    )
+    qs = Post.objects.filter(state=PostState.LIVE, created_at__gte=since).exclude(
+        author_id=ctx.user.pk
+    )
+    if ctx.blocked:
+        qs = qs.exclude(author_id__in=ctx.blocked)
+    return qs
+
+
+def _ids(qs, limit: int = PER_SOURCE) -> list:
+    return list(qs.values_list("id", flat=True)[:limit])
+
+
+def source_following(ctx: Context) -> list:
+    if not ctx.followees:
+        return []
+    return _ids(_base(ctx).filter(author_id__in=ctx.followees).order_by("-created_at"))
+
+
+def source_cameo_graph(ctx: Context) -> list:
+    """Posts showing the viewer's own cameos or the cameos of people they follow that the
+    consent rule lets them use (so every such post is one they could riff on themselves)."""
+    cameo_ids = [
+        str(pk)
+        for pk in usable_cameos(ctx.user)
+        .filter(Q(owner_id=ctx.user.pk) | Q(owner_id__in=ctx.followees))
+        .values_list("pk", flat=True)[:200]
+    ]
+    if not cameo_ids:
+        return []
+    return _ids(_base(ctx).filter(cameo_ids__has_any_keys=cameo_ids).order_by("-created_at"))
+
+
+def source_remix_lineage(ctx: Context) -> list:
+    """Other posts in the remix trees of what the viewer made, liked or remixed."""
+    user = ctx.user
+    made = Post.objects.filter(author_id=user.pk).order_by("-created_at").values("root_id")[:200]
+    liked = Like.objects.filter(user=user).order_by("-created_at").values("post__root_id")[:200]
+    remixed = Post.objects.filter(
+        pk__in=Generation.objects.filter(owner=user, remix_of_id__isnull=False)
+        .order_by("-created_at")
+        .values("remix_of_id")[:200]
+    ).values("root_id")
+    qs = _base(ctx).filter(Q(root_id__in=made) | Q(root_id__in=liked) | Q(root_id__in=remixed))
+    return _ids(qs.order_by("-created_at"))
+
+
+def source_trending(ctx: Context) -> list:
+    """Remixable posts with the most remixes and engagement events in the last few days."""
+    since = ctx.now - timedelta(hours=TRENDING_HOURS)
+    remixed = dict(
+        _base(ctx)
+        .filter(allow_remix=True)
+        .annotate(n=Count("remixes", filter=Q(remixes__created_at__gte=since)))
+        .filter(n__gt=0)
+        .order_by("-n")
+        .values_list("id", "n")[:PER_SOURCE]
+    )
+    engaged = dict(
+        FeedEvent.objects.filter(
+            created_at__gte=since,
+            kind__in=[EventKind.IMPRESSION, EventKind.COMPLETED, EventKind.SHARE],
+        )
+        .values("post_id")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("post_id", "n")[: PER_SOURCE * 2]
+    )
+    # A remix is worth far more than a view here too: trending means "people riff on it".
+    heat = {pid: 10 * n for pid, n in remixed.items()}
+    for pid, n in engaged.items():
+        heat[pid] = heat.get(pid, 0) + n
+    return sorted(heat, key=heat.get, reverse=True)[:PER_SOURCE]
+
+
+def source_steering(ctx: Context) -> list:
+    if ctx.steer is None:
+        return []
+    rows = list(
+        _base(ctx)
+        .exclude(embedding__isnull=True)
+        .order_by("-created_at")
+        .values_list("id", "embedding")[:STEER_POOL]
+    )
+    vectors = [(pid, from_bytes(raw)) for pid, raw in rows]
+    vectors = [(pid, v) for pid, v in vectors if v is not None]
+    if not vectors:
+        return []
+    sims = np.stack([v for _, v in vectors]) @ ctx.steer
+    order = np.argsort(-sims)
+    return [vectors[i][0] for i in order[:PER_SOURCE] if sims[i] >= STEER_MIN_COSINE]
+
+
+def source_cold_start(ctx: Context) -> list:
+    """New posts from small creators, so a first post gets a first audience."""
+    qs = (
+        _base(ctx, hours=COLD_START_HOURS)
+        .annotate(followers=Count("author__follower_set"))
+        .filter(followers__lt=settings.RIFF_FEED_SMALL_CREATOR_FOLLOWERS)
+        .order_by("-created_at")
+    )
+    return _ids(qs, 40)
+
+
+def source_latest(ctx: Context) -> list:
+    return _ids(_base(ctx).order_by("-created_at"), 200)
+
+
+SOURCES = {
+    "following": source_following,
+    "cameo_graph": source_cameo_graph,
+    "remix_lineage": source_remix_lineage,
+    "trending": source_trending,
+    "steering": source_steering,
+    "cold_start": source_cold_start,
+    "latest": source_latest,
+}
+
+
+def gather(ctx: Context) -> dict:
+    """{post_id: {reasons}} over every source the viewer's preferences allow."""
+    names = SOURCES if ctx.personalized else UNPERSONALIZED
+    found: dict = {}
+    for name in names:
+        for pid in SOURCES[name](ctx):
+            found.setdefault(pid, set()).add(name)
+    return found
+
+
+def load_candidates(ctx: Context, found: dict) -> list[Candidate]:
+    """The visible candidates with the signals scoring needs: a fixed handful of queries."""
+    if not found:
+        return []
+    rows = list(
+        posts_visible_to(ctx.user, blocked=ctx.blocked)
+        .filter(pk__in=list(found))
+        .exclude(author_id=ctx.user.pk)
+        .values_list("id", "author_id", "created_at", "allow_remix", "cameo_ids", "embedding")
+    )
+    cands = [
+        Candidate(
+            id=pid,
+            author_id=author,
+            created_at=created,
+            allow_remix=remixable,
+            cameo_ids=cameos or [],
+            embedding=from_bytes(raw),
+            reasons=found[pid],
+            in_network=author in ctx.followees,
+            seen=pid in ctx.seen,
+        )
+        for pid, author, created, remixable, cameos, raw in rows
+    ]
+    ids = [c.id for c in cands]
+    counts = post_counts(ids)
+    attempts = {
+        row["remix_of_id"]: row
+        for row in Generation.objects.filter(remix_of_id__in=ids)
+        .values("remix_of_id")
+        .annotate(
+            n=Count("id", distinct=True),
+            cameo=Count("id", filter=Q(cameo_links__isnull=False), distinct=True),
+        )
+    }
+    week = ctx.now - timedelta(days=7)
+    events: dict = {}
+    for pid, kind, n in (
+        FeedEvent.objects.filter(
+            post_id__in=ids,
+            created_at__gte=week,
+            kind__in=[EventKind.COMPLETED, EventKind.SEE_LESS],
+        )
+        .values("post_id", "kind")
+        .annotate(n=Count("id"))
+        .values_list("post_id", "kind", "n")
+    ):
+        events[(pid, kind)] = n
+    # Authors the viewer said "see less" of recently: their posts sink.
+    disliked_authors = set(
+        Post.objects.filter(
+            pk__in=FeedEvent.objects.filter(
+                user_id=ctx.user.pk,
+                kind=EventKind.SEE_LESS,
+                created_at__gte=ctx.now - timedelta(days=30),
+            ).values("post_id")
+        ).values_list("author_id", flat=True)
+    )
+    for c in cands:
+        count = counts.get(c.id) or {}
+        attempt = attempts.get(c.id) or {}
+        c.views = count.get("views") or 0
+        c.likes = count.get("likes") or 0
+        # Every published remix started as a generation with remix_of, but counters are the
+        # truth for posts whose generations were purged; take the larger.
+        c.remixes = max(count.get("remixes") or 0, attempt.get("n", 0))
+        c.cameo_uses = attempt.get("cameo", 0)
+        c.completes = events.get((c.id, EventKind.COMPLETED), 0)
+        c.see_less = events.get((c.id, EventKind.SEE_LESS), 0)
+        c.author_see_less = c.author_id in disliked_authors
+    return cands

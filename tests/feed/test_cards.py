@@ -1,0 +1,144 @@
+"""Creation cards (run length, back-off, quiet after creating, types) and the teen cap."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.services import follow_create
+from cameos.models import Audience
+from config.redis import redis_client
+from feed.serving import serve_id_parse
+from generation.models import Generation, GenerationStatus
+from tests.conftest import client_for
+from tests.feed.test_for_you import bulk_posts
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _cards(settings):
+    settings.RIFF_FEED_CARD_EVERY = 3
+    settings.RIFF_FEED_CARD_MAX_GAP = 12
+    settings.RIFF_FEED_CARD_QUIET_SECONDS = 600
+
+
+@pytest.fixture
+def feed_of(make_user):
+    def make(viewer, n=40):
+        for i in range(n // 2):
+            bulk_posts(make_user(username=f"maker{i:02d}"), 2)
+        return client_for(viewer)
+
+    return make
+
+
+def kinds(items) -> str:
+    return "".join("C" if i["kind"] == "create_prompt" else "p" for i in items)
+
+
+def page(client, limit=10, url=None):
+    if url:
+        url = re.sub(r"limit=\d+", f"limit={limit}", url)
+    r = client.get(url or f"/api/v1/feed?kind=for_you&limit={limit}")
+    assert r.status_code == 200, r.content
+    return r.json()
+
+
+def create(user, **kw):
+    return Generation.objects.create(
+        owner=user, prompt="x", seed=1, status=GenerationStatus.QUEUED, **kw
+    )
+
+
+def test_a_card_follows_the_configured_run(user, feed_of):
+    client = feed_of(user)
+    body = page(client, 10)
+    assert kinds(body["results"]) == "pppCpppppp"
+    card = body["results"][3]
+    assert card["reason"] == "card"
+    assert card["prompt"]["type"] == "remix_this"
+    assert card["prompt"]["post_id"] == body["results"][2]["post"]["id"]
+    parsed = serve_id_parse(card["serve_id"], user_id=user.pk)
+    assert parsed is not None and parsed.reason == "card-remix_this"
+
+
+def test_ignored_cards_back_off_and_a_creation_resets(user, feed_of):
+    client = feed_of(user)
+    first = page(client, 4)
+    assert kinds(first["results"]) == "pppC"
+    # The card was ignored: the next one is twice as far (6 posts).
+    second = page(client, 8, first["next"])
+    assert kinds(second["results"]) == "ppppppCp"
+    # Ignored again: 12 posts (the configured maximum gap).
+    third = page(client, 14, second["next"])
+    assert kinds(third["results"]) == "p" * 11 + "Cpp"
+    # A creation after that card (and outside the quiet window) brings the gap back to 3;
+    # the run of 2 posts after the last card carries over.
+    create(user, serve_id=third["results"][11]["serve_id"])
+    redis_client().hset(f"riff:fy:cards:{user.pk}", "last_card", timezone.now().timestamp() - 700)
+    Generation.objects.filter(owner=user).update(created_at=timezone.now() - timedelta(seconds=650))
+    fourth = page(client, 4, third["next"])
+    assert kinds(fourth["results"]) == "pCpp"
+
+
+def test_no_card_right_after_the_viewer_creates(user, feed_of):
+    client = feed_of(user)
+    create(user)
+    body = page(client, 10)
+    assert kinds(body["results"]) == "p" * 10
+    # Once the quiet window is over, cards come back after a full run.
+    Generation.objects.filter(owner=user).update(created_at=timezone.now() - timedelta(hours=1))
+    again = page(client, 5, body["next"])
+    assert kinds(again["results"]) == "pppCp"
+
+
+def test_cameo_cards(user, make_user, active_cameo, feed_of):
+    friend = make_user(username="friend")
+    follow_create(follower=user, followee=friend)
+    open_cameo = active_cameo(friend, audience=Audience.EVERYONE, handle="friendcam")
+    mine = active_cameo(user, audience=Audience.ONLY_ME, handle="mecam")
+    client = feed_of(user, 4)
+    bulk_posts(friend, 3, cameo_ids=[open_cameo.pk], minutes_ago=0)
+    state = f"riff:fy:cards:{user.pk}"
+    # Rotation: the second card offers the viewer's own cameo...
+    redis_client().hset(state, mapping={"served": 1, "run": 2})
+    body = page(client, 2)
+    assert body["results"][0]["reason"] == "cameo_graph"
+    card = body["results"][1]["prompt"]
+    assert (card["type"], card["cameo_id"]) == ("use_cameo", str(mine.pk))
+    assert card["text"] == "Put yourself in this."
+    # ...the third the friend's cameo shown in the post just before it.
+    redis_client().delete(state)
+    redis_client().hset(state, mapping={"served": 2, "run": 2})
+    body = page(client, 2)
+    card = body["results"][1]["prompt"]
+    assert card["type"] == "cameo_open"
+    assert card["cameo_id"] == str(open_cameo.pk)
+    assert card["post_id"] == body["results"][0]["post"]["id"]
+    assert card["text"] == "@friendcam's cameo is open to you."
+
+
+def test_teen_daily_cap_ends_the_feed_with_a_card(make_user, feed_of, settings):
+    settings.RIFF_FEED_TEEN_DAILY_CAP = 5
+    settings.RIFF_FEED_CARD_EVERY = 10_000
+    teen = make_user(username="teen", birth_date=date(date.today().year - 15, 1, 1))
+    assert teen.is_teen
+    client = feed_of(teen, 20)
+    first = page(client, 4)
+    assert kinds(first["results"]) == "pppp" and first["next"]
+    second = page(client, 4, first["next"])
+    assert kinds(second["results"]) == "pC" and second["next"] is None
+    assert second["results"][1]["prompt"]["type"] == "daily_limit"
+    assert serve_id_parse(second["results"][1]["serve_id"], user_id=teen.pk).reason == (
+        "card-daily_limit"
+    )
+    # Every feed kind is capped for the rest of the day.
+    for kind in ("for_you", "latest", "following"):
+        body = page(client, url=f"/api/v1/feed?kind={kind}")
+        assert kinds(body["results"]) == "C" and body["next"] is None
+    adult = client_for(make_user(username="adult"))
+    assert len(page(adult, 20)["results"]) == 20
