@@ -238,7 +238,11 @@ RIFF_DISPATCH_RESEND_AFTER = env_int("RIFF_DISPATCH_RESEND_AFTER", 60)
 RIFF_PROVENANCE_MAX_BYTES = 200 * 1024 * 1024
 # Extra admission checks, each `check(*, user, prompt, cameos, request)` raising an ApiError
 # (the rights app adds its IP policy check here).
-RIFF_ADMISSION_CHECKS: list[str] = ["remix.checks.remix_allowed"]
+RIFF_ADMISSION_CHECKS: list[str] = [
+    "remix.checks.remix_allowed",
+    # Keeps a generation's serve_id only when it was served to its creator (creation metrics).
+    "feed.services.admission_serve_id",
+]
 # Engine conditioning for remixes: `fn(*, job, height, width, count)` -> the parent clip's last
 # frames, uint8 [T, H, W, 3], or None. Empty: remixes are generated from the prompt alone.
 RIFF_REMIX_CONTEXT_PROVIDER = "remix.context.parent_frames"

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefOut
-from config.api.fields import StrictCharField, StrictUUIDField
+from config.api.fields import StrictBooleanField, StrictCharField, StrictUUIDField
 from generation.serializers import VideoOut
 
 from .models import Comment, EventKind, Post
@@ -13,7 +13,7 @@ from .models import Comment, EventKind, Post
 class PostIn(serializers.Serializer):
     video_id = StrictUUIDField()
     caption = StrictCharField(max_length=2200, required=False, allow_blank=True, default="")
-    allow_remix = serializers.BooleanField(required=False, default=True)
+    allow_remix = StrictBooleanField(required=False, default=True)
 
 
 class CameoBriefOut(serializers.Serializer):
@@ -118,15 +118,6 @@ class FeedItemOut(serializers.Serializer):
     prompt = CreatePromptOut(required=False)
     serve_id = serializers.CharField()
     reason = serializers.CharField()
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """JSON true/false only: DRF would also take 0/1 and "yes", which the schema forbids."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
 
 
 class FeedPreferencesIn(serializers.Serializer):

@@ -21,3 +21,12 @@ class StrictUUIDField(serializers.UUIDField):
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true/false only: DRF would also take 0/1 and "yes", which the schema forbids."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
