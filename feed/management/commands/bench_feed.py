@@ -54,18 +54,21 @@ def _database_url() -> str:
     return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
 
 
-def _percentile(values: list[float], q: float) -> float:
+def _ms(values: list[float], q: float) -> float | None:
+    """The q-th percentile in milliseconds (nearest rank), None without samples."""
     if not values:
-        return float("nan")
+        return None
     ordered = sorted(values)
     rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[rank]
+    return round(ordered[rank] * 1000, 2)
 
 
 class Server:
-    def __init__(self, *, port: int, workers: int):
+    def __init__(self, *, port: int, workers: int, timeout: float):
         self.port = port
         env = {
+            # A request the client gave up on must not keep the database busy afterwards.
+            "PGOPTIONS": f"-c statement_timeout={int(timeout * 1000)}",
             **os.environ,
             "DATABASE_URL": _database_url(),
             "REDIS_URL": settings.REDIS_URL,
@@ -122,24 +125,27 @@ class Server:
 class Client:
     """One keep-alive connection per thread."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, timeout: float):
         self.port = port
+        self.timeout = timeout
         self.local = threading.local()
 
     def get(self, path: str, token: str) -> tuple[int, float, dict | None]:
         conn = getattr(self.local, "conn", None)
         if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            conn = self.local.conn = http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=self.timeout
+            )
         headers = {"Authorization": f"Bearer {token}", "X-Forwarded-Proto": "https"}
         started = time.perf_counter()
         try:
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             body = resp.read()
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as exc:
             conn.close()
             self.local.conn = None
-            return 0, time.perf_counter() - started, None
+            return (-1 if isinstance(exc, TimeoutError) else 0), time.perf_counter() - started, None
         elapsed = time.perf_counter() - started
         try:
             data = json.loads(body) if resp.status == 200 else None
@@ -166,20 +172,23 @@ def run_scenario(
     concurrency: int,
     desc: str,
     quiet: bool,
+    max_seconds: float,
 ) -> dict:
     """`units` tasks spread over `concurrency` threads; a task GETs `path` and follows `next`
-    up to `pages` pages. Latencies are kept per page number."""
+    up to `pages` pages. Latencies are kept per page number. No task starts after
+    `max_seconds`; status -1 is a client timeout, 0 a connection error."""
     latencies: dict[int, list[float]] = {p: [] for p in range(1, pages + 1)}
     statuses: dict[str, int] = {}
     lock = threading.Lock()
     counter = iter(range(units))
     bar = tqdm(total=units, desc=f"{desc:<18}", unit="task", disable=quiet)
+    deadline = time.perf_counter() + max_seconds
 
     def worker() -> None:
         while True:
             with lock:
                 i = next(counter, None)
-            if i is None:
+            if i is None or time.perf_counter() > deadline:
                 return
             token = tokens[i % len(tokens)]
             current: str | None = path
@@ -208,29 +217,37 @@ def run_scenario(
     total = sum(statuses.values())
     first = latencies[1]
     later = [x for p in range(2, pages + 1) for x in latencies[p]]
+    ok = sum(len(v) for v in latencies.values())
     out = {
         "path": path,
         "requests": total,
-        "ok": sum(len(v) for v in latencies.values()),
+        "ok": ok,
         "statuses": statuses,
         "seconds": round(wall, 3),
-        "rps": round(total / wall, 1) if wall else None,
-        "p50_ms": round(_percentile(first, 50) * 1000, 2),
-        "p99_ms": round(_percentile(first, 99) * 1000, 2),
+        "tasks_done": bar.n,
+        # Successful requests per second (every page of a scroll counts).
+        "rps": round(ok / wall, 1) if wall else None,
+        "p50_ms": _ms(first, 50),
+        "p99_ms": _ms(first, 99),
     }
     if pages > 1:
         out["pages_2_3"] = {
             "requests": len(later),
-            "p50_ms": round(_percentile(later, 50) * 1000, 2),
-            "p99_ms": round(_percentile(later, 99) * 1000, 2),
+            "p50_ms": _ms(later, 50),
+            "p99_ms": _ms(later, 99),
         }
     return out
 
 
-def distinct_authors(client: Client, tokens: list[str], *, top: int = 20) -> dict:
+def distinct_authors(
+    client: Client, tokens: list[str], *, top: int = 20, max_seconds: float = 300.0
+) -> dict:
     """Distinct authors among the first `top` posts of each viewer's For You feed."""
     counts = []
+    deadline = time.perf_counter() + max_seconds
     for token in tokens:
+        if time.perf_counter() > deadline:
+            break
         path: str | None = f"/api/v1/feed?kind=for_you&limit={top}"
         authors: list[str] = []
         for _ in range(5):  # creation cards may take slots: read on until `top` posts
@@ -285,17 +302,27 @@ class Command(BaseCommand):
         parser.add_argument("--pages", type=int, default=3, help="pages per scroll (via next)")
         parser.add_argument("--min-follows", type=int, default=5)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--timeout", type=float, default=30.0, help="per request (also statement_timeout)"
+        )
+        parser.add_argument(
+            "--max-seconds", type=float, default=300.0, help="no new task after this, per scenario"
+        )
 
     def handle(self, *args, **opts):
         quiet = opts["verbosity"] == 0
         rng = random.Random(opts["seed"])
         viewers = sample_viewers(opts["viewers"], min_follows=opts["min_follows"], rng=rng)
         tokens = [token_issue(user=u, user_agent="bench_feed") for u in viewers]
-        server = Server(port=_free_port(), workers=opts["workers"])
+        server = Server(port=_free_port(), workers=opts["workers"], timeout=opts["timeout"])
         try:
             server.wait()
-            client = Client(server.port)
-            common = {"concurrency": opts["concurrency"], "quiet": quiet}
+            client = Client(server.port, opts["timeout"])
+            common = {
+                "concurrency": opts["concurrency"],
+                "quiet": quiet,
+                "max_seconds": opts["max_seconds"],
+            }
             # Warm-up, not measured: imports, connection set-up, inboxes built on first read.
             for kind in KINDS:
                 run_scenario(
@@ -348,17 +375,19 @@ class Command(BaseCommand):
                 desc="me (again)",
                 **common,
             )
-            diversity = distinct_authors(client, tokens)
+            diversity = distinct_authors(client, tokens, max_seconds=opts["max_seconds"])
         finally:
             server.stop()
             AuthToken.objects.filter(key_hash__in=[hash_token(t) for t in tokens]).delete()
 
         base = results["trivial"]
-        base_p50 = (base["p50_ms"] + trivial_after["p50_ms"]) / 2
-        base_rps = (base["rps"] + trivial_after["rps"]) / 2
+        base_p50 = statistics.fmean(x["p50_ms"] or 0 for x in (base, trivial_after))
+        base_rps = statistics.fmean(x["rps"] or 0 for x in (base, trivial_after))
         for kind in KINDS:
             r = results[kind]
-            r["ratio_p50_vs_trivial"] = round(r["p50_ms"] / base_p50, 2) if base_p50 else None
+            r["ratio_p50_vs_trivial"] = (
+                round(r["p50_ms"] / base_p50, 2) if base_p50 and r["p50_ms"] else None
+            )
             r["ratio_rps_vs_trivial"] = round(r["rps"] / base_rps, 3) if base_rps else None
         report = {
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -374,6 +403,8 @@ class Command(BaseCommand):
                 "concurrency": opts["concurrency"],
                 "uvicorn_workers": opts["workers"],
                 "pages_per_scroll": opts["pages"],
+                "request_timeout_s": opts["timeout"],
+                "max_seconds_per_scenario": opts["max_seconds"],
             },
             "trivial": {"path": TRIVIAL, "before": base, "after": trivial_after},
             "feed": {kind: results[kind] for kind in KINDS},
@@ -393,14 +424,17 @@ class Command(BaseCommand):
             + (("me (after)", report["trivial"]["after"]),)
         ):
             later = r.get("pages_2_3")
-            extra = f"  {later['p50_ms']:.1f}/{later['p99_ms']:.1f}" if later else ""
-            ratio = r.get("ratio_p50_vs_trivial")
+            extra = f"  {_f(later['p50_ms'])}/{_f(later['p99_ms'])}" if later else ""
             w(
-                f"{label:<26}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['rps']:>9.1f}"
-                f"{(f'{ratio:.2f}' if ratio else ''):>8}{extra}"
+                f"{label:<26}{_f(r['p50_ms']):>9}{_f(r['p99_ms']):>9}{_f(r['rps']):>9}"
+                f"{_f(r.get('ratio_p50_vs_trivial'), 2):>8}{extra}  {r['statuses']}"
             )
         d = report["for_you_distinct_authors_top20"]
         w(f"for_you distinct authors in top 20: mean {d['mean']} (min {d['min']}, max {d['max']})")
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _data_sizes() -> dict:
