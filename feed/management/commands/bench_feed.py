@@ -451,8 +451,9 @@ def _data_sizes() -> dict:
         for name, table in tables.items():
             cur.execute(
                 "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_class c "
-                "WHERE c.relname = %s OR c.oid IN (SELECT inhrelid FROM pg_inherits i "
-                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s)",
+                # Plain tables only: a partitioned parent's estimate already sums its children.
+                "WHERE c.relkind = 'r' AND (c.relname = %s OR c.oid IN (SELECT inhrelid FROM pg_inherits i "
+                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s))",
                 [table, table],
             )
             out[name] = cur.fetchone()[0]
