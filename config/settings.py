@@ -165,6 +165,7 @@ CELERY_BEAT_SCHEDULE = {
     "generation-sweep": {"task": "generation.tasks.generation_sweep", "schedule": 15.0},
     "idempotency-purge": {"task": "generation.tasks.idempotency_purge", "schedule": 3600.0},
     "feed-partitions": {"task": "feed.tasks.feed_partitions_ensure", "schedule": 86400.0},
+    "feed-trending": {"task": "feed.tasks.feed_trending_refresh", "schedule": 240.0},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}

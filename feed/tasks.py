@@ -61,3 +61,11 @@ def feed_partitions_ensure() -> list[str]:
     from .partitions import ensure_partitions
 
     return ensure_partitions(connection)
+
+
+@shared_task(queue="default", ignore_result=True, expires=240)
+def feed_trending_refresh() -> int:
+    """Recomputes the global trending list For You reads (beat, every few minutes)."""
+    from .ranking.sources import trending_refresh
+
+    return len(trending_refresh())

@@ -64,6 +64,10 @@ class Generation(models.Model):
             models.Index(
                 fields=["dispatched_at"], condition=Q(status="queued"), name="gen_queued_idx"
             ),
+            # Remix attempts per post (For You's creation signals) and a post's remix jobs.
+            models.Index(
+                fields=["remix_of_id"], condition=Q(remix_of_id__isnull=False), name="gen_remix_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,11 +8,13 @@ through `feed.selectors.posts_visible_to`, the only place that decides it.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -160,16 +162,29 @@ def source_remix_lineage(ctx: Context) -> list:
     return _ids(qs.order_by("-created_at"))
 
 
-def source_trending(ctx: Context) -> list:
-    """Remixable posts with the most remixes and engagement events in the last few days."""
-    since = ctx.now - timedelta(hours=TRENDING_HOURS)
+TRENDING_CACHE_KEY = "feed:trending:v1"
+TRENDING_CACHE_SECONDS = 300
+TRENDING_POOL = 500
+
+
+def trending_compute(now: datetime | None = None) -> list:
+    """The global trending list: live remixable posts with the most remixes and engagement
+    events in the last few days, hottest first. Scans the window's remixes and events, so it
+    runs at most once per `TRENDING_CACHE_SECONDS` (beat keeps it warm); viewers only read it."""
+    now = now or timezone.now()
+    since = now - timedelta(hours=TRENDING_HOURS)
     remixed = dict(
-        _base(ctx)
-        .filter(allow_remix=True)
-        .annotate(n=Count("remixes", filter=Q(remixes__created_at__gte=since)))
-        .filter(n__gt=0)
+        Post.objects.filter(
+            created_at__gte=since,
+            state=PostState.LIVE,
+            remix_of__isnull=False,
+            remix_of__state=PostState.LIVE,
+            remix_of__allow_remix=True,
+        )
+        .values("remix_of_id")
+        .annotate(n=Count("id"))
         .order_by("-n")
-        .values_list("id", "n")[:PER_SOURCE]
+        .values_list("remix_of_id", "n")[:TRENDING_POOL]
     )
     engaged = dict(
         FeedEvent.objects.filter(
@@ -179,13 +194,33 @@ def source_trending(ctx: Context) -> list:
         .values("post_id")
         .annotate(n=Count("id"))
         .order_by("-n")
-        .values_list("post_id", "n")[: PER_SOURCE * 2]
+        .values_list("post_id", "n")[: TRENDING_POOL * 2]
+    )
+    remixable = set(
+        Post.objects.filter(
+            pk__in=list(engaged), state=PostState.LIVE, allow_remix=True
+        ).values_list("pk", flat=True)
     )
     # A remix is worth far more than a view here too: trending means "people riff on it".
     heat = {pid: 10 * n for pid, n in remixed.items()}
     for pid, n in engaged.items():
-        heat[pid] = heat.get(pid, 0) + n
-    return sorted(heat, key=heat.get, reverse=True)[:PER_SOURCE]
+        if pid in remixable:
+            heat[pid] = heat.get(pid, 0) + n
+    return sorted(heat, key=heat.get, reverse=True)[:TRENDING_POOL]
+
+
+def trending_refresh() -> list:
+    ids = trending_compute()
+    cache.set(TRENDING_CACHE_KEY, [str(i) for i in ids], TRENDING_CACHE_SECONDS * 3)
+    return ids
+
+
+def source_trending(ctx: Context) -> list:
+    """The shared trending list (per-viewer filtering happens in load_candidates)."""
+    ids = cache.get(TRENDING_CACHE_KEY)
+    if ids is None:
+        ids = trending_refresh()
+    return [uuid.UUID(str(i)) for i in ids[:PER_SOURCE]]
 
 
 def source_steering(ctx: Context) -> list:
@@ -206,15 +241,28 @@ def source_steering(ctx: Context) -> list:
     return [vectors[i][0] for i in order[:PER_SOURCE] if sims[i] >= STEER_MIN_COSINE]
 
 
+COLD_START_POOL = 400
+
+
 def source_cold_start(ctx: Context) -> list:
-    """New posts from small creators, so a first post gets a first audience."""
-    qs = (
+    """New posts from small creators, so a first post gets a first audience. Counts followers
+    only for the authors of the newest posts (one grouped index scan), never for every post."""
+    recent = list(
         _base(ctx, hours=COLD_START_HOURS)
-        .annotate(followers=Count("author__follower_set"))
-        .filter(followers__lt=settings.RIFF_FEED_SMALL_CREATOR_FOLLOWERS)
         .order_by("-created_at")
+        .values_list("id", "author_id")[:COLD_START_POOL]
     )
-    return _ids(qs, 40)
+    authors = {author for _, author in recent}
+    if not authors:
+        return []
+    big = set(
+        Follow.objects.filter(followee_id__in=authors)
+        .values("followee_id")
+        .annotate(n=Count("id"))
+        .filter(n__gte=settings.RIFF_FEED_SMALL_CREATOR_FOLLOWERS)
+        .values_list("followee_id", flat=True)
+    )
+    return [pid for pid, author in recent if author not in big][:40]
 
 
 def source_latest(ctx: Context) -> list:

@@ -335,3 +335,37 @@ def test_embedding_dim_sanity():
 
     v = np.ones(384, dtype=np.float32) / np.sqrt(384)
     assert np.allclose(from_bytes(to_bytes(v)), v)
+
+
+def test_cold_start_lifts_new_posts_of_small_creators_only(user, make_user, settings):
+    from feed.ranking.sources import context_for, source_cold_start
+
+    settings.RIFF_FEED_SMALL_CREATOR_FOLLOWERS = 3
+    newcomer, star = make_user(username="newcomer"), make_user(username="star")
+    for i in range(3):
+        follow_create(follower=make_user(username=f"fan{i}"), followee=star)
+    fresh = bulk_posts(newcomer, 2)
+    bulk_posts(star, 2)
+    old = bulk_posts(newcomer, 1, minutes_ago=60 * 24 * 3)  # older than the 48 h window
+    found = source_cold_start(context_for(user))
+    assert set(found) == {p.pk for p in fresh}
+    assert old[0].pk not in found
+
+
+def test_trending_is_computed_once_and_shared(user, other, make_user):
+    from feed.ranking import sources
+
+    hot = bulk_posts(other, 1)[0]
+    for i in range(3):
+        bulk_posts(make_user(username=f"riffer{i}"), 1, remix_of=hot, root_id=hot.pk, depth=1)
+    first = sources.source_trending(sources.context_for(user))
+    assert first[0] == hot.pk
+    # A new hot post doesn't show until the shared list is refreshed (beat, every 4 minutes).
+    hotter = bulk_posts(other, 1)[0]
+    for i in range(5):
+        bulk_posts(make_user(username=f"fan{i}"), 1, remix_of=hotter, root_id=hotter.pk, depth=1)
+    assert sources.source_trending(sources.context_for(user)) == first
+    from feed.tasks import feed_trending_refresh
+
+    assert feed_trending_refresh() == 2
+    assert sources.source_trending(sources.context_for(user))[:2] == [hotter.pk, hot.pk]
