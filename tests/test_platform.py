@@ -93,3 +93,23 @@ def test_production_refuses_to_start_without_a_secret_key():
         [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True
     )
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_committed_openapi_schema_is_current(tmp_path):
+    """docs/openapi.yaml is what mobile clients are generated from: `make schema` rewrites it,
+    and this fails when an API change forgot to."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "openapi.yaml"
+    subprocess.run(
+        [sys.executable, "manage.py", "spectacular", "--file", str(out)],
+        cwd=root,
+        check=True,
+        env={**os.environ, "RIFF_DEV": "1"},
+        capture_output=True,
+    )
+    assert out.read_text() == (root / "docs" / "openapi.yaml").read_text(), "run `make schema`"
