@@ -242,13 +242,20 @@ def source_steering(ctx: Context) -> list:
 
 
 COLD_START_POOL = 400
+COLD_START_CACHE_KEY = "feed:cold_start:v1"
+COLD_START_CACHE_SECONDS = 120
 
 
-def source_cold_start(ctx: Context) -> list:
-    """New posts from small creators, so a first post gets a first audience. Counts followers
-    only for the authors of the newest posts (one grouped index scan), never for every post."""
+def cold_start_compute(now: datetime | None = None) -> list:
+    """New posts from small creators, so a first post gets a first audience: the newest posts
+    of the window whose authors have few followers. Follower counts are read only for the
+    authors of those posts, and the list is shared by every viewer for a couple of minutes
+    (popular authors have many followers to count; no viewer should pay for that)."""
+    now = now or timezone.now()
     recent = list(
-        _base(ctx, hours=COLD_START_HOURS)
+        Post.objects.filter(
+            state=PostState.LIVE, created_at__gte=now - timedelta(hours=COLD_START_HOURS)
+        )
         .order_by("-created_at")
         .values_list("id", "author_id")[:COLD_START_POOL]
     )
@@ -262,7 +269,16 @@ def source_cold_start(ctx: Context) -> list:
         .filter(n__gte=settings.RIFF_FEED_SMALL_CREATOR_FOLLOWERS)
         .values_list("followee_id", flat=True)
     )
-    return [pid for pid, author in recent if author not in big][:40]
+    return [pid for pid, author in recent if author not in big][:100]
+
+
+def source_cold_start(ctx: Context) -> list:
+    ids = cache.get(COLD_START_CACHE_KEY)
+    if ids is None:
+        ids = [str(i) for i in cold_start_compute(ctx.now)]
+        cache.set(COLD_START_CACHE_KEY, ids, COLD_START_CACHE_SECONDS)
+    # The viewer's own posts and blocked authors are dropped when candidates load.
+    return [uuid.UUID(i) for i in ids[:40]]
 
 
 def source_latest(ctx: Context) -> list:
