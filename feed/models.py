@@ -87,6 +87,10 @@ class PostCounter(models.Model):
     comments = models.IntegerField(default=0)
     remixes = models.IntegerField(default=0)
     views = models.BigIntegerField(default=0)
+    # Scoring signals, counted like views (once per serve): ranking reads them per candidate
+    # from these shards instead of aggregating the event table.
+    completes = models.BigIntegerField(default=0, db_default=0)
+    see_less = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

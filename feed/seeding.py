@@ -5,7 +5,8 @@ The shape is skewed the way social data is: a few prolific authors (Zipf-like au
 a heavy-tailed post popularity (log-normal, times an author factor) that decides which posts
 get most of the likes, events and remixes, and follows concentrated on popular authors. Every
 derived number is exact: a post's `PostCounter` shards sum to its `Like` rows (likes), its live
-remixes (remixes) and its impression events (views).
+remixes (remixes) and its impression, completed and see-less events (views, completes,
+see_less; each seeded serve has at most one of each).
 
 Seeded users are named `seed_<n>`; `seed_delete()` removes them and everything they own. All
 randomness comes from one `numpy` generator, so a seed reproduces the same data (ids included).
@@ -562,6 +563,8 @@ def seed(spec: SeedSpec, *, quiet: bool = False, now: datetime | None = None) ->
     live_child = is_remix & live
     remixes = np.bincount(parent[live_child], minlength=n_posts)
     views = np.bincount(ev_post[ev_kind == 1], minlength=n_posts)
+    completes = np.bincount(ev_post[ev_kind == 3], minlength=n_posts)
+    see_less = np.bincount(ev_post[ev_kind == 4], minlength=n_posts)
     hot = (likes + remixes + np.bincount(ev_post, minlength=n_posts)) > HOT_POST
 
     def sharded(items: np.ndarray) -> np.ndarray:
@@ -573,23 +576,38 @@ def seed(spec: SeedSpec, *, quiet: bool = False, now: datetime | None = None) ->
             sharded(like_post),
             sharded(parent[live_child]),
             sharded(ev_post[ev_kind == 1]),
+            sharded(ev_post[ev_kind == 3]),
+            sharded(ev_post[ev_kind == 4]),
         ]
     )
     assert cells[:, 0].sum() == likes.sum() and cells[:, 2].sum() == views.sum()
     assert cells[:, 1].sum() == remixes.sum()
+    assert cells[:, 3].sum() == completes.sum() and cells[:, 4].sum() == see_less.sum()
     nonzero = np.nonzero(cells.any(axis=1))[0]
-    _check_columns(PostCounter, ["post_id", "shard", "likes", "comments", "remixes", "views"])
+    counter_columns = [
+        "post_id",
+        "shard",
+        "likes",
+        "comments",
+        "remixes",
+        "views",
+        "completes",
+        "see_less",
+    ]
+    _check_columns(PostCounter, counter_columns)
 
     def counter_block(a: int, b: int) -> str:
         rows = []
         for cell in nonzero[a:b].tolist():
-            lk, rm, vw = cells[cell].tolist()
-            rows.append(f"{post_ids[cell // SHARDS]}\t{cell % SHARDS}\t{lk}\t0\t{rm}\t{vw}")
+            lk, rm, vw, cp, sl = cells[cell].tolist()
+            rows.append(
+                f"{post_ids[cell // SHARDS]}\t{cell % SHARDS}\t{lk}\t0\t{rm}\t{vw}\t{cp}\t{sl}"
+            )
         return "\n".join(rows)
 
     _copy(
         "feed_postcounter",
-        ["post_id", "shard", "likes", "comments", "remixes", "views"],
+        counter_columns,
         len(nonzero),
         _chunks(len(nonzero), counter_block),
         report,

@@ -49,12 +49,18 @@ def comments_of(*, user, post: Post) -> QuerySet[Comment]:
 
 
 def post_counts(post_ids: Iterable) -> dict:
-    """{post_id: {likes, comments, remixes, views}} summed over the shards, one query."""
+    """{post_id: {likes, comments, remixes, views, completes, see_less}} summed over the
+    shards, one query."""
     rows = (
         PostCounter.objects.filter(post_id__in=list(post_ids))
         .values("post_id")
         .annotate(
-            likes=Sum("likes"), comments=Sum("comments"), remixes=Sum("remixes"), views=Sum("views")
+            likes=Sum("likes"),
+            comments=Sum("comments"),
+            remixes=Sum("remixes"),
+            views=Sum("views"),
+            completes=Sum("completes"),
+            see_less=Sum("see_less"),
         )
     )
     return {row.pop("post_id"): row for row in rows}

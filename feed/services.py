@@ -34,7 +34,7 @@ from .serving import serve_id_parse
 
 logger = logging.getLogger(__name__)
 
-COUNTER_FIELDS = ("likes", "comments", "remixes", "views")
+COUNTER_FIELDS = ("likes", "comments", "remixes", "views", "completes", "see_less")
 
 
 # --- counters ---------------------------------------------------------------------------------
@@ -53,14 +53,15 @@ def counters_add(*, field: str, deltas: dict) -> None:
     if not deltas:
         return
     rows, params = [], []
+    placeholders = "(" + ", ".join(["%s"] * (2 + len(COUNTER_FIELDS))) + ")"
     for post_id, delta in deltas.items():
-        rows.append("(%s, %s, %s, %s, %s, %s)")
+        rows.append(placeholders)
         params += [post_id, random.randrange(COUNTER_SHARDS)]
         params += [delta if name == field else 0 for name in COUNTER_FIELDS]
     updates = ", ".join(f"{n} = feed_postcounter.{n} + EXCLUDED.{n}" for n in COUNTER_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO feed_postcounter (post_id, shard, likes, comments, remixes, views) "  # noqa: S608
+            f"INSERT INTO feed_postcounter (post_id, shard, {', '.join(COUNTER_FIELDS)}) "  # noqa: S608
             f"VALUES {', '.join(rows)} ON CONFLICT (post_id, shard) DO UPDATE SET {updates}",
             params,
         )
@@ -235,6 +236,12 @@ def comment_create(*, user: User, post: Post, body: str) -> Comment:
 # --- feed events ------------------------------------------------------------------------------
 
 EVENT_DEDUPE_TTL = 2 * 24 * 3600
+# Event kinds that move a post counter (once per serve), and the counter they move.
+COUNTED_EVENTS = {
+    EventKind.IMPRESSION: "views",
+    EventKind.COMPLETED: "completes",
+    EventKind.SEE_LESS: "see_less",
+}
 
 
 def _first_impressions(user: User, serve_ids: list[str]) -> list[bool]:
@@ -255,13 +262,14 @@ def events_record(*, user: User, events: list[dict[str, Any]]) -> tuple[int, int
     """Stores a batch of feed events; returns (accepted, rejected).
 
     An event is rejected when its serve_id was not served to this user or its post doesn't
-    exist. Each impression counts once towards the post's views, however often it is replayed.
+    exist. Each impression counts once towards the post's views, each completion and see-less
+    once towards its counter, however often they are replayed.
     """
     post_ids = {e["post_id"] for e in events}
     existing = set(Post.objects.filter(pk__in=post_ids).values_list("pk", flat=True))
     now = timezone.now()
     rows: list[FeedEvent] = []
-    impressions: list[FeedEvent] = []
+    counted: list[FeedEvent] = []
     for e in events:
         if e["post_id"] not in existing or serve_id_parse(e["serve_id"], user_id=user.pk) is None:
             continue
@@ -274,13 +282,21 @@ def events_record(*, user: User, events: list[dict[str, Any]]) -> tuple[int, int
             watched_ms=e.get("watched_ms"),
         )
         rows.append(row)
-        if row.kind == EventKind.IMPRESSION:
-            impressions.append(row)
+        if row.kind in COUNTED_EVENTS:
+            counted.append(row)
     FeedEvent.objects.bulk_create(rows)
-    if impressions:
-        first = _first_impressions(user, [f"{r.serve_id}:{r.post_id}" for r in impressions])
-        views = Counter(r.post_id for r, ok in zip(impressions, first, strict=True) if ok)
-        counters_add(field="views", deltas=dict(views))
+    if counted:
+        # impressions keep their historical dedupe key; other kinds are keyed by kind too
+        keys = [
+            f"{r.serve_id}:{r.post_id}" + ("" if r.kind == EventKind.IMPRESSION else f":{r.kind}")
+            for r in counted
+        ]
+        first = _first_impressions(user, keys)
+        for kind, field in COUNTED_EVENTS.items():
+            deltas = Counter(
+                r.post_id for r, ok in zip(counted, first, strict=True) if ok and r.kind == kind
+            )
+            counters_add(field=field, deltas=dict(deltas))
     return len(rows), len(events) - len(rows)
 
 

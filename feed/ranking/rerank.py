@@ -19,7 +19,7 @@ At each position the best remaining candidate is taken by
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 
 import numpy as np
 
@@ -39,43 +39,61 @@ def rerank(
     diversity: float,
     in_network_share: float,
 ) -> list[Candidate]:
+    """The greedy pass. Per placed post it does O(n) array work: the similarity of every
+    candidate to the new post is computed once (a mat-vec) and kept in a ring of the last
+    RECENT_FOR_DIVERSITY rows, and the author decay is a running per-candidate multiplier."""
     n = len(cands)
     if n == 0:
         return []
     scores = np.array([c.score for c in cands], dtype=np.float64)
     scores = scores / max(scores.max(), 1e-12)
-    vectors = np.zeros((n, DIM), dtype=np.float32)
-    for i, c in enumerate(cands):
-        if c.embedding is not None:
-            vectors[i] = c.embedding
+    has_vec = np.array([c.embedding is not None for c in cands])
+    use_diversity = bool(diversity) and bool(has_vec.any())
+    if use_diversity:
+        vectors = np.zeros((n, DIM), dtype=np.float32)
+        for i in np.flatnonzero(has_vec):
+            vectors[i] = cands[i].embedding
+        ring = np.zeros((RECENT_FOR_DIVERSITY, n), dtype=np.float64)
     authors = [c.author_id for c in cands]
     author_index = {a: k for k, a in enumerate(dict.fromkeys(authors))}
     author_of = np.array([author_index[a] for a in authors])
     in_network = np.array([c.in_network for c in cands])
-    placed_by_author = np.zeros(len(author_index), dtype=np.int64)
+    author_mult = np.ones(n, dtype=np.float64)
     available = np.ones(n, dtype=bool)
+    recent: deque[int] = deque()  # authors of the last `window - 1` placed posts
+    in_window = Counter()
     order: list[int] = []
     in_net_placed = 0
     for _ in range(min(size, n)):
-        recent = Counter(author_of[i] for i in order[-(window - 1) :]) if window > 1 else {}
         eligible = available.copy()
-        for a, k in recent.items():
-            if k >= cap:
-                eligible &= author_of != a
+        capped = [a for a, k in in_window.items() if k >= cap]
+        if capped:
+            eligible &= ~np.isin(author_of, capped)
         if not eligible.any():
             break
         if in_net_placed < in_network_share * (len(order) + 1):
             wanted = eligible & in_network
             if wanted.any():
                 eligible = wanted
-        adjusted = scores * np.power(decay, placed_by_author[author_of])
-        if order and diversity:
-            last = vectors[order[-RECENT_FOR_DIVERSITY:]]
-            adjusted = adjusted - diversity * np.clip(vectors @ last.T, 0, None).max(axis=1)
-        adjusted = np.where(eligible, adjusted, -np.inf)
-        pick = int(np.argmax(adjusted))
+        adjusted = scores * author_mult
+        if use_diversity and order:
+            adjusted = adjusted - diversity * ring[: min(len(order), RECENT_FOR_DIVERSITY)].max(0)
+        pick = int(np.argmax(np.where(eligible, adjusted, -np.inf)))
         order.append(pick)
         available[pick] = False
-        placed_by_author[author_of[pick]] += 1
+        a = int(author_of[pick])
+        author_mult[author_of == a] *= decay
         in_net_placed += int(in_network[pick])
+        if use_diversity:
+            ring[(len(order) - 1) % RECENT_FOR_DIVERSITY] = np.clip(
+                vectors @ vectors[pick], 0, None
+            )
+        if window > 1:
+            recent.append(a)
+            in_window[a] += 1
+            if len(recent) > window - 1:
+                old = recent.popleft()
+                in_window[old] -= 1
+                if not in_window[old]:
+                    del in_window[old]
     return [cands[i] for i in order]

@@ -149,17 +149,33 @@ def source_cameo_graph(ctx: Context) -> list:
 
 
 def source_remix_lineage(ctx: Context) -> list:
-    """Other posts in the remix trees of what the viewer made, liked or remixed."""
+    """Other posts in the remix trees of what the viewer made, liked or remixed.
+
+    The roots are read first (one query, at most 600 ids) and then passed as a list: with the
+    subqueries inline the planner walks every recent post newest first and tests each against
+    them, which at a million posts reads the whole candidate window; with a list it reads the
+    trees through the root index."""
     user = ctx.user
-    made = Post.objects.filter(author_id=user.pk).order_by("-created_at").values("root_id")[:200]
-    liked = Like.objects.filter(user=user).order_by("-created_at").values("post__root_id")[:200]
+    made = (
+        Post.objects.filter(author_id=user.pk)
+        .order_by("-created_at")
+        .values_list("root_id", flat=True)[:200]
+    )
+    liked = (
+        Like.objects.filter(user=user)
+        .order_by("-created_at")
+        .values_list("post__root_id", flat=True)[:200]
+    )
     remixed = Post.objects.filter(
         pk__in=Generation.objects.filter(owner=user, remix_of_id__isnull=False)
         .order_by("-created_at")
         .values("remix_of_id")[:200]
-    ).values("root_id")
-    qs = _base(ctx).filter(Q(root_id__in=made) | Q(root_id__in=liked) | Q(root_id__in=remixed))
-    return _ids(qs.order_by("-created_at"))
+    ).values_list("root_id", flat=True)
+    # a UNION of three index scans (an OR of IN-subqueries reads the whole post table)
+    roots = list(made.union(liked, remixed))
+    if not roots:
+        return []
+    return _ids(_base(ctx).filter(root_id__in=roots).order_by("-created_at"))
 
 
 TRENDING_CACHE_KEY = "feed:trending:v1"
@@ -341,19 +357,6 @@ def load_candidates(ctx: Context, found: dict) -> list[Candidate]:
             cameo=Count("id", filter=Q(cameo_links__isnull=False), distinct=True),
         )
     }
-    week = ctx.now - timedelta(days=7)
-    events: dict = {}
-    for pid, kind, n in (
-        FeedEvent.objects.filter(
-            post_id__in=ids,
-            created_at__gte=week,
-            kind__in=[EventKind.COMPLETED, EventKind.SEE_LESS],
-        )
-        .values("post_id", "kind")
-        .annotate(n=Count("id"))
-        .values_list("post_id", "kind", "n")
-    ):
-        events[(pid, kind)] = n
     # Authors the viewer said "see less" of recently: their posts sink.
     disliked_authors = set(
         Post.objects.filter(
@@ -373,7 +376,8 @@ def load_candidates(ctx: Context, found: dict) -> list[Candidate]:
         # truth for posts whose generations were purged; take the larger.
         c.remixes = max(count.get("remixes") or 0, attempt.get("n", 0))
         c.cameo_uses = attempt.get("cameo", 0)
-        c.completes = events.get((c.id, EventKind.COMPLETED), 0)
-        c.see_less = events.get((c.id, EventKind.SEE_LESS), 0)
+        # all-time, like views: the rates compare counts over the same impressions
+        c.completes = count.get("completes") or 0
+        c.see_less = count.get("see_less") or 0
         c.author_see_less = c.author_id in disliked_authors
     return cands

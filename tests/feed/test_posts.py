@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db
 
 def counts(post) -> dict:
     return post_counts([post.pk]).get(
-        post.pk, {"likes": 0, "comments": 0, "remixes": 0, "views": 0}
+        post.pk,
+        {"likes": 0, "comments": 0, "remixes": 0, "views": 0, "completes": 0, "see_less": 0},
     )
 
 
@@ -238,9 +239,10 @@ def test_account_deletion_keeps_other_counts_exact(user, other, make_post):
     alice.post(f"/api/v1/posts/{post.pk}/like")
     alice.post(f"/api/v1/posts/{post.pk}/comments", {"body": "a"}, format="json")
     remix = make_post(user, remix_of=post)
-    assert counts(post) == {"likes": 1, "comments": 1, "remixes": 1, "views": 0}
+    zero = {"views": 0, "completes": 0, "see_less": 0}
+    assert counts(post) == {"likes": 1, "comments": 1, "remixes": 1, **zero}
     user_delete(user=user)
-    assert counts(post) == {"likes": 0, "comments": 0, "remixes": 0, "views": 0}
+    assert counts(post) == {"likes": 0, "comments": 0, "remixes": 0, **zero}
     assert not Post.objects.filter(pk=remix.pk).exists()
 
 
@@ -283,10 +285,19 @@ def test_events_are_recorded_and_views_counted_once(user, other, make_post):
     rows = list(FeedEvent.objects.filter(user_id=user.pk).order_by("id"))
     assert [(e.kind, e.watched_ms) for e in rows] == [(1, None), (1, None), (2, 1800), (4, None)]
     assert counts(post)["views"] == 1
-    # A replay of the whole batch stores the rows but counts no new view.
+    assert (counts(post)["see_less"], counts(post)["completes"]) == (1, 0)
+    # A replay of the whole batch stores the rows but counts no new view or see-less.
     alice.post("/api/v1/feed/events", batch, format="json")  # a bare array works too
     assert counts(post)["views"] == 1
     assert alice.get(f"/api/v1/posts/{post.pk}").json()["view_count"] == 1
+    done = {"post_id": str(post.pk), "serve_id": serve_id, "event": "completed"}
+    alice.post("/api/v1/feed/events", [done, done], format="json")
+    assert (counts(post)["see_less"], counts(post)["completes"]) == (1, 1)
+    # the same post served again (a new serve_id) counts again
+    again = alice.get("/api/v1/feed?kind=latest").json()["results"][0]["serve_id"]
+    assert again != serve_id
+    alice.post("/api/v1/feed/events", [{**done, "serve_id": again}], format="json")
+    assert counts(post)["completes"] == 2
 
 
 def test_forged_or_foreign_serve_ids_are_rejected(user, other, make_post):

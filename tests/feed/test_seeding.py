@@ -59,7 +59,13 @@ def test_seed_counters_match_rows(seeded):
         row["post_id"]: row
         for row in PostCounter.objects.filter(post__in=posts)
         .values("post_id")
-        .annotate(likes=Sum("likes"), remixes=Sum("remixes"), views=Sum("views"))
+        .annotate(
+            likes=Sum("likes"),
+            remixes=Sum("remixes"),
+            views=Sum("views"),
+            completes=Sum("completes"),
+            see_less=Sum("see_less"),
+        )
     }
     like_rows = dict(
         Like.objects.filter(post__in=posts).values_list("post_id").annotate(n=Count("id"))
@@ -69,17 +75,23 @@ def test_seed_counters_match_rows(seeded):
         .values_list("remix_of_id")
         .annotate(n=Count("id"))
     )
-    impressions = dict(
-        FeedEvent.objects.filter(kind=EventKind.IMPRESSION)
-        .values_list("post_id")
-        .annotate(n=Count("id"))
-    )
+
+    def events_of(kind):
+        return dict(
+            FeedEvent.objects.filter(kind=kind).values_list("post_id").annotate(n=Count("id"))
+        )
+
+    impressions = events_of(EventKind.IMPRESSION)
+    completed, see_less = events_of(EventKind.COMPLETED), events_of(EventKind.SEE_LESS)
+    assert sum(completed.values()) > 0 and sum(see_less.values()) > 0
     assert sum(like_rows.values()) > 0 and sum(live_children.values()) > 0
     for pk in posts.values_list("id", flat=True):
-        got = sums.get(pk, {"likes": 0, "remixes": 0, "views": 0})
+        got = sums.get(pk, {"likes": 0, "remixes": 0, "views": 0, "completes": 0, "see_less": 0})
         assert got["likes"] == like_rows.get(pk, 0)
         assert got["remixes"] == live_children.get(pk, 0)
         assert got["views"] == impressions.get(pk, 0)
+        assert got["completes"] == completed.get(pk, 0)
+        assert got["see_less"] == see_less.get(pk, 0)
     assert PostCounter.objects.filter(post__in=posts, shard__gte=8).count() == 0
 
 
