@@ -11,7 +11,7 @@ import copy
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,9 @@ class TrainConfig:
     p_text_drop: float = 0.1
     p_ref_drop: float = 0.3
     p_cameo: float = 0.2
+    # remix conditioning: batches whose clips continue a simulation from `max_context_frames`
+    # clean frames given as context (the parent's last frames at sampling time)
+    p_context: float = 0.15
     pool_size: int = 12_000
     refresh_every: int = 50
     refresh_count: int = 64
@@ -74,6 +77,10 @@ def _is_cameo(seed: int, p: float) -> bool:
     return (seed * 2654435761 % 1000) < p * 1000
 
 
+def _is_context(seed: int, p: float) -> bool:
+    return (seed * 40503 + 17) % 997 < p * 997
+
+
 class ClipPool:
     """A ring of pre-rendered training clips, refreshed a few at a time."""
 
@@ -84,12 +91,19 @@ class ClipPool:
         p_cameo: float,
         first_seed: int = 0,
         progress: bool = True,
+        p_context: float = 0.0,
+        context_frames: int = 4,
     ):
         T, H, W = wcfg.frames, wcfg.height, wcfg.width
-        self.wcfg, self.p_cameo = wcfg, p_cameo
+        self.wcfg, self.p_cameo, self.p_context = wcfg, p_cameo, p_context
+        # context clips are simulated `context_frames` longer; the first frames become the
+        # clean context and the rest the target, so the model learns to continue a clip
+        self.ctx_wcfg = replace(wcfg, frames=T + context_frames)
         self.frames = np.zeros((size, T, H, W, 3), np.uint8)
         self.refs = np.zeros((size, 1, H, W, 3), np.uint8)
         self.has_ref = np.zeros(size, bool)
+        self.ctx = np.zeros((size, context_frames, H, W, 3), np.uint8)
+        self.has_ctx = np.zeros(size, bool)
         self.captions = [""] * size
         self.next_seed = first_seed
         self.cursor = 0
@@ -104,10 +118,21 @@ class ClipPool:
     def _fill(self, i: int) -> None:
         seed = self.next_seed
         self.next_seed += 1
+        cameo = _is_cameo(seed, self.p_cameo)
+        with_ctx = not cameo and _is_context(seed, self.p_context)
         clip = make_clip(
-            seed, self.wcfg, split="train", cameo=True if _is_cameo(seed, self.p_cameo) else None
+            seed,
+            self.ctx_wcfg if with_ctx else self.wcfg,
+            split="train",
+            cameo=True if cameo else None,
         )
-        self.frames[i] = clip.frames
+        nc = self.ctx.shape[1]
+        if with_ctx:
+            self.ctx[i] = clip.frames[:nc]
+            self.frames[i] = clip.frames[nc:]
+        else:
+            self.frames[i] = clip.frames
+        self.has_ctx[i] = with_ctx
         self.captions[i] = clip.caption
         self.has_ref[i] = bool(clip.reference_images)
         if clip.reference_images:
@@ -120,7 +145,13 @@ class ClipPool:
         return self.captions
 
     def batch(
-        self, idx: np.ndarray, encoder: TextEncoder, max_tokens: int, device, refs: bool = True
+        self,
+        idx: np.ndarray,
+        encoder: TextEncoder,
+        max_tokens: int,
+        device,
+        refs: bool = True,
+        context: bool = False,
     ) -> Batch:
         text, tmask, pooled = encoder.batch([self.captions[i] for i in idx])
         return Batch(
@@ -130,6 +161,8 @@ class ClipPool:
             pooled=pooled,
             refs=images_to_tensor(self.refs[idx]) if refs else None,
             ref_mask=torch.from_numpy(self.has_ref[idx])[:, None] if refs else None,
+            context=frames_to_tensor(self.ctx[idx]) if context else None,
+            context_mask=torch.from_numpy(self.has_ctx[idx]) if context else None,
         ).to(device)
 
 
@@ -271,7 +304,13 @@ def train(
     encoder = TextEncoder(tc.text_encoder, max_tokens=mcfg.max_text_tokens, disk_cache=cache)
     # pool seeds move on with the step so that a resumed run sees fresh clips
     pool = ClipPool(
-        tc.pool_size, wcfg, tc.p_cameo, first_seed=tc.seed * 10**8 + step * 7, progress=progress
+        tc.pool_size,
+        wcfg,
+        tc.p_cameo,
+        first_seed=tc.seed * 10**8 + step * 7,
+        progress=progress,
+        p_context=tc.p_context,
+        context_frames=mcfg.max_context_frames,
     )
     encoder.embed(sorted(set(pool.captions), key=len))
     encoder.save()
@@ -299,10 +338,15 @@ def train(
             pool.refresh(tc.refresh_count)
         # cameo clips come in batches of their own, so that the other batches carry no
         # reference tokens at all (~17 % fewer tokens per step)
-        cameo_batch = rng.random() < tc.p_cameo
-        cand = np.flatnonzero(pool.has_ref == cameo_batch)
+        # (likewise context batches: only those carry the context tokens)
+        u = rng.random()
+        cameo_batch = u < tc.p_cameo
+        ctx_batch = not cameo_batch and u < tc.p_cameo + tc.p_context and pool.has_ctx.any()
+        cand = np.flatnonzero(pool.has_ctx if ctx_batch else pool.has_ref == cameo_batch)
         idx = cand[rng.integers(0, len(cand), size=tc.batch)]
-        batch = pool.batch(idx, encoder, mcfg.max_text_tokens, device, refs=cameo_batch)
+        batch = pool.batch(
+            idx, encoder, mcfg.max_text_tokens, device, refs=cameo_batch, context=ctx_batch
+        )
         batch = drop_conditions(batch, tc.p_text_drop, tc.p_ref_drop, gen)
         for g in opt.param_groups:
             g["lr"] = _lr(step, tc)

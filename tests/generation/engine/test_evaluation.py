@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 
 from generation.engine.analysis import ClipAnalysis, cameo_error, fit_ballistic, shape_of
-from generation.engine.evaluate import TARGETS, clip_metrics, summarize
+from generation.engine.evaluate import (
+    CONTINUITY_PX,
+    TARGETS,
+    clip_metrics,
+    continuation_clips,
+    continuity_error,
+    summarize,
+)
 from generation.engine.world import (
     ClipSpec,
     ObjectSpec,
@@ -75,3 +82,21 @@ def test_metrics_reject_wrong_clips():
     assert cameo_error(cam.frames, cam.cameo_pattern) < 0.05
     frames, _ = render(cam.spec, simulate(cam.spec, WorldConfig()), WorldConfig())
     assert frames.shape == cam.frames.shape
+
+
+def test_continuation_pairs_continue_the_simulation():
+    pairs = continuation_clips(12, WorldConfig())
+    assert len(pairs) == 12
+    errs, jumps = [], []
+    for ctx, clip in pairs:
+        assert ctx.shape == (4, 32, 32, 3) and clip.frames.shape == (16, 32, 32, 3)
+        assert clip.trajectories.shape[1] == 16
+        err = continuity_error(clip.frames, clip)  # the reference against itself
+        if err is not None:
+            errs.append(err)
+            # the context's last frame is one simulation step before the continuation's first
+            jumps.append(continuity_error(ctx[-1:], clip))
+    assert len(errs) >= 8 and max(errs) == 0.0
+    assert np.median(jumps) <= CONTINUITY_PX
+    # an empty frame is never continuous; a clip of another seed rarely is
+    assert continuity_error(np.zeros_like(pairs[0][1].frames), pairs[0][1]) in (None, float("inf"))

@@ -41,3 +41,43 @@ def test_train_resume_export_and_load(tmp_path):
     clip = engine.generate([GenerationRequest("a red ball", seed=1)])[0]
     assert clip.frames.shape == (16, 32, 32, 3) and clip.metadata["model_step"] == 5
     assert np.isfinite(clip.frames).all()
+
+
+def test_context_clips_continue_their_context_and_train_with_it(tmp_path, monkeypatch):
+    from generation.engine.train import ClipPool
+    from generation.engine.world import WorldConfig
+
+    pool = ClipPool(60, WorldConfig(), p_cameo=0.2, progress=False, p_context=0.4)
+    ctx = np.flatnonzero(pool.has_ctx)
+    assert 10 <= len(ctx) <= 40
+    assert not (pool.has_ctx & pool.has_ref).any()  # cameo and context batches are separate
+    assert not pool.ctx[~pool.has_ctx].any()
+    # the context is the 4 frames just before the target: the last one is close to its first
+    i = int(ctx[0])
+    step = np.abs(pool.ctx[i, -1].astype(int) - pool.frames[i, 0]).mean()
+    far = np.abs(pool.ctx[i, 0].astype(int) - pool.frames[i, -1]).mean()
+    assert step < far
+
+    tc = TrainConfig(
+        model="tiny",
+        steps=4,
+        batch=4,
+        pool_size=24,
+        text_encoder="hash",
+        p_cameo=0.0,
+        p_context=1.0,
+        ckpt_every_s=1e9,
+        sample_steps=1,
+    )
+    seen = []
+    import generation.engine.train as train_mod
+
+    real = train_mod.flow_loss
+
+    def spy(model, batch, **kw):
+        seen.append(batch.context is not None and bool(batch.context_mask.all()))
+        return real(model, batch, **kw)
+
+    monkeypatch.setattr(train_mod, "flow_loss", spy)
+    train(tmp_path / "ctx", tc, threads=1, progress=False, log=lambda *_: None)
+    assert seen == [True] * 4
