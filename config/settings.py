@@ -166,6 +166,7 @@ CELERY_BEAT_SCHEDULE = {
     "idempotency-purge": {"task": "generation.tasks.idempotency_purge", "schedule": 3600.0},
     "feed-partitions": {"task": "feed.tasks.feed_partitions_ensure", "schedule": 86400.0},
     "feed-trending": {"task": "feed.tasks.feed_trending_refresh", "schedule": 240.0},
+    "feed-cold-start": {"task": "feed.tasks.feed_cold_start_refresh", "schedule": 60.0},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}

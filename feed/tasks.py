@@ -69,3 +69,11 @@ def feed_trending_refresh() -> int:
     from .ranking.sources import trending_refresh
 
     return len(trending_refresh())
+
+
+@shared_task(queue="default", ignore_result=True, expires=60)
+def feed_cold_start_refresh() -> int:
+    """Recomputes the shared cold-start list (beat, every minute) so no viewer pays for it."""
+    from .ranking.sources import cold_start_refresh
+
+    return len(cold_start_refresh())

@@ -259,7 +259,7 @@ def source_steering(ctx: Context) -> list:
 
 COLD_START_POOL = 400
 COLD_START_CACHE_KEY = "feed:cold_start:v1"
-COLD_START_CACHE_SECONDS = 120
+COLD_START_CACHE_SECONDS = 180
 
 
 def cold_start_compute(now: datetime | None = None) -> list:
@@ -288,11 +288,18 @@ def cold_start_compute(now: datetime | None = None) -> list:
     return [pid for pid, author in recent if author not in big][:100]
 
 
+def cold_start_refresh() -> list:
+    ids = [str(i) for i in cold_start_compute()]
+    cache.set(COLD_START_CACHE_KEY, ids, COLD_START_CACHE_SECONDS)
+    return ids
+
+
 def source_cold_start(ctx: Context) -> list:
+    """The shared cold-start list (beat refreshes it every minute; a viewer computes it only
+    when the cache is empty)."""
     ids = cache.get(COLD_START_CACHE_KEY)
     if ids is None:
-        ids = [str(i) for i in cold_start_compute(ctx.now)]
-        cache.set(COLD_START_CACHE_KEY, ids, COLD_START_CACHE_SECONDS)
+        ids = cold_start_refresh()
     # The viewer's own posts and blocked authors are dropped when candidates load.
     return [uuid.UUID(i) for i in ids[:40]]
 

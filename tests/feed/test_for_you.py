@@ -350,6 +350,13 @@ def test_cold_start_lifts_new_posts_of_small_creators_only(user, make_user, sett
     found = source_cold_start(context_for(user))
     assert set(found) == {p.pk for p in fresh}
     assert old[0].pk not in found
+    # The list is shared: a new post shows only once beat refreshes it.
+    newer = bulk_posts(newcomer, 1)
+    assert set(source_cold_start(context_for(user))) == {p.pk for p in fresh}
+    from feed.tasks import feed_cold_start_refresh
+
+    assert feed_cold_start_refresh() == 3
+    assert set(source_cold_start(context_for(user))) == {p.pk for p in fresh + newer}
 
 
 def test_trending_is_computed_once_and_shared(user, other, make_user):
