@@ -246,6 +246,7 @@ def evaluate_engine(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, indent=2, default=_json))
+        (out / "report.md").write_text(report_markdown(report))
         from .viz import save_grid
 
         k = min(12, n)
@@ -258,6 +259,85 @@ def evaluate_engine(
         save_grid(out / "report.png", clips, caps, rf, title="generated (odd rows) vs simulator")
         log(f"wrote {out / 'report.json'} and {out / 'report.png'}")
     return report
+
+
+def report_markdown(rep: dict) -> str:
+    """The evaluation table of the model card (docs/engine.md), from a report."""
+    g, s, met = rep["generated"], rep["simulator"], rep["met"]
+
+    def pct(v):
+        return "–" if v is None else f"{100 * v:.0f} %"
+
+    def num(v, nd=2):
+        return "–" if v is None else f"{v:.{nd}f}"
+
+    def mark(key):
+        return "met" if met.get(key) else "not met"
+
+    rows = [
+        (
+            "colour adherence",
+            pct(g["color"]),
+            pct(s["color"]),
+            "≥ 90 %",
+            mark("color"),
+            g["color_n"],
+        ),
+        ("shape", pct(g["shape"]), pct(s["shape"]), "≥ 80 %", mark("shape"), g["shape_n"]),
+        ("object count", pct(g["count"]), pct(s["count"]), "≥ 80 %", mark("count"), g["count_n"]),
+        (
+            "object permanence",
+            pct(g["permanence"]),
+            pct(s["permanence"]),
+            "≥ 80 %",
+            mark("permanence"),
+            g["permanence_n"],
+        ),
+        (
+            "physics: arc fit rms (px)",
+            num(g["physics_rms"]),
+            num(s["physics_rms"]),
+            "≤ 2× simulator",
+            f"{num(rep['physics_rms_ratio'], 1)}×, {mark('physics_rms_ratio')}",
+            g["physics_n"],
+        ),
+        (
+            "physics: fitted gravity (px/frame²)",
+            num(g["physics_gravity"], 3),
+            num(s["physics_gravity"], 3),
+            f"{rep['simulator_gravity']} in the simulator",
+            "",
+            g["physics_n"],
+        ),
+        (
+            "physics: restitution",
+            num(g["physics_restitution"]),
+            num(s["physics_restitution"]),
+            f"{rep['simulator_restitution']} in the simulator",
+            "",
+            g["physics_n"],
+        ),
+        ("cameo fidelity", pct(g["cameo"]), pct(s["cameo"]), "", "", g["cameo_n"]),
+    ]
+    lines = [
+        "| metric | generated | simulator (ceiling) | target | | clips |",
+        "|---|---:|---:|---|---|---:|",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} | {f} |" for a, b, c, d, e, f in rows]
+    if "cameo_error" in g:
+        lines.append(
+            f"| cameo sprite error (chance) | {num(g['cameo_error'])} "
+            f"({num(g['cameo_chance_error'])}) | {num(s['cameo_error'])} | < 0.15 | | "
+            f"{g['cameo_n']} |"
+        )
+    cont = rep.get("continuity")
+    if cont:
+        lines.append(
+            f"| remix continuity, with / without context (median px) | {pct(cont['context'])} "
+            f"/ {pct(cont['no_context'])} ({num(cont['context_median_px'], 1)} / "
+            f"{num(cont['no_context_median_px'], 1)}) | 100 % | | | {cont['n']} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _json(o):
@@ -278,6 +358,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--text-scale", type=float, default=None)
     parser.add_argument("--cameo-scale", type=float, default=None)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--continuity-n", type=int, default=None, help="continuation clips (default n/3)"
+    )
     parser.add_argument("--out", default=".data/engine-eval")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
@@ -298,7 +381,14 @@ def run_from_args(args, log=print) -> dict:
         engine = get_engine("riff-world", weights=None, config="tiny", **opts)
     else:
         engine = get_engine("riff-world", weights=args.weights, **opts)
-    rep = evaluate_engine(engine, n=args.n, out_dir=args.out, batch=args.batch, log=log)
+    rep = evaluate_engine(
+        engine,
+        n=args.n,
+        out_dir=args.out,
+        batch=args.batch,
+        log=log,
+        continuity_n=getattr(args, "continuity_n", None),
+    )
     brief = {
         k: rep["generated"][k]
         for k in (

@@ -42,8 +42,14 @@ def test_train_and_evaluate_commands(tmp_path):
         weights=str(tmp_path / "w.safetensors"),
         n=2,
         steps=2,
+        continuity_n=2,
         out=str(tmp_path / "eval"),
         stdout=io.StringIO(),
     )
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["n"] == 2 and report["simulator"]["color"] == 1.0
+    cont = report["continuity"]
+    assert cont["n"] == 2 and 0.0 <= cont["context"] <= 1.0 and 0.0 <= cont["no_context"] <= 1.0
+    table = (tmp_path / "eval" / "report.md").read_text()
+    assert table.startswith("| metric | generated | simulator (ceiling) |")
+    assert "| colour adherence |" in table and "| remix continuity" in table
