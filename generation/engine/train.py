@@ -273,6 +273,8 @@ def train(
         if tc is not None:  # command-line values win for schedule knobs, not for the model
             saved_tc.steps, saved_tc.batch, saved_tc.lr = tc.steps, tc.batch, tc.lr
             saved_tc.ckpt_every_s = tc.ckpt_every_s
+            # and for the batch mix (a run can shift its weight between tasks as it goes)
+            saved_tc.p_cameo, saved_tc.p_context = tc.p_cameo, tc.p_context
         tc = saved_tc
         mcfg = ModelConfig.from_dict(json.loads(meta["config"]))
         step = int(meta["step"])
@@ -433,6 +435,15 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--pool", type=int, default=TrainConfig.pool_size, help="pre-rendered clips kept in memory"
     )
+    parser.add_argument(
+        "--p-cameo", type=float, default=TrainConfig.p_cameo, help="share of cameo batches"
+    )
+    parser.add_argument(
+        "--p-context",
+        type=float,
+        default=TrainConfig.p_context,
+        help="share of remix-context (continuation) batches",
+    )
     parser.add_argument("--text-encoder", default="minilm", choices=["minilm", "hash"])
     parser.add_argument("--text-mode", default=None, choices=["joint", "cross"])
     parser.add_argument("--ckpt-every", type=float, default=300.0, help="seconds")
@@ -469,6 +480,8 @@ def run_from_args(args, log=print) -> dict:
         batch=args.batch,
         lr=args.lr,
         pool_size=args.pool,
+        p_cameo=args.p_cameo,
+        p_context=args.p_context,
         text_encoder=args.text_encoder,
         text_mode=args.text_mode,
         ckpt_every_s=args.ckpt_every,

@@ -26,9 +26,12 @@ def test_train_resume_export_and_load(tmp_path):
     assert first["step"] == 3
     for name in ("ckpt.safetensors", "optim.pt", "loss.csv", "loss.png", "samples.png"):
         assert (run / name).exists(), name
-    tc.steps = 5
+    tc.steps, tc.p_context = 5, 0.5  # the batch mix may change on resume, the model not
+    tc.model = "small"
     second = train(run, tc, threads=1, progress=False, log=lambda *_: None)
     assert second["step"] == 5
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["p_context"] == 0.5 and saved["model"]["hidden"] == 32
     assert len((run / "loss.csv").read_text().splitlines()) == 1 + 5
 
     out = export_weights(run, tmp_path / "w.safetensors")
