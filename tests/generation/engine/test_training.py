@@ -6,22 +6,27 @@ import numpy as np
 from safetensors import safe_open
 
 from generation.engine.interface import GenerationRequest, get_engine
-from generation.engine.train import TrainConfig, export_weights, train
+import generation.engine.train as train_mod
+from generation.engine.train import ClipPool, TrainConfig, export_weights, train
+from generation.engine.world import WorldConfig
+
+
+def tiny_run(**overrides) -> TrainConfig:
+    """A training config that runs in milliseconds per step (no checkpoint until the end)."""
+    base = {
+        "model": "tiny",
+        "batch": 4,
+        "pool_size": 24,
+        "text_encoder": "hash",
+        "ckpt_every_s": 1e9,
+        "sample_steps": 1,
+    }
+    return TrainConfig(**{**base, **overrides})
 
 
 def test_train_resume_export_and_load(tmp_path):
     run = tmp_path / "run"
-    tc = TrainConfig(
-        model="tiny",
-        steps=3,
-        batch=4,
-        pool_size=24,
-        text_encoder="hash",
-        refresh_every=2,
-        refresh_count=4,
-        ckpt_every_s=1e9,
-        sample_steps=1,
-    )
+    tc = tiny_run(steps=3, refresh_every=2, refresh_count=4)
     first = train(run, tc, threads=1, progress=False, log=lambda *_: None)
     assert first["step"] == 3
     for name in ("ckpt.safetensors", "optim.pt", "loss.csv", "loss.png", "samples.png"):
@@ -47,9 +52,6 @@ def test_train_resume_export_and_load(tmp_path):
 
 
 def test_context_clips_continue_their_context_and_train_with_it(tmp_path, monkeypatch):
-    from generation.engine.train import ClipPool
-    from generation.engine.world import WorldConfig
-
     pool = ClipPool(60, WorldConfig(), p_cameo=0.2, progress=False, p_context=0.4)
     ctx = np.flatnonzero(pool.has_ctx)
     assert 10 <= len(ctx) <= 40
@@ -61,20 +63,8 @@ def test_context_clips_continue_their_context_and_train_with_it(tmp_path, monkey
     far = np.abs(pool.ctx[i, 0].astype(int) - pool.frames[i, -1]).mean()
     assert step < far
 
-    tc = TrainConfig(
-        model="tiny",
-        steps=4,
-        batch=4,
-        pool_size=24,
-        text_encoder="hash",
-        p_cameo=0.0,
-        p_context=1.0,
-        ckpt_every_s=1e9,
-        sample_steps=1,
-    )
+    tc = tiny_run(steps=4, p_cameo=0.0, p_context=1.0)
     seen = []
-    import generation.engine.train as train_mod
-
     real = train_mod.flow_loss
 
     def spy(model, batch, **kw):
