@@ -5,8 +5,8 @@ import json
 import numpy as np
 from safetensors import safe_open
 
-from generation.engine.interface import GenerationRequest, get_engine
 import generation.engine.train as train_mod
+from generation.engine.interface import GenerationRequest, get_engine
 from generation.engine.train import ClipPool, TrainConfig, export_weights, train
 from generation.engine.world import WorldConfig
 
