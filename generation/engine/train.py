@@ -259,8 +259,13 @@ def train(
     max_minutes: float | None = None,
     progress: bool = True,
     log=print,
+    init_from: str | Path | None = None,
 ) -> dict:
-    """Train (or continue training) into `out_dir`. Returns a summary dict."""
+    """Train (or continue training) into `out_dir`. Returns a summary dict.
+
+    `init_from`: exported weights (e.g. the shipped checkpoint) to start a *new* run from: the
+    model config comes from the file's metadata, model and EMA start from its weights, the step
+    count and the optimizer start afresh. Ignored when `out_dir` already holds a checkpoint."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if threads:
@@ -284,6 +289,12 @@ def train(
         mcfg = model_config(tc)
         tensors = None
         prev_elapsed = 0.0
+        if init_from is not None:
+            init, init_meta = read_checkpoint(Path(init_from))
+            mcfg = ModelConfig.from_dict(json.loads(init_meta["config"]))
+            init = {k: v.float() for k, v in init.items()}
+            tensors = {f"model.{k}": v for k, v in init.items()}
+            tensors.update({f"ema.{k}": v for k, v in init.items()})
     torch.manual_seed(tc.seed + step)
     model = SpaceTimeDiT(mcfg).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -293,9 +304,9 @@ def train(
     if tensors is not None:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        if (out / "optim.pt").exists():
+        if step and (out / "optim.pt").exists():
             opt.load_state_dict(torch.load(out / "optim.pt", weights_only=False)["optimizer"])
-        log(f"resumed {out} at step {step}")
+        log(f"resumed {out} at step {step}" if step else f"initialised from {init_from}")
     (out / "config.json").write_text(
         json.dumps({"model": mcfg.to_dict(), "train": asdict(tc)}, indent=2)
     )
@@ -453,6 +464,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-resume", action="store_true", help="start from scratch")
     parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="WEIGHTS",
+        help="start a new run from exported weights (e.g. the shipped checkpoint)",
+    )
+    parser.add_argument(
         "--export-weights",
         default="ema",
         choices=["ema", "model"],
@@ -495,6 +512,7 @@ def run_from_args(args, log=print) -> dict:
         threads=args.threads,
         max_minutes=args.max_minutes,
         log=log,
+        init_from=getattr(args, "init_from", None),
     )
     log(json.dumps(summary))
     return summary

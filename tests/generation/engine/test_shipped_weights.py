@@ -27,3 +27,30 @@ def test_shipped_checkpoint_generates_the_requested_colour(minilm):
     assert ClipAnalysis(clips[1].frames).dominant_color() == "orange"
     assert clips[0].frames.shape == (16, 32, 32, 3)
     assert DEFAULT_WEIGHTS.stat().st_size < 30 * 1024 * 1024
+
+
+def test_shipped_checkpoint_continues_a_parent_clip(minilm):
+    """Remix conditioning: with a clip's last frames as context, the generated clip starts
+    where that clip ended (the first object close to where the simulation continues it)."""
+    import numpy as np
+
+    from generation.engine.evaluate import continuation_clips, continuity_error
+    from generation.engine.world import WorldConfig
+
+    engine = get_engine("riff-world", steps=12, method="euler")
+    pairs = continuation_clips(8, WorldConfig())
+    errors = {}
+    for key in ("context", "none"):
+        reqs = [
+            GenerationRequest(
+                c.caption, seed=c.seed, context_frames=ctx if key == "context" else None
+            )
+            for ctx, c in pairs
+        ]
+        errors[key] = [
+            continuity_error(g.frames, c)
+            for g, (_, c) in zip(engine.generate(reqs), pairs, strict=True)
+        ]
+    closer = sum(a < b for a, b in zip(errors["context"], errors["none"], strict=True))
+    assert closer >= 6, errors
+    assert np.median(errors["context"]) < np.median(errors["none"]) / 2, errors

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 from safetensors import safe_open
 
 import generation.engine.train as train_mod
@@ -45,6 +46,22 @@ def test_train_resume_export_and_load(tmp_path):
         assert json.loads(meta["config"])["hidden"] == 32
         assert meta["step"] == "5" and meta["text_encoder"] == "hash"
         assert all(f.get_tensor(k).dtype.is_floating_point for k in f.keys())  # noqa: SIM118
+    # a new run can start from exported weights: same outputs before its first step
+    again = train(
+        tmp_path / "again",
+        tiny_run(steps=1, lr=0.0),
+        threads=1,
+        progress=False,
+        log=lambda *_: None,
+        init_from=out,
+    )
+    assert again["step"] == 1
+    with (
+        safe_open(str(out), "pt") as f,
+        safe_open(str(tmp_path / "again" / "ckpt.safetensors"), "pt") as g,
+    ):
+        k = "out.weight"
+        assert torch.allclose(f.get_tensor(k).float(), g.get_tensor(f"model.{k}"))
     engine = get_engine("riff-world", weights=str(out), steps=2)
     clip = engine.generate([GenerationRequest("a red ball", seed=1)])[0]
     assert clip.frames.shape == (16, 32, 32, 3) and clip.metadata["model_step"] == 5
