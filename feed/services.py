@@ -244,17 +244,18 @@ COUNTED_EVENTS = {
 }
 
 
-def _first_impressions(user: User, serve_ids: list[str]) -> list[bool]:
-    """Per serve_id, whether this is its first impression (SET NX in Redis). When Redis is
-    down every impression counts rather than none: a view count may run high, never stall."""
+def _first_counted(user: User, keys: list[str]) -> list[bool]:
+    """Per event key (serve_id:post[:kind]), whether this is its first arrival (SET NX in
+    Redis). When Redis is down every event counts rather than none: a counter may run high,
+    never stall."""
     try:
         pipe = redis_client().pipeline(transaction=False)
-        for sid in serve_ids:
-            pipe.set(f"riff:imp:{user.pk}:{sid}", 1, nx=True, ex=EVENT_DEDUPE_TTL)
+        for key in keys:
+            pipe.set(f"riff:imp:{user.pk}:{key}", 1, nx=True, ex=EVENT_DEDUPE_TTL)
         return [bool(ok) for ok in pipe.execute()]
     except redis.RedisError:
-        logger.warning("impression dedupe unavailable", exc_info=True)
-        return [True] * len(serve_ids)
+        logger.warning("feed event dedupe unavailable", exc_info=True)
+        return [True] * len(keys)
 
 
 @transaction.atomic
@@ -291,7 +292,7 @@ def events_record(*, user: User, events: list[dict[str, Any]]) -> tuple[int, int
             f"{r.serve_id}:{r.post_id}" + ("" if r.kind == EventKind.IMPRESSION else f":{r.kind}")
             for r in counted
         ]
-        first = _first_impressions(user, keys)
+        first = _first_counted(user, keys)
         for kind, field in COUNTED_EVENTS.items():
             deltas = Counter(
                 r.post_id for r, ok in zip(counted, first, strict=True) if ok and r.kind == kind

@@ -300,6 +300,28 @@ def test_events_are_recorded_and_views_counted_once(user, other, make_post):
     assert counts(post)["completes"] == 2
 
 
+def test_events_still_count_when_the_dedupe_store_is_down(user, other, make_post, monkeypatch):
+    import redis
+
+    import feed.services
+
+    post = make_post(other)
+    alice = client_for(user)
+    serve_id = alice.get("/api/v1/feed?kind=latest").json()["results"][0]["serve_id"]
+
+    def down():
+        raise redis.ConnectionError("redis is down")
+
+    monkeypatch.setattr(feed.services, "redis_client", down)
+    batch = [
+        {"post_id": str(post.pk), "serve_id": serve_id, "event": kind}
+        for kind in ("impression", "completed", "see_less")
+    ]
+    r = alice.post("/api/v1/feed/events", batch, format="json")
+    assert r.status_code == 202 and r.json() == {"accepted": 3, "rejected": 0}
+    assert (counts(post)["views"], counts(post)["completes"], counts(post)["see_less"]) == (1, 1, 1)
+
+
 def test_forged_or_foreign_serve_ids_are_rejected(user, other, make_post):
     post = make_post(other)
     bobs = serve_id_make(user_id=other.pk, reason="latest")
