@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -41,6 +42,10 @@ class TrainConfig:
     steps: int = 200_000
     batch: int = 32
     lr: float = 4e-4
+    # None: constant lr after warm-up. A number: cosine decay from `lr` after warm-up down to
+    # `lr_end` at `steps` (a run of known length then ends cooled down, with no hand-lowering
+    # of lr across resumes)
+    lr_end: float | None = None
     weight_decay: float = 0.01
     warmup: int = 300
     ema: float = 0.999
@@ -226,7 +231,12 @@ def export_weights(
 
 
 def _lr(step: int, tc: TrainConfig) -> float:
-    return tc.lr * min(1.0, (step + 1) / max(tc.warmup, 1))
+    warm = min(1.0, (step + 1) / max(tc.warmup, 1))
+    if tc.lr_end is None or step < tc.warmup:
+        return tc.lr * warm
+    span = max(tc.steps - tc.warmup, 1)
+    frac = min(1.0, (step - tc.warmup) / span)
+    return tc.lr_end + 0.5 * (tc.lr - tc.lr_end) * (1.0 + math.cos(math.pi * frac))
 
 
 def write_samples(out: Path, ema, encoder, step: int, device, steps: int = 20) -> None:
@@ -277,6 +287,7 @@ def train(
         saved_tc = TrainConfig.from_dict(json.loads(meta["train_config"]))
         if tc is not None:  # command-line values win for schedule knobs, not for the model
             saved_tc.steps, saved_tc.batch, saved_tc.lr = tc.steps, tc.batch, tc.lr
+            saved_tc.lr_end = tc.lr_end
             saved_tc.ckpt_every_s = tc.ckpt_every_s
             # and for the batch mix (a run can shift its weight between tasks as it goes)
             saved_tc.p_cameo, saved_tc.p_context = tc.p_cameo, tc.p_context
@@ -444,6 +455,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument(
+        "--lr-end",
+        type=float,
+        default=None,
+        help="cosine-decay lr to this value at --steps (default: constant lr)",
+    )
+    parser.add_argument(
         "--pool", type=int, default=TrainConfig.pool_size, help="pre-rendered clips kept in memory"
     )
     parser.add_argument(
@@ -496,6 +513,7 @@ def run_from_args(args, log=print) -> dict:
         steps=args.steps,
         batch=args.batch,
         lr=args.lr,
+        lr_end=getattr(args, "lr_end", None),
         pool_size=args.pool,
         p_cameo=args.p_cameo,
         p_context=args.p_context,

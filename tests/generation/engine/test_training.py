@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from safetensors import safe_open
 
@@ -91,3 +92,32 @@ def test_context_clips_continue_their_context_and_train_with_it(tmp_path, monkey
     monkeypatch.setattr(train_mod, "flow_loss", spy)
     train(tmp_path / "ctx", tc, threads=1, progress=False, log=lambda *_: None)
     assert seen == [True] * 4
+
+
+def test_lr_schedule_warms_up_then_is_constant_or_cosine_decays():
+    const = TrainConfig(lr=4e-4, warmup=100, steps=1000)
+    assert train_mod._lr(0, const) == pytest.approx(4e-6, rel=1e-12)
+    assert train_mod._lr(49, const) == 4e-4 / 2
+    assert train_mod._lr(99, const) == 4e-4
+    assert train_mod._lr(999, const) == 4e-4  # no decay unless lr_end is set
+
+    cos = TrainConfig(lr=4e-4, lr_end=4e-5, warmup=100, steps=1100)
+    assert train_mod._lr(49, cos) == 4e-4 / 2  # same warm-up
+    assert train_mod._lr(100, cos) == 4e-4
+    assert abs(train_mod._lr(600, cos) - 2.2e-4) < 1e-12  # half way: the mean of the ends
+    assert abs(train_mod._lr(1100, cos) - 4e-5) < 1e-12
+    assert abs(train_mod._lr(5000, cos) - 4e-5) < 1e-12  # past the end it stays at lr_end
+    lrs = [train_mod._lr(s, cos) for s in range(100, 1101, 50)]
+    assert all(a > b for a, b in zip(lrs[:-1], lrs[1:], strict=True))
+
+
+def test_resume_takes_the_lr_schedule_from_the_command_line(tmp_path):
+    train(tmp_path, tiny_run(steps=2), progress=False, log=lambda *_: None)
+    train(
+        tmp_path,
+        tiny_run(steps=3, lr=1e-3, lr_end=1e-5),
+        progress=False,
+        log=lambda *_: None,
+    )
+    saved = json.loads((tmp_path / "config.json").read_text())["train"]
+    assert (saved["steps"], saved["lr"], saved["lr_end"]) == (3, 1e-3, 1e-5)
