@@ -296,7 +296,8 @@ def riff_world(
         path = DEFAULT_WEIGHTS if weights == "default" else Path(weights)
         model, meta = load_model(path, device)
         enc_kind = text_encoder or meta.get("text_encoder", "minilm")
-        info = {"weights": path.name, "step": int(meta.get("step", 0))}
+        # training steps behind the weights, across runs started from earlier weights
+        info = {"weights": path.name, "step": int(meta.get("total_steps", meta.get("step", 0)))}
         if config is not None:
             raise ValueError("config applies only to random weights (weights=None)")
     info["params"] = count_params(model)

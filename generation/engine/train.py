@@ -214,9 +214,12 @@ def export_weights(
         if k.startswith(prefix)
     }
     tc = json.loads(meta.get("train_config", "{}"))
+    init_steps = int(json.loads(meta.get("extra", "{}")).get("init_steps", 0))
     out_meta = {
         "config": meta["config"],
-        "step": meta.get("step", "0"),
+        "step": meta.get("step", "0"),  # of this run
+        # of the weights' whole lineage (runs started --init-from add their parent's)
+        "total_steps": str(init_steps + int(meta.get("step", "0"))),
         "format": "riff-world-v0",
         "text_encoder": tc.get("text_encoder", "minilm"),
         "source_run": run_dir.name,
@@ -294,14 +297,18 @@ def train(
         tc = saved_tc
         mcfg = ModelConfig.from_dict(json.loads(meta["config"]))
         step = int(meta["step"])
-        prev_elapsed = float(json.loads(meta.get("extra", "{}")).get("elapsed_s", 0.0))
+        extra = json.loads(meta.get("extra", "{}"))
+        prev_elapsed = float(extra.get("elapsed_s", 0.0))
+        init_steps = int(extra.get("init_steps", 0))
     else:
         tc = tc or TrainConfig()
         mcfg = model_config(tc)
         tensors = None
         prev_elapsed = 0.0
+        init_steps = 0  # steps behind the weights this run started from (lineage, for export)
         if init_from is not None:
             init, init_meta = read_checkpoint(Path(init_from))
+            init_steps = int(init_meta.get("total_steps", init_meta.get("step", 0)))
             mcfg = ModelConfig.from_dict(json.loads(init_meta["config"]))
             init = {k: v.float() for k, v in init.items()}
             tensors = {f"model.{k}": v for k, v in init.items()}
@@ -406,7 +413,7 @@ def train(
                 hist_steps,
                 hist_loss,
                 device,
-                prev_elapsed + now - t_start,
+                {"elapsed_s": prev_elapsed + now - t_start, "init_steps": init_steps},
             )
             last_ckpt = time.time()
         if done:
@@ -423,11 +430,11 @@ def train(
 
 
 def _checkpoint(
-    out, model, ema, opt, step, tc, encoder, hist_steps, hist_loss, device, elapsed
+    out, model, ema, opt, step, tc, encoder, hist_steps, hist_loss, device, extra
 ) -> None:
     from .viz import save_loss_curve
 
-    save_checkpoint(out, model, ema, opt, step, tc, {"elapsed_s": elapsed})
+    save_checkpoint(out, model, ema, opt, step, tc, extra)
     with open(out / "loss.csv", "w") as f:
         f.write("step,loss\n")
         f.writelines(f"{s},{v:.6f}\n" for s, v in zip(hist_steps, hist_loss, strict=True))

@@ -45,7 +45,8 @@ def test_train_resume_export_and_load(tmp_path):
     with safe_open(str(out), "pt") as f:
         meta = f.metadata()
         assert json.loads(meta["config"])["hidden"] == 32
-        assert meta["step"] == "5" and meta["text_encoder"] == "hash"
+        assert meta["step"] == "5" and meta["total_steps"] == "5"
+        assert meta["text_encoder"] == "hash"
         assert all(f.get_tensor(k).dtype.is_floating_point for k in f.keys())  # noqa: SIM118
     # a new run can start from exported weights: same outputs before its first step
     again = train(
@@ -63,6 +64,14 @@ def test_train_resume_export_and_load(tmp_path):
     ):
         k = "out.weight"
         assert torch.allclose(f.get_tensor(k).float(), g.get_tensor(f"model.{k}"))
+    # its export counts the steps behind the weights it started from, and so does the engine
+    child = export_weights(tmp_path / "again", tmp_path / "child.safetensors")
+    with safe_open(str(child), "pt") as f:
+        assert (f.metadata()["step"], f.metadata()["total_steps"]) == ("1", "6")
+    child_clip = get_engine("riff-world", weights=str(child), steps=1).generate(
+        [GenerationRequest("a red ball", seed=1)]
+    )[0]
+    assert child_clip.metadata["model_step"] == 6
     engine = get_engine("riff-world", weights=str(out), steps=2)
     clip = engine.generate([GenerationRequest("a red ball", seed=1)])[0]
     assert clip.frames.shape == (16, 32, 32, 3) and clip.metadata["model_step"] == 5
