@@ -228,6 +228,8 @@ def evaluate_engine(
             "method": engine.method,
             "text_scale": engine.text_scale,
             "cameo_scale": engine.cameo_scale,
+            "shift": getattr(engine, "shift", 1.0),
+            "guidance_interval": getattr(engine, "guidance_interval", None),
         },
         "generation_seconds": round(gen_s, 2),
         "generated": g,
@@ -357,6 +359,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", default=None, choices=["euler", "heun"])
     parser.add_argument("--text-scale", type=float, default=None)
     parser.add_argument("--cameo-scale", type=float, default=None)
+    parser.add_argument("--shift", type=float, default=None, help="time-grid shift (SD3 style)")
+    parser.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="apply guidance only for flow times in [LO, HI]",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument(
         "--continuity-n", type=int, default=None, help="continuation clips (default n/3)"
@@ -374,7 +385,7 @@ def run_from_args(args, log=print) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     opts = {"device": args.device}
-    for k in ("steps", "method", "text_scale", "cameo_scale"):
+    for k in ("steps", "method", "text_scale", "cameo_scale", "shift", "guidance_interval"):
         if getattr(args, k) is not None:
             opts[k] = getattr(args, k)
     if args.weights == "random":

@@ -100,6 +100,7 @@ class Engine:
         text_scale: float = 4.0,
         cameo_scale: float = 2.0,
         shift: float = 1.0,
+        guidance_interval: tuple[float, float] | None = None,
         device: str = "cpu",
         max_batch: int = 16,
         info: dict | None = None,
@@ -107,6 +108,7 @@ class Engine:
         self.model, self.encoder, self.name = model.eval(), encoder, name
         self.steps, self.method = steps, method
         self.text_scale, self.cameo_scale, self.shift = text_scale, cameo_scale, shift
+        self.guidance_interval = tuple(guidance_interval) if guidance_interval else None
         self.device, self.max_batch = device, max_batch
         self.info = info or {}
         self._lock = threading.Lock()  # one generation at a time per engine instance
@@ -168,6 +170,7 @@ class Engine:
                     text_scale=self.text_scale,
                     cameo_scale=self.cameo_scale,
                     shift=self.shift,
+                    guidance_interval=self.guidance_interval,
                     on_step=step_cb,
                     cancel=cancel,
                     device=self.device,

@@ -53,6 +53,11 @@ class ModelConfig:
     # patches and a 192-d width, x-prediction is what learns (see docs/engine.md).
     prediction: str = "x"
     t_min: float = 0.05  # clamp of t in the x -> v conversion
+    # > 0: a two-layer MLP (this many hidden units) beside the linear output layer, its last
+    # layer zero-initialised. The linear layer alone can only emit patches inside a
+    # `hidden`-dimensional subspace of the `patch_dim`-dimensional patch space (192 of 768 for
+    # "small"); the MLP lifts that limit, and added to a trained model it starts as a no-op.
+    head_hidden: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -233,7 +238,16 @@ class SpaceTimeDiT(nn.Module):
         self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(D, 2 * D)
         self.out = nn.Linear(D, cfg.patch_dim)
-        for m in (self.ada_out, self.out):
+        zero = [self.ada_out, self.out]
+        self.out_mlp = None
+        if cfg.head_hidden > 0:
+            self.out_mlp = nn.Sequential(
+                nn.Linear(D, cfg.head_hidden),
+                nn.GELU(approximate="tanh"),
+                nn.Linear(cfg.head_hidden, cfg.patch_dim),
+            )
+            zero.append(self.out_mlp[2])
+        for m in zero:
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -315,7 +329,11 @@ class SpaceTimeDiT(nn.Module):
             h = blk(h, c, mask, txt, tmask)
         h = h[:, -nv:]  # the loss and the output only ever see video tokens
         sh, sc = self.ada_out(F.silu(c)).chunk(2, dim=-1)
-        out = unpatchify(self.out(modulate(self.norm_out(h), sh, sc)), cfg, frames=T)
+        y = modulate(self.norm_out(h), sh, sc)
+        o = self.out(y)
+        if self.out_mlp is not None:
+            o = o + self.out_mlp(y)
+        out = unpatchify(o, cfg, frames=T)
         if cfg.prediction == "x":
             tt = t.to(out.dtype).clamp(min=cfg.t_min).view(B, 1, 1, 1, 1)
             return (x - out) / tt

@@ -64,6 +64,9 @@ class TrainConfig:
     seed: int = 0
     text_encoder: str = "minilm"
     text_mode: str | None = None  # override ModelConfig.text_mode ("joint" / "cross")
+    # override ModelConfig.head_hidden; with --init-from it grows the loaded model by the MLP
+    # output head (new parameters start from their fresh initialisation: a no-op at first)
+    head_hidden: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -75,6 +78,8 @@ def model_config(tc: TrainConfig) -> ModelConfig:
     mc = copy.deepcopy(CONFIGS[tc.model])
     if tc.text_mode:
         mc.text_mode = tc.text_mode
+    if tc.head_hidden is not None:
+        mc.head_hidden = tc.head_hidden
     return mc
 
 
@@ -310,6 +315,8 @@ def train(
             init, init_meta = read_checkpoint(Path(init_from))
             init_steps = int(init_meta.get("total_steps", init_meta.get("step", 0)))
             mcfg = ModelConfig.from_dict(json.loads(init_meta["config"]))
+            if tc.head_hidden is not None:
+                mcfg.head_hidden = tc.head_hidden
             init = {k: v.float() for k, v in init.items()}
             tensors = {f"model.{k}": v for k, v in init.items()}
             tensors.update({f"ema.{k}": v for k, v in init.items()})
@@ -319,6 +326,12 @@ def train(
     opt = torch.optim.AdamW(
         model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99)
     )
+    if tensors is not None and init_from is not None and not step:
+        grown = {k: v for k, v in model.state_dict().items() if f"model.{k}" not in tensors}
+        for k, v in grown.items():  # parameters the loaded weights lack: fresh init
+            tensors[f"model.{k}"] = tensors[f"ema.{k}"] = v.detach().clone()
+        if grown:
+            log(f"new parameters (fresh init): {', '.join(sorted(grown))}")
     if tensors is not None:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -481,6 +494,12 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--text-encoder", default="minilm", choices=["minilm", "hash"])
     parser.add_argument("--text-mode", default=None, choices=["joint", "cross"])
+    parser.add_argument(
+        "--head-hidden",
+        type=int,
+        default=None,
+        help="MLP output head width (0 = linear only); with --init-from it grows the model",
+    )
     parser.add_argument("--ckpt-every", type=float, default=300.0, help="seconds")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1)
@@ -526,6 +545,7 @@ def run_from_args(args, log=print) -> dict:
         p_context=args.p_context,
         text_encoder=args.text_encoder,
         text_mode=args.text_mode,
+        head_hidden=getattr(args, "head_hidden", None),
         ckpt_every_s=args.ckpt_every,
         seed=args.seed,
     )

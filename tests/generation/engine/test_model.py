@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 
@@ -49,6 +50,33 @@ def test_forward_shape_and_zero_init_output(tiny_cfg):
     assert torch.count_nonzero(v_model(x, t, text, mask, pooled)) == 0
     # 8-frame clips work as well (positions are computed per call)
     assert model(x[:, :, :8], torch.rand(2), text, mask, pooled).shape == (2, 3, 8, 32, 32)
+
+
+def test_mlp_output_head_starts_as_a_no_op_and_leaves_the_linear_subspace(tiny_cfg):
+    """A model grown by the MLP head computes exactly what it did before, until it trains."""
+    base = randomize(SpaceTimeDiT(tiny_cfg), seed=4).eval()
+    grown = SpaceTimeDiT(dataclasses.replace(tiny_cfg, head_hidden=16)).eval()
+    missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
+    assert sorted(missing) == [f"out_mlp.{i}.{p}" for i in (0, 2) for p in ("bias", "weight")]
+    assert unexpected == []
+    text, mask, pooled = random_text(2)
+    x, t = torch.randn(2, 3, 16, 32, 32), torch.tensor([0.7, 0.3])
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x, t, text, mask, pooled), base(x, t, text, mask, pooled))
+        # the linear layer's patches all lie in a `hidden`-dim subspace of the patch space
+        # (plus its bias); with the head trained they do not
+        randomize(grown.out_mlp, seed=5, std=0.3)
+        x0_lin = x - base(x, t, text, mask, pooled) * t.view(2, 1, 1, 1, 1)
+        x0_mlp = x - grown(x, t, text, mask, pooled) * t.view(2, 1, 1, 1, 1)
+    w, b = base.out.weight, base.out.bias  # [patch_dim, hidden]
+
+    def off_subspace(x0):
+        p = patchify(x0, tiny_cfg).reshape(-1, tiny_cfg.patch_dim) - b
+        coef = torch.linalg.lstsq(w, p.T).solution
+        return ((w @ coef - p.T).norm() / p.norm()).item()
+
+    assert off_subspace(x0_lin) < 1e-4
+    assert off_subspace(x0_mlp) > 0.05
 
 
 def test_adaln_zero_blocks_start_as_identity():

@@ -59,6 +59,28 @@ def test_batched_and_single_sampling_agree(model, hash_encoder):
     torch.testing.assert_close(rev.flip(0), batched, atol=1e-4, rtol=1e-4)
 
 
+def test_guidance_interval_skips_the_unconditioned_branches_outside_it(model, hash_encoder):
+    specs = _specs()  # one of them with a cameo: three guidance branches
+    kw = {"steps": 4, "method": "euler", "text_scale": 4.0, "cameo_scale": 2.0}
+    full = sample(model, hash_encoder, specs, **kw)
+    torch.testing.assert_close(
+        sample(model, hash_encoder, specs, guidance_interval=(0.0, 1.0), **kw), full
+    )
+    # never guided: exactly the conditional model, i.e. both scales at 1
+    cond = sample(model, hash_encoder, specs, **{**kw, "text_scale": 1.0, "cameo_scale": 1.0})
+    never = sample(model, hash_encoder, specs, guidance_interval=(2.0, 3.0), **kw)
+    torch.testing.assert_close(never, cond, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(never, full, atol=1e-3)
+    # guided only on the grid times 0.75 and 0.5: the batch sizes the model saw
+    seen = []
+    hook = model.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    try:
+        sample(model, hash_encoder, specs, guidance_interval=(0.4, 0.8), **kw)
+    finally:
+        hook.remove()
+    assert seen == [4, 9, 9, 4]  # t = 1, 0.75, 0.5, 0.25; 9 = 4 + 4 null + 1 cameo-less
+
+
 def test_progress_and_cancellation(model, hash_encoder):
     seen = []
     sample(

@@ -78,6 +78,32 @@ def test_train_resume_export_and_load(tmp_path):
     assert np.isfinite(clip.frames).all()
 
 
+def test_init_from_can_grow_the_mlp_output_head(tmp_path):
+    parent_run = tmp_path / "parent"
+    train(parent_run, tiny_run(steps=2), threads=1, progress=False, log=lambda *_: None)
+    parent = export_weights(parent_run, tmp_path / "parent.safetensors")
+    logs = []
+    train(
+        tmp_path / "grown",
+        tiny_run(steps=1, lr=0.0, head_hidden=8),
+        threads=1,
+        progress=False,
+        log=logs.append,
+        init_from=parent,
+    )
+    assert any(m.startswith("new parameters (fresh init): out_mlp.0.bias") for m in logs)
+    child = export_weights(tmp_path / "grown", tmp_path / "child.safetensors")
+    with safe_open(str(child), "pt") as f:
+        assert json.loads(f.metadata()["config"])["head_hidden"] == 8
+        assert f.get_tensor("out_mlp.0.weight").shape == (8, 32)
+        assert torch.count_nonzero(f.get_tensor("out_mlp.2.weight")) == 0
+    # the grown model starts as a no-op: the same clip as its parent's
+    req = [GenerationRequest("a red ball", seed=3)]
+    a = get_engine("riff-world", weights=str(parent), steps=2).generate(req)[0].frames
+    b = get_engine("riff-world", weights=str(child), steps=2).generate(req)[0].frames
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp16 export rounding
+
+
 def test_context_clips_continue_their_context_and_train_with_it(tmp_path, monkeypatch):
     pool = ClipPool(60, WorldConfig(), p_cameo=0.2, progress=False, p_context=0.4)
     ctx = np.flatnonzero(pool.has_ctx)
