@@ -226,7 +226,11 @@ RIFF_CAMEO_CONSENT_WITHDRAWN_HOOKS: list[str] = ["generation.services.on_cameo_c
 # --- Generation -----------------------------------------------------------------------------
 # The engine backend (generation.engine registry) and its options; workers load it once.
 RIFF_ENGINE = env("RIFF_ENGINE", "riff-world")
-RIFF_ENGINE_OPTIONS: dict = {"steps": env_int("RIFF_SAMPLER_STEPS", 24)}
+# Sampler trade-offs measured on the shipped weights are in docs/engine.md ("Sampling").
+RIFF_ENGINE_OPTIONS: dict = {
+    "steps": env_int("RIFF_SAMPLER_STEPS", 24),
+    "shift": float(env("RIFF_SAMPLER_SHIFT", "1.0") or 1.0),
+}
 if TESTING:
     # The engine's tiny random-weight config: real model code, seconds on a CPU.
     RIFF_ENGINE_OPTIONS = {"config": "tiny", "weights": None, "steps": 4}

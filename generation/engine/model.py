@@ -86,8 +86,8 @@ class ModelConfig:
 
 
 CONFIGS: dict[str, ModelConfig] = {
-    # the shipped model: 64 video tokens per 16x32x32 clip
-    "small": ModelConfig(),
+    # the shipped model: 64 video tokens per 16x32x32 clip, MLP output head
+    "small": ModelConfig(head_hidden=768),
     # tests and wiring of other modules: random weights, milliseconds per step
     "tiny": ModelConfig(hidden=32, depth=2, heads=2, max_text_tokens=16),
 }
