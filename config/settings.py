@@ -34,6 +34,11 @@ def env_int(name: str, default: int) -> int:
     return default if value is None else int(value)
 
 
+def env_float(name: str, default: float) -> float:
+    value = env(name)
+    return default if value is None else float(value)
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
 
@@ -229,7 +234,7 @@ RIFF_ENGINE = env("RIFF_ENGINE", "riff-world")
 # Sampler trade-offs measured on the shipped weights are in docs/engine.md ("Sampling").
 RIFF_ENGINE_OPTIONS: dict = {
     "steps": env_int("RIFF_SAMPLER_STEPS", 24),
-    "shift": float(env("RIFF_SAMPLER_SHIFT", "1.0") or 1.0),
+    "shift": env_float("RIFF_SAMPLER_SHIFT", 1.0),
 }
 if TESTING:
     # The engine's tiny random-weight config: real model code, seconds on a CPU.

@@ -126,26 +126,19 @@ def sample(
         lo, hi = guidance_interval
         return lo <= t <= hi
 
+    def evaluate(xx: torch.Tensor, t: float) -> torch.Tensor:
+        """The model on the first len(xx) branch rows (the first B are full conditioning)."""
+        n = xx.shape[0]
+        tt = torch.full((n,), float(t), device=device, dtype=dtype)
+        ctx_n = None if all_ctx is None else all_ctx[:n]
+        cmask_n = None if all_cmask is None else all_cmask[:n]
+        args = (all_text, all_tmask, all_pooled, all_refs, all_rmask)
+        return model(xx.to(dtype), tt, *(a[:n] for a in args), ctx_n, cmask_n).float()
+
     def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
         if not guided(t):  # conditional branch only
-            tt = torch.full((B,), float(t), device=device, dtype=dtype)
-            v = model(
-                x.to(dtype),
-                tt,
-                all_text[:B],
-                all_tmask[:B],
-                all_pooled[:B],
-                all_refs[:B],
-                all_rmask[:B],
-                None if all_ctx is None else all_ctx[:B],
-                None if all_cmask is None else all_cmask[:B],
-            )
-            return v.float()
-        xx = torch.cat([x, x, x[ref_idx]]).to(dtype)
-        tt = torch.full((xx.shape[0],), float(t), device=device, dtype=dtype)
-        v = model(
-            xx, tt, all_text, all_tmask, all_pooled, all_refs, all_rmask, all_ctx, all_cmask
-        ).float()
+            return evaluate(x, t)
+        v = evaluate(torch.cat([x, x, x[ref_idx]]), t)
         v_full, v_null = v[:B], v[B : 2 * B]
         v_txt = v_full.clone()
         if nr:
