@@ -67,6 +67,10 @@ class TrainConfig:
     # override ModelConfig.head_hidden; with --init-from it grows the loaded model by the MLP
     # output head (new parameters start from their fresh initialisation: a no-op at first)
     head_hidden: int | None = None
+    # override ModelConfig.depth; with --init-from it may only grow the loaded model: the new
+    # blocks go after the trained ones and start as the identity (adaLN-Zero gates and the
+    # cross-attention output are zero-initialised), so the grown model starts where it was
+    depth: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -80,6 +84,8 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         mc.text_mode = tc.text_mode
     if tc.head_hidden is not None:
         mc.head_hidden = tc.head_hidden
+    if tc.depth is not None:
+        mc.depth = tc.depth
     return mc
 
 
@@ -317,6 +323,13 @@ def train(
             mcfg = ModelConfig.from_dict(json.loads(init_meta["config"]))
             if tc.head_hidden is not None:
                 mcfg.head_hidden = tc.head_hidden
+            if tc.depth is not None:
+                if tc.depth < mcfg.depth:
+                    raise ValueError(
+                        f"--depth {tc.depth} would drop trained blocks of {init_from} "
+                        f"(depth {mcfg.depth}); it can only grow a model"
+                    )
+                mcfg.depth = tc.depth
             init = {k: v.float() for k, v in init.items()}
             tensors = {f"model.{k}": v for k, v in init.items()}
             tensors.update({f"ema.{k}": v for k, v in init.items()})
@@ -500,6 +513,12 @@ def add_arguments(parser) -> None:
         default=None,
         help="MLP output head width (0 = linear only); with --init-from it grows the model",
     )
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        help="transformer blocks; with --init-from it grows the model by identity blocks",
+    )
     parser.add_argument("--ckpt-every", type=float, default=300.0, help="seconds")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1)
@@ -546,6 +565,7 @@ def run_from_args(args, log=print) -> dict:
         text_encoder=args.text_encoder,
         text_mode=args.text_mode,
         head_hidden=getattr(args, "head_hidden", None),
+        depth=getattr(args, "depth", None),
         ckpt_every_s=args.ckpt_every,
         seed=args.seed,
     )

@@ -104,6 +104,44 @@ def test_init_from_can_grow_the_mlp_output_head(tmp_path):
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp16 export rounding
 
 
+def test_init_from_can_grow_the_depth_by_identity_blocks_and_never_shrink_it(tmp_path):
+    parent_run = tmp_path / "parent"
+    train(parent_run, tiny_run(steps=2), threads=1, progress=False, log=lambda *_: None)
+    parent = export_weights(parent_run, tmp_path / "parent.safetensors")
+    logs = []
+    train(
+        tmp_path / "deeper",
+        tiny_run(steps=1, lr=0.0, depth=3),
+        threads=1,
+        progress=False,
+        log=logs.append,
+        init_from=parent,
+    )
+    grown = next(m for m in logs if m.startswith("new parameters (fresh init): "))
+    names = grown.split(": ", 1)[1].split(", ")
+    assert names and all(n.startswith("blocks.2.") for n in names)  # only the new block
+    child = export_weights(tmp_path / "deeper", tmp_path / "child.safetensors")
+    with safe_open(str(child), "pt") as f:
+        assert json.loads(f.metadata()["config"])["depth"] == 3
+        assert torch.count_nonzero(f.get_tensor("blocks.2.ada.weight")) == 0
+        assert torch.count_nonzero(f.get_tensor("blocks.2.cross.proj.weight")) == 0
+    req = [GenerationRequest("a red ball", seed=3)]
+    a = get_engine("riff-world", weights=str(parent), steps=2).generate(req)[0].frames
+    b = get_engine("riff-world", weights=str(child), steps=2).generate(req)[0].frames
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp16 export rounding
+
+    with pytest.raises(ValueError, match="can only grow"):
+        train(
+            tmp_path / "shallower",
+            tiny_run(steps=1, depth=1),
+            threads=1,
+            progress=False,
+            log=lambda *_: None,
+            init_from=parent,
+        )
+    assert not (tmp_path / "shallower" / "ckpt.safetensors").exists()
+
+
 def test_context_clips_continue_their_context_and_train_with_it(tmp_path, monkeypatch):
     pool = ClipPool(60, WorldConfig(), p_cameo=0.2, progress=False, p_context=0.4)
     ctx = np.flatnonzero(pool.has_ctx)
