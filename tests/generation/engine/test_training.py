@@ -26,6 +26,12 @@ def tiny_run(**overrides) -> TrainConfig:
     return TrainConfig(**{**base, **overrides})
 
 
+def train_from(weights, run_dir, log=lambda *_: None, **overrides) -> dict:
+    """A tiny run started from exported `weights` (`--init-from`)."""
+    tc = tiny_run(**overrides)
+    return train(run_dir, tc, threads=1, progress=False, log=log, init_from=weights)
+
+
 def test_train_resume_export_and_load(tmp_path):
     run = tmp_path / "run"
     tc = tiny_run(steps=3, refresh_every=2, refresh_count=4)
@@ -49,14 +55,7 @@ def test_train_resume_export_and_load(tmp_path):
         assert meta["text_encoder"] == "hash"
         assert all(f.get_tensor(k).dtype.is_floating_point for k in f.keys())  # noqa: SIM118
     # a new run can start from exported weights: same outputs before its first step
-    again = train(
-        tmp_path / "again",
-        tiny_run(steps=1, lr=0.0),
-        threads=1,
-        progress=False,
-        log=lambda *_: None,
-        init_from=out,
-    )
+    again = train_from(out, tmp_path / "again", steps=1, lr=0.0)
     assert again["step"] == 1
     with (
         safe_open(str(out), "pt") as f,
@@ -78,67 +77,48 @@ def test_train_resume_export_and_load(tmp_path):
     assert np.isfinite(clip.frames).all()
 
 
-def test_init_from_can_grow_the_mlp_output_head(tmp_path):
+def grow_tiny_parent(tmp_path, **grow):
+    """A 2-step tiny parent, a child run grown from its weights by `grow` (lr 0, one step);
+    returns (parent weights, child weights, the child's log lines)."""
     parent_run = tmp_path / "parent"
     train(parent_run, tiny_run(steps=2), threads=1, progress=False, log=lambda *_: None)
     parent = export_weights(parent_run, tmp_path / "parent.safetensors")
-    logs = []
-    train(
-        tmp_path / "grown",
-        tiny_run(steps=1, lr=0.0, head_hidden=8),
-        threads=1,
-        progress=False,
-        log=logs.append,
-        init_from=parent,
-    )
+    logs: list[str] = []
+    train_from(parent, tmp_path / "grown", log=logs.append, steps=1, lr=0.0, **grow)
+    return parent, export_weights(tmp_path / "grown", tmp_path / "child.safetensors"), logs
+
+
+def assert_same_clip(parent, child):
+    """The grown model starts as a no-op: the same clip as its parent's."""
+    req = [GenerationRequest("a red ball", seed=3)]
+    a = get_engine("riff-world", weights=str(parent), steps=2).generate(req)[0].frames
+    b = get_engine("riff-world", weights=str(child), steps=2).generate(req)[0].frames
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp16 export rounding
+
+
+def test_init_from_can_grow_the_mlp_output_head(tmp_path):
+    parent, child, logs = grow_tiny_parent(tmp_path, head_hidden=8)
     assert any(m.startswith("new parameters (fresh init): out_mlp.0.bias") for m in logs)
-    child = export_weights(tmp_path / "grown", tmp_path / "child.safetensors")
     with safe_open(str(child), "pt") as f:
         assert json.loads(f.metadata()["config"])["head_hidden"] == 8
         assert f.get_tensor("out_mlp.0.weight").shape == (8, 32)
         assert torch.count_nonzero(f.get_tensor("out_mlp.2.weight")) == 0
-    # the grown model starts as a no-op: the same clip as its parent's
-    req = [GenerationRequest("a red ball", seed=3)]
-    a = get_engine("riff-world", weights=str(parent), steps=2).generate(req)[0].frames
-    b = get_engine("riff-world", weights=str(child), steps=2).generate(req)[0].frames
-    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp16 export rounding
+    assert_same_clip(parent, child)
 
 
 def test_init_from_can_grow_the_depth_by_identity_blocks_and_never_shrink_it(tmp_path):
-    parent_run = tmp_path / "parent"
-    train(parent_run, tiny_run(steps=2), threads=1, progress=False, log=lambda *_: None)
-    parent = export_weights(parent_run, tmp_path / "parent.safetensors")
-    logs = []
-    train(
-        tmp_path / "deeper",
-        tiny_run(steps=1, lr=0.0, depth=3),
-        threads=1,
-        progress=False,
-        log=logs.append,
-        init_from=parent,
-    )
+    parent, child, logs = grow_tiny_parent(tmp_path, depth=3)
     grown = next(m for m in logs if m.startswith("new parameters (fresh init): "))
     names = grown.split(": ", 1)[1].split(", ")
     assert names and all(n.startswith("blocks.2.") for n in names)  # only the new block
-    child = export_weights(tmp_path / "deeper", tmp_path / "child.safetensors")
     with safe_open(str(child), "pt") as f:
         assert json.loads(f.metadata()["config"])["depth"] == 3
         assert torch.count_nonzero(f.get_tensor("blocks.2.ada.weight")) == 0
         assert torch.count_nonzero(f.get_tensor("blocks.2.cross.proj.weight")) == 0
-    req = [GenerationRequest("a red ball", seed=3)]
-    a = get_engine("riff-world", weights=str(parent), steps=2).generate(req)[0].frames
-    b = get_engine("riff-world", weights=str(child), steps=2).generate(req)[0].frames
-    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp16 export rounding
+    assert_same_clip(parent, child)
 
     with pytest.raises(ValueError, match="can only grow"):
-        train(
-            tmp_path / "shallower",
-            tiny_run(steps=1, depth=1),
-            threads=1,
-            progress=False,
-            log=lambda *_: None,
-            init_from=parent,
-        )
+        train_from(parent, tmp_path / "shallower", steps=1, depth=1)
     assert not (tmp_path / "shallower" / "ckpt.safetensors").exists()
 
 
