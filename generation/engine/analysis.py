@@ -67,6 +67,16 @@ def shape_of(pts: np.ndarray) -> str:
     return "ball"
 
 
+def wall_columns(occluder: np.ndarray, min_share: float = 0.5) -> np.ndarray:
+    """Columns [W] that hold the wall: grey over at least `min_share` of the column's pixels
+    across the clip. The world's wall is a static full-height bar, so this finds it in any
+    clip that draws one, while the grey-looking pixels a generated clip leaves along soft
+    object edges (half-way between a colour and the background is close to the wall's grey)
+    are not a wall: counting any grey pixel of any frame as wall ruled out the blobs next to
+    them, in clips that have no wall at all, and shape was then never measured."""
+    return occluder.mean(axis=(0, 1)) >= min_share
+
+
 def min_pixels(H: int, W: int) -> int:
     return max(3, int(round(6 * H * W / 1024)))
 
@@ -80,6 +90,7 @@ class ClipAnalysis:
         self.labels = classify(frames)
         self.min_px = min_pixels(self.H, self.W)
         self.occluder = self.labels == PALETTE_NAMES.index("occluder")
+        self.wall_cols = wall_columns(self.occluder)
         self.blobs: dict[str, list[list[np.ndarray]]] = {}
         for ci, name in enumerate(COLORS):
             m = self.labels == ci
@@ -108,12 +119,11 @@ class ClipAnalysis:
         ys, xs = pts[:, 0], pts[:, 1]
         if ys.min() == 0 or xs.min() == 0 or xs.max() == self.W - 1:
             return False  # cut by the frame edge (the floor is fine: objects rest there)
-        occ = self.occluder.any(0)
-        if occ.any():  # touching the grey wall: partially hidden
-            near = np.zeros_like(occ)
-            near[:, 1:] |= occ[:, :-1]
-            near[:, :-1] |= occ[:, 1:]
-            if (near[ys, xs]).any():
+        if self.wall_cols.any():  # touching the grey wall: partially hidden
+            near = self.wall_cols.copy()
+            near[1:] |= self.wall_cols[:-1]
+            near[:-1] |= self.wall_cols[1:]
+            if near[xs].any():
                 return False
         return True
 
@@ -230,7 +240,7 @@ def permanence(an: ClipAnalysis, color: str, tol: float = 6.0) -> dict:
         # at re-entry only part of the object shows: compare against the wall side
         back = tr[t_back, 0]
         err = abs(back - pred)
-        occ_cols = np.flatnonzero(an.occluder.any((0, 1)))
+        occ_cols = np.flatnonzero(an.wall_cols)
         if len(occ_cols):
             lo, hi = occ_cols.min(), occ_cols.max() + 1
             exit_x = hi if vx > 0 else lo

@@ -70,6 +70,58 @@ def test_permanence_on_simulator_occlusions():
     assert all(p["occluded"] for p in perm)
 
 
+def _soft_edged(frames: np.ndarray, bg: tuple[int, int, int]) -> np.ndarray:
+    """The clip with a one-pixel rim around every object, half object colour and half
+    background: what a generated clip draws at an object's edge."""
+    out = frames.copy()
+    for t in range(len(frames)):
+        obj = np.abs(frames[t].astype(int) - np.array(bg)).sum(-1) > 0
+        ring = np.zeros_like(obj)
+        ring[1:] |= obj[:-1]
+        ring[:-1] |= obj[1:]
+        ring[:, 1:] |= obj[:, :-1]
+        ring[:, :-1] |= obj[:, 1:]
+        ring &= ~obj
+        ys, xs = np.nonzero(ring)
+        for y, x in zip(ys, xs, strict=True):  # the nearest object pixel's colour, blended
+            near = [
+                frames[t, y + dy, x + dx]
+                for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                if 0 <= y + dy < 32 and 0 <= x + dx < 32 and obj[y + dy, x + dx]
+            ]
+            out[t, y, x] = ((near[0].astype(int) + np.array(bg)) // 2).astype(np.uint8)
+    return out
+
+
+def test_soft_object_edges_are_not_the_wall():
+    # a white square's half-blended rim is mid-grey, the wall's colour: the analysis must not
+    # take it for a wall (it used to, and then ruled every blob out of the shape vote)
+    spec = ClipSpec([ObjectSpec("white", "square", "large", x=12, y=12, vx=1.0)], "slides")
+    clip = make_clip(0, spec=spec)
+    soft = _soft_edged(clip.frames, (8, 8, 8))
+    an = ClipAnalysis(soft)
+    assert an.occluder.sum() > 100  # the rim does classify as grey...
+    assert not an.wall_cols.any()  # ...but it is no wall
+    assert an.shape("white") == "square"
+    assert clip_metrics(soft, clip)["shape"] is True
+
+
+def test_wall_is_found_where_the_world_draws_it():
+    clips = [c for c in (make_clip(s) for s in range(120)) if c.spec.occluder_x is not None]
+    assert len(clips) >= 5
+    for c in clips:
+        cols = np.flatnonzero(ClipAnalysis(c.frames).wall_cols)
+        x = c.spec.occluder_x
+        assert list(cols) == [i for i in range(32) if abs(i + 0.5 - x) <= 5], c.caption
+    # a blob touching the wall is partly hidden: it never votes on the shape
+    spec = ClipSpec(
+        [ObjectSpec("red", "square", "large", x=6, y=26, vx=0.0)], "slides", occluder_x=16.0
+    )
+    frames, _ = render(spec, np.array([[[10.5, 26.0]] * 16]), WorldConfig())
+    an = ClipAnalysis(frames)
+    assert an.blobs["red"][0] and an.shape("red") is None
+
+
 def test_metrics_reject_wrong_clips():
     red = make_clip(0, spec=ClipSpec([ObjectSpec("red", "square", "large", vx=1.0)], "slides"))
     blue = make_clip(0, spec=ClipSpec([ObjectSpec("blue", "ball", "large", vx=1.0)], "slides"))
