@@ -56,6 +56,9 @@ class TrainConfig:
     # remix conditioning: batches whose clips continue a simulation from `max_context_frames`
     # clean frames given as context (the parent's last frames at sampling time)
     p_context: float = 0.15
+    # share of sliding/bouncing clips that pass behind the wall (None: the world's default,
+    # WorldConfig.p_occluder); raised to train object permanence harder
+    p_wall: float | None = None
     pool_size: int = 12_000
     refresh_every: int = 50
     refresh_count: int = 64
@@ -87,6 +90,14 @@ def model_config(tc: TrainConfig) -> ModelConfig:
     if tc.depth is not None:
         mc.depth = tc.depth
     return mc
+
+
+def world_config(tc: TrainConfig, mcfg: ModelConfig) -> WorldConfig:
+    """The world the training clips are drawn from: the model's clip size, the run's wall share."""
+    wcfg = WorldConfig(frames=mcfg.frames, height=mcfg.height, width=mcfg.width)
+    if tc.p_wall is not None:
+        wcfg = replace(wcfg, p_occluder=tc.p_wall)
+    return wcfg
 
 
 def _is_cameo(seed: int, p: float) -> bool:
@@ -305,6 +316,7 @@ def train(
             saved_tc.ckpt_every_s = tc.ckpt_every_s
             # and for the batch mix (a run can shift its weight between tasks as it goes)
             saved_tc.p_cameo, saved_tc.p_context = tc.p_cameo, tc.p_context
+            saved_tc.p_wall = tc.p_wall
         tc = saved_tc
         mcfg = ModelConfig.from_dict(json.loads(meta["config"]))
         step = int(meta["step"])
@@ -356,7 +368,7 @@ def train(
     )
     log(f"model {count_params(model) / 1e6:.2f}M params, {mcfg.video_tokens} video tokens")
 
-    wcfg = WorldConfig(frames=mcfg.frames, height=mcfg.height, width=mcfg.width)
+    wcfg = world_config(tc, mcfg)
     cache = out.parent / f"text-cache-{tc.text_encoder}.pt"
     encoder = TextEncoder(tc.text_encoder, max_tokens=mcfg.max_text_tokens, disk_cache=cache)
     # pool seeds move on with the step so that a resumed run sees fresh clips
@@ -505,6 +517,12 @@ def add_arguments(parser) -> None:
         default=TrainConfig.p_context,
         help="share of remix-context (continuation) batches",
     )
+    parser.add_argument(
+        "--p-wall",
+        type=float,
+        default=None,
+        help=f"share of sliding/bouncing clips behind the wall (default {WorldConfig.p_occluder})",
+    )
     parser.add_argument("--text-encoder", default="minilm", choices=["minilm", "hash"])
     parser.add_argument("--text-mode", default=None, choices=["joint", "cross"])
     parser.add_argument(
@@ -562,6 +580,7 @@ def run_from_args(args, log=print) -> dict:
         pool_size=args.pool,
         p_cameo=args.p_cameo,
         p_context=args.p_context,
+        p_wall=getattr(args, "p_wall", None),
         text_encoder=args.text_encoder,
         text_mode=args.text_mode,
         head_hidden=getattr(args, "head_hidden", None),

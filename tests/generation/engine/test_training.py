@@ -174,3 +174,20 @@ def test_resume_takes_the_lr_schedule_from_the_command_line(tmp_path):
     )
     saved = json.loads((tmp_path / "config.json").read_text())["train"]
     assert (saved["steps"], saved["lr"], saved["lr_end"]) == (3, 1e-3, 1e-5)
+
+
+def test_p_wall_sets_the_share_of_wall_clips_and_follows_the_command_line(tmp_path):
+    mc = train_mod.model_config(tiny_run())
+    assert train_mod.world_config(tiny_run(), mc).p_occluder == WorldConfig().p_occluder
+    walls = {}
+    for p in (0.0, 1.0):
+        wcfg = train_mod.world_config(tiny_run(p_wall=p), mc)
+        assert (wcfg.p_occluder, wcfg.frames, wcfg.height) == (p, mc.frames, mc.height)
+        pool = ClipPool(80, wcfg, p_cameo=0.0, progress=False)
+        walls[p] = sum("wall" in c for c in pool.captions)
+    # every sliding or bouncing clip (half of the motions) goes behind a wall, or none does
+    assert walls[0.0] == 0 and 25 <= walls[1.0] <= 55
+
+    train(tmp_path, tiny_run(steps=2, p_wall=0.6), progress=False, log=lambda *_: None)
+    train(tmp_path, tiny_run(steps=3, p_wall=0.4), progress=False, log=lambda *_: None)
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["p_wall"] == 0.4
