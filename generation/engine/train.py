@@ -317,6 +317,7 @@ def train(
             # and for the batch mix (a run can shift its weight between tasks as it goes)
             saved_tc.p_cameo, saved_tc.p_context = tc.p_cameo, tc.p_context
             saved_tc.p_wall = tc.p_wall
+            saved_tc.ema = tc.ema
         tc = saved_tc
         mcfg = ModelConfig.from_dict(json.loads(meta["config"]))
         step = int(meta["step"])
@@ -523,6 +524,12 @@ def add_arguments(parser) -> None:
         default=None,
         help=f"share of sliding/bouncing clips behind the wall (default {WorldConfig.p_occluder})",
     )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=TrainConfig.ema,
+        help="EMA decay per step (0.999: the last ~1 000 steps; longer for a low-lr polish)",
+    )
     parser.add_argument("--text-encoder", default="minilm", choices=["minilm", "hash"])
     parser.add_argument("--text-mode", default=None, choices=["joint", "cross"])
     parser.add_argument(
@@ -581,6 +588,7 @@ def run_from_args(args, log=print) -> dict:
         p_cameo=args.p_cameo,
         p_context=args.p_context,
         p_wall=getattr(args, "p_wall", None),
+        ema=getattr(args, "ema", TrainConfig.ema),
         text_encoder=args.text_encoder,
         text_mode=args.text_mode,
         head_hidden=getattr(args, "head_hidden", None),

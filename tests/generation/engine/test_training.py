@@ -191,3 +191,24 @@ def test_p_wall_sets_the_share_of_wall_clips_and_follows_the_command_line(tmp_pa
     train(tmp_path, tiny_run(steps=2, p_wall=0.6), progress=False, log=lambda *_: None)
     train(tmp_path, tiny_run(steps=3, p_wall=0.4), progress=False, log=lambda *_: None)
     assert json.loads((tmp_path / "config.json").read_text())["train"]["p_wall"] == 0.4
+
+
+def test_ema_decay_comes_from_the_command_line_and_sets_how_far_the_average_lags(tmp_path):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    train_mod.add_arguments(parser)
+    assert parser.parse_args([]).ema == TrainConfig.ema == 0.999
+    assert parser.parse_args(["--ema", "0.9995"]).ema == 0.9995
+
+    def lag(ema: float, out) -> float:
+        train(out, tiny_run(steps=4, ema=ema), progress=False, log=lambda *_: None)
+        t, _ = train_mod.read_checkpoint(out / "ckpt.safetensors")
+        keys = [k[6:] for k in t if k.startswith("model.")]
+        return max(float((t[f"model.{k}"] - t[f"ema.{k}"]).abs().max()) for k in keys)
+
+    assert lag(0.0, tmp_path / "none") == 0.0  # no averaging: the EMA is the model itself
+    assert lag(0.999, tmp_path / "long") > 0.0
+    # a resumed run takes the new decay, like the other schedule knobs
+    train(tmp_path / "long", tiny_run(steps=5, ema=0.5), progress=False, log=lambda *_: None)
+    assert json.loads((tmp_path / "long" / "config.json").read_text())["train"]["ema"] == 0.5
