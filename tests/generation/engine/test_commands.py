@@ -51,5 +51,5 @@ def test_train_and_evaluate_commands(tmp_path):
     cont = report["continuity"]
     assert cont["n"] == 2 and 0.0 <= cont["context"] <= 1.0 and 0.0 <= cont["no_context"] <= 1.0
     table = (tmp_path / "eval" / "report.md").read_text()
-    assert table.startswith("| metric | generated | simulator (ceiling) |")
+    assert table.startswith("| metric | generated (95 % interval) | simulator (ceiling) |")
     assert "| colour adherence |" in table and "| remix continuity" in table

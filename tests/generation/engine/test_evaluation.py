@@ -9,7 +9,9 @@ from generation.engine.evaluate import (
     clip_metrics,
     continuation_clips,
     continuity_error,
+    report_markdown,
     summarize,
+    wilson_interval,
 )
 from generation.engine.world import (
     ClipSpec,
@@ -134,6 +136,34 @@ def test_metrics_reject_wrong_clips():
     assert cameo_error(cam.frames, cam.cameo_pattern) < 0.05
     frames, _ = render(cam.spec, simulate(cam.spec, WorldConfig()), WorldConfig())
     assert frames.shape == cam.frames.shape
+
+
+def test_rates_carry_their_95_percent_interval_over_the_clips():
+    # the textbook case: 8 of 10 is 80 % with a Wilson interval of 49.0 % to 94.3 %
+    lo, hi = wilson_interval(8, 10)
+    assert (round(lo, 3), round(hi, 3)) == (0.490, 0.943)
+    assert wilson_interval(0, 18)[0] == 0.0 and wilson_interval(18, 18)[1] == 1.0
+    assert wilson_interval(0, 0) is None
+    # the shipped count, 63 of 80, does not tell 79 % from the 80 % target; 12 of 18 is wide
+    lo, hi = wilson_interval(63, 80)
+    assert lo < 0.70 and hi > 0.86
+    rows = [{"count": i < 63} for i in range(80)]
+    rows += [{"permanence": {"ok": i < 12, "occluded": True}} for i in range(18)]
+    s = summarize(rows)
+    assert (s["count"], s["count_n"], s["count_ci95"]) == (63 / 80, 80, wilson_interval(63, 80))
+    assert s["permanence_ci95"] == wilson_interval(12, 18) and s["shape_ci95"] is None
+    rep = {
+        "generated": s,
+        "simulator": s,
+        "met": {},
+        "physics_rms_ratio": None,
+        "simulator_gravity": 0.25,
+        "simulator_restitution": 0.8,
+    }
+    md = report_markdown(rep)
+    assert "| object count | 79 % (69–86) |" in md
+    assert "| object permanence | 67 % (44–84) |" in md
+    assert "| shape | – |" in md
 
 
 def test_continuation_pairs_continue_the_simulation():
