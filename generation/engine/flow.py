@@ -5,7 +5,7 @@ t = 0 is data, t = 1 is pure noise; sampling integrates dx/dt = v from t = 1 dow
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -52,6 +52,8 @@ class Batch:
     ref_mask: torch.Tensor | None = None  # [B, R]
     context: torch.Tensor | None = None
     context_mask: torch.Tensor | None = None
+    # per-voxel loss weight [B, 1, T, H, W] (None: the plain MSE); see `flow_loss`
+    weight: torch.Tensor | None = None
 
     def to(self, device) -> Batch:
         def mv(v):
@@ -67,7 +69,10 @@ def flow_loss(
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Velocity MSE over the video voxels only (reference/context tokens are never targets)."""
+    """Velocity MSE over the video voxels only (reference/context tokens are never targets).
+
+    With `batch.weight` each voxel's squared error is weighted and the sum divided by the sum
+    of the weights, so the loss stays on the plain MSE's scale (a weight of all ones is it)."""
     x0 = batch.x0
     B = x0.shape[0]
     if t is None:
@@ -87,7 +92,11 @@ def flow_loss(
         batch.context,
         batch.context_mask,
     )
-    return F.mse_loss(v.float(), (noise - x0).float())
+    if batch.weight is None:
+        return F.mse_loss(v.float(), (noise - x0).float())
+    err = (v.float() - (noise - x0).float()).square()
+    w = batch.weight.float().expand_as(err)
+    return (err * w).sum() / w.sum()
 
 
 def drop_conditions(
@@ -102,6 +111,4 @@ def drop_conditions(
     if rm is not None:
         keep_ref = torch.rand(B, generator=generator) >= p_ref
         rm = rm & keep_ref[:, None].to(rm.device)
-    return Batch(
-        batch.x0, batch.text, tm, pooled, batch.refs, rm, batch.context, batch.context_mask
-    )
+    return replace(batch, text_mask=tm, pooled=pooled, ref_mask=rm)

@@ -171,6 +171,28 @@ def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(tiny_cfg):
     assert all(b < a for a, b in zip(losses[:4], losses[1:5], strict=True))
 
 
+def test_weighted_flow_loss_is_the_weighted_mean_of_the_squared_velocity_error(tiny_cfg):
+    model = randomize(SpaceTimeDiT(tiny_cfg))
+    text, mask, pooled = random_text(2)
+    x0 = torch.rand(2, 3, 16, 32, 32) * 2 - 1
+    t, noise = torch.tensor([0.3, 0.8]), torch.randn(2, 3, 16, 32, 32)
+    plain = Batch(x0, text, mask, pooled)
+    with torch.no_grad():
+        base = flow_loss(model, plain, t=t, noise=noise)
+        ones = dataclasses.replace(plain, weight=torch.ones(2, 1, 16, 32, 32))
+        assert torch.allclose(flow_loss(model, ones, t=t, noise=noise), base, rtol=1e-5)
+
+        w = torch.ones(2, 1, 16, 32, 32)
+        w[:, :, :, 4:12, 20:30] = 5.0
+        weighted = flow_loss(model, dataclasses.replace(plain, weight=w), t=t, noise=noise)
+        xt = (1 - t.view(2, 1, 1, 1, 1)) * x0 + t.view(2, 1, 1, 1, 1) * noise
+        v = model(xt, t, text, mask, pooled)
+        err = (v - (noise - x0)).square()
+        by_hand = (err * w).sum() / (w.sum() * 3)  # the weight is shared by the 3 channels
+        assert torch.allclose(weighted, by_hand, rtol=1e-5)
+        assert abs(float(weighted) - float(base)) > 1e-4
+
+
 def test_configs_size():
     from generation.engine.model import CONFIGS
 

@@ -212,3 +212,33 @@ def test_ema_decay_comes_from_the_command_line_and_sets_how_far_the_average_lags
     # a resumed run takes the new decay, like the other schedule knobs
     train(tmp_path / "long", tiny_run(steps=5, ema=0.5), progress=False, log=lambda *_: None)
     assert json.loads((tmp_path / "long" / "config.json").read_text())["train"]["ema"] == 0.5
+
+
+def test_fg_weight_weights_object_and_wall_voxels_and_follows_the_command_line(tmp_path):
+    from generation.engine.text import TextEncoder
+    from generation.engine.world import foreground_mask, make_clip
+
+    mc = train_mod.model_config(tiny_run())
+    pool = ClipPool(12, train_mod.world_config(tiny_run(p_wall=1.0), mc), 0.0, progress=False)
+    enc = TextEncoder("hash", max_tokens=mc.max_text_tokens)
+    idx = np.arange(12)
+    assert pool.batch(idx, enc, mc.max_text_tokens, "cpu", refs=False).weight is None
+    w = pool.batch(idx, enc, mc.max_text_tokens, "cpu", refs=False, fg_weight=3.0).weight
+    assert w.shape == (12, 1, mc.frames, mc.height, mc.width)
+    assert set(torch.unique(w).tolist()) == {1.0, 3.0}
+    assert torch.equal(w[:, 0] == 3.0, torch.from_numpy(pool.fg))
+    for i in idx:  # the pool's clip i is the world's clip for seed i
+        clip = make_clip(int(i), pool.wcfg, split="train")
+        assert np.array_equal(pool.fg[i], foreground_mask(clip.frames, clip.spec.background))
+    assert pool.fg.any(axis=(1, 2, 3)).all()
+
+    train(tmp_path, tiny_run(steps=2, fg_weight=4.0), progress=False, log=lambda *_: None)
+    train(tmp_path, tiny_run(steps=3, fg_weight=2.0), progress=False, log=lambda *_: None)
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["fg_weight"] == 2.0
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    train_mod.add_arguments(parser)
+    assert parser.parse_args([]).fg_weight == 1.0
+    assert parser.parse_args(["--fg-weight", "3"]).fg_weight == 3.0

@@ -10,6 +10,7 @@ from generation.engine.world import (
     ClipSpec,
     ObjectSpec,
     WorldConfig,
+    foreground_mask,
     heldout_clips,
     make_clip,
     pattern_from_image,
@@ -144,3 +145,30 @@ def test_cameo_clip_carries_the_sprite():
     bottom = clip.frames[0, int(y + 3), int(x)]
     assert tuple(top) == COLORS["red"] and tuple(bottom) == COLORS["blue"]
     assert obj.shape == "square" and obj.size == "large"
+
+
+def test_foreground_mask_is_the_objects_and_the_wall_grown_by_a_pixel():
+    spec = ClipSpec([ObjectSpec("red", "square", "small", x=10.0, y=12.0)], "slides")
+    spec.background = "dark blue"
+    clip = make_clip(3, spec=spec)
+    exact = foreground_mask(clip.frames, "dark blue", dilate=0)
+    # undilated: exactly the pixels drawn in another colour than the background
+    bg = np.array((18, 18, 64), np.uint8)
+    assert np.array_equal(exact, (clip.frames != bg).any(axis=-1))
+    grown = foreground_mask(clip.frames, "dark blue")
+    assert (grown >= exact).all() and grown.sum() > exact.sum()
+    # one pixel of growth in space only: every added pixel touches an exact one in its frame
+    ring = grown & ~exact
+    t, y, x = np.nonzero(ring)
+    near = np.zeros_like(exact)
+    near[:, 1:] |= exact[:, :-1]
+    near[:, :-1] |= exact[:, 1:]
+    near[:, :, 1:] |= exact[:, :, :-1]
+    near[:, :, :-1] |= exact[:, :, 1:]
+    assert near[t, y, x].all()
+    assert not foreground_mask(np.zeros((2, 8, 8, 3), np.uint8) + 8, "black").any()
+
+    walled = make_clip(5, occluder=True)
+    cols = np.abs(np.arange(32) + 0.5 - walled.spec.occluder_x) <= WorldConfig().occluder_width / 2
+    wall_fg = foreground_mask(walled.frames, walled.spec.background, dilate=0)
+    assert wall_fg[:, :, cols].all()  # the whole wall, in every frame
