@@ -144,7 +144,8 @@ def test_rates_carry_their_95_percent_interval_over_the_clips():
     assert (round(lo, 3), round(hi, 3)) == (0.490, 0.943)
     assert wilson_interval(0, 18)[0] == 0.0 and wilson_interval(18, 18)[1] == 1.0
     assert wilson_interval(0, 0) is None
-    # the shipped count, 63 of 80, does not tell 79 % from the 80 % target; 12 of 18 is wide
+    # stage 6's count on the standard set, 63 of 80, does not tell 79 % from the 80 % target;
+    # 12 of 18 is wide
     lo, hi = wilson_interval(63, 80)
     assert lo < 0.70 and hi > 0.86
     rows = [{"count": i < 63} for i in range(80)]
