@@ -59,6 +59,9 @@ class TrainConfig:
     # share of sliding/bouncing clips that pass behind the wall (None: the world's default,
     # WorldConfig.p_occluder); raised to train object permanence harder
     p_wall: float | None = None
+    # share of wall-free clips with two or three objects (None: the world's default, a half);
+    # raised to train counting and keeping same-coloured objects apart harder
+    p_multi: float | None = None
     # loss weight of the voxels that are not background (objects and the wall, grown by a
     # pixel) relative to background voxels; 1 is the plain MSE. An object drawn over the wall
     # or two objects merged cost the plain MSE a few dozen voxels out of 16 384
@@ -101,6 +104,8 @@ def world_config(tc: TrainConfig, mcfg: ModelConfig) -> WorldConfig:
     wcfg = WorldConfig(frames=mcfg.frames, height=mcfg.height, width=mcfg.width)
     if tc.p_wall is not None:
         wcfg = replace(wcfg, p_occluder=tc.p_wall)
+    if tc.p_multi is not None:
+        wcfg = replace(wcfg, p_multi=tc.p_multi)
     return wcfg
 
 
@@ -327,7 +332,7 @@ def train(
             saved_tc.ckpt_every_s = tc.ckpt_every_s
             # and for the batch mix (a run can shift its weight between tasks as it goes)
             saved_tc.p_cameo, saved_tc.p_context = tc.p_cameo, tc.p_context
-            saved_tc.p_wall = tc.p_wall
+            saved_tc.p_wall, saved_tc.p_multi = tc.p_wall, tc.p_multi
             saved_tc.ema = tc.ema
             saved_tc.fg_weight = tc.fg_weight
         tc = saved_tc
@@ -543,6 +548,12 @@ def add_arguments(parser) -> None:
         help=f"share of sliding/bouncing clips behind the wall (default {WorldConfig.p_occluder})",
     )
     parser.add_argument(
+        "--p-multi",
+        type=float,
+        default=None,
+        help="share of wall-free clips with two or three objects (default: a half)",
+    )
+    parser.add_argument(
         "--ema",
         type=float,
         default=TrainConfig.ema,
@@ -612,6 +623,7 @@ def run_from_args(args, log=print) -> dict:
         p_cameo=args.p_cameo,
         p_context=args.p_context,
         p_wall=getattr(args, "p_wall", None),
+        p_multi=getattr(args, "p_multi", None),
         ema=getattr(args, "ema", TrainConfig.ema),
         fg_weight=getattr(args, "fg_weight", TrainConfig.fg_weight),
         text_encoder=args.text_encoder,

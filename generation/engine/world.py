@@ -54,6 +54,9 @@ class WorldConfig:
     p_occluder: float = 0.2
     p_background: float = 0.3  # chance of a coloured (non-black) background
     max_objects: int = 3
+    # share of wall-free clips with more than one object (two or three, equally likely); None
+    # keeps the original draw (half of them), whose random stream the evaluation set depends on
+    p_multi: float | None = None
 
 
 @dataclass
@@ -128,7 +131,12 @@ def sample_spec(
         motion = ("slides", "bounces")[rng.integers(2)]
     elif occluder is None:
         occluder = motion in ("slides", "bounces") and rng.random() < cfg.p_occluder
-    n = 1 if occluder else int(rng.choice([1, 1, 2, 3][: cfg.max_objects + 1]))
+    if occluder:
+        n = 1
+    elif cfg.p_multi is None:
+        n = int(rng.choice([1, 1, 2, 3][: cfg.max_objects + 1]))
+    else:
+        n = int(rng.integers(2, cfg.max_objects + 1)) if rng.random() < cfg.p_multi else 1
     n = min(n, cfg.max_objects)
     if split == "heldout":  # at least one held-out pair, first object
         first = sorted(HELD_OUT_PAIRS)[rng.integers(len(HELD_OUT_PAIRS))]
@@ -431,13 +439,17 @@ def eval_seed(i: int) -> int:
     return EVAL_SEED_BASE + i
 
 
-def heldout_clips(n: int, cfg: WorldConfig | None = None, cameo_every: int = 0) -> list[Clip]:
+def heldout_clips(
+    n: int, cfg: WorldConfig | None = None, cameo_every: int = 0, start: int = 0
+) -> list[Clip]:
     """The fixed evaluation set: half held-out colour x shape pairs, half held-out seeds;
     every `cameo_every`-th clip a cameo clip, and every 4th clip (i % 4 == 1) passes behind a
-    wall so that permanence always has cases."""
+    wall so that permanence always has cases. `start` skips the first clips of the sequence:
+    `heldout_clips(n, start=k)` is `heldout_clips(k + n)[k:]`, a fresh slice for judging a
+    choice made on the clips before it."""
     cfg = cfg or WorldConfig()
     clips = []
-    for i in range(n):
+    for i in range(start, start + n):
         split = "heldout" if i % 2 == 0 else "all"
         use_cameo = bool(cameo_every) and i % cameo_every == cameo_every - 1
         wall = True if (i % 4 == 1 and not use_cameo) else None

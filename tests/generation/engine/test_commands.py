@@ -53,3 +53,21 @@ def test_train_and_evaluate_commands(tmp_path):
     table = (tmp_path / "eval" / "report.md").read_text()
     assert table.startswith("| metric | generated (95 % interval) | simulator (ceiling) |")
     assert "| colour adherence |" in table and "| remix continuity" in table
+
+    # --start scores a later slice of the same held-out sequence
+    from generation.engine.world import eval_seed, heldout_clips
+
+    call_command(
+        "evaluate_engine",
+        weights=str(tmp_path / "w.safetensors"),
+        n=1,
+        start=3,
+        steps=2,
+        continuity_n=0,
+        out=str(tmp_path / "eval3"),
+        stdout=io.StringIO(),
+    )
+    later = json.loads((tmp_path / "eval3" / "report.json").read_text())
+    assert (later["n"], later["start"]) == (1, 3)
+    row = later["per_clip"][0]["simulator"]
+    assert (row["seed"], row["caption"]) == (eval_seed(3), heldout_clips(4)[3].caption)

@@ -242,3 +242,29 @@ def test_fg_weight_weights_object_and_wall_voxels_and_follows_the_command_line(t
     train_mod.add_arguments(parser)
     assert parser.parse_args([]).fg_weight == 1.0
     assert parser.parse_args(["--fg-weight", "3"]).fg_weight == 3.0
+
+
+def test_p_multi_sets_the_share_of_multi_object_clips_and_leaves_the_default_draw_alone(tmp_path):
+    from generation.engine.world import heldout_clips, sample_spec
+
+    mc = train_mod.model_config(tiny_run())
+    assert train_mod.world_config(tiny_run(), mc).p_multi is None
+
+    def counts(p_multi) -> list[int]:
+        wcfg = train_mod.world_config(tiny_run(p_wall=0.0, p_multi=p_multi), mc)
+        return [len(sample_spec(np.random.default_rng(s), wcfg).objects) for s in range(300)]
+
+    assert set(counts(0.0)) == {1}
+    assert set(counts(1.0)) == {2, 3}
+    n3 = counts(1.0).count(3)
+    assert 110 <= n3 <= 190  # two and three objects equally likely
+    multi = sum(n > 1 for n in counts(0.75))
+    assert 195 <= multi <= 255
+    default = sum(n > 1 for n in counts(None))
+    assert 120 <= default <= 180
+    # the evaluation set is drawn with the default world, so its clips are what they were
+    assert heldout_clips(1)[0].caption == "three large orange balls fly up and fall back"
+
+    train(tmp_path, tiny_run(steps=2, p_multi=0.9), progress=False, log=lambda *_: None)
+    train(tmp_path, tiny_run(steps=3, p_multi=0.7), progress=False, log=lambda *_: None)
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["p_multi"] == 0.7

@@ -118,6 +118,15 @@ def test_training_split_never_draws_held_out_pairs():
         assert clip.seed >= 1_000_000_000
 
 
+def test_a_later_slice_of_the_held_out_set_is_the_same_clips():
+    whole = heldout_clips(9, cameo_every=6)
+    part = heldout_clips(4, cameo_every=6, start=5)
+    assert [c.seed for c in part] == [c.seed for c in whole[5:]]
+    assert [c.caption for c in part] == [c.caption for c in whole[5:]]
+    assert [bool(c.reference_images) for c in part] == [True, False, False, False]
+    assert np.array_equal(part[0].frames, whole[5].frames)
+
+
 def test_occluder_hides_and_reveals():
     clips = [c for c in (make_clip(s) for s in range(300)) if c.spec.occluder_x is not None]
     assert len(clips) >= 5
