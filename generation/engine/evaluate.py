@@ -68,6 +68,7 @@ def clip_metrics(frames: np.ndarray, ref: Clip) -> dict:
     if not spec.cameo:
         m["count"] = bool(an.count() == len(spec.objects))
         m["count_found"] = int(an.count())
+        m["count_asked"] = len(spec.objects)
     if (
         len(spec.objects) == 1
         and not spec.cameo
@@ -169,6 +170,14 @@ def summarize(rows: list[dict]) -> dict:
 
     for key in ("color", "shape", "count", "cameo"):
         put(key, [bool(r[key]) for r in rows if key in r])
+    # count by how many objects the caption asks for: where the misses are
+    by_n: dict[str, list[int]] = {}
+    for r in rows:
+        if "count_asked" in r:
+            ok_n = by_n.setdefault(str(r["count_asked"]), [0, 0])
+            ok_n[0] += int(bool(r["count"]))
+            ok_n[1] += 1
+    out["count_by_n"] = {k: {"ok": v[0], "n": v[1]} for k, v in sorted(by_n.items())}
     perm = [r["permanence"] for r in rows if "permanence" in r]
     put("permanence", [bool(p["ok"]) for p in perm])
     out["occluded_rate"] = float(np.mean([p["occluded"] for p in perm])) if perm else None
@@ -351,6 +360,17 @@ def report_markdown(rep: dict) -> str:
         "|---|---:|---:|---|---|---:|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} | {e} | {f} |" for a, b, c, d, e, f in rows]
+    if g.get("count_by_n"):  # under the count row: where the misses are
+
+        def by_n(d: dict) -> str:
+            return " · ".join(f"{v['ok']}/{v['n']}" for v in d.values())
+
+        keys = " / ".join(g["count_by_n"])
+        lines.insert(
+            5,
+            f"| object count, by objects asked ({keys}) | {by_n(g['count_by_n'])} | "
+            f"{by_n(s.get('count_by_n') or {})} | | | {g['count_n']} |",
+        )
     if "cameo_error" in g:
         lines.append(
             f"| cameo sprite error (chance) | {num(g['cameo_error'])} "

@@ -61,6 +61,15 @@ def test_metrics_score_the_simulator_high():
     assert s["permanence"] >= 0.8 and s["permanence_n"] >= 8  # every 4th clip has a wall
     for key in ("color", "shape", "count", "permanence"):
         assert s[key] >= TARGETS[key]
+    # the count breakdown adds up to the count rate, by the number of objects asked for
+    by_n = s["count_by_n"]
+    assert set(by_n) <= {"1", "2", "3"} and {"1", "2"} <= set(by_n)
+    assert sum(v["n"] for v in by_n.values()) == s["count_n"]
+    assert sum(v["ok"] for v in by_n.values()) == round(s["count"] * s["count_n"])
+    asked = [r["count_asked"] for r in rows if "count_asked" in r]
+    assert by_n["1"]["n"] == asked.count(1) and by_n["2"]["n"] == asked.count(2)
+    bad = summarize([{"count": False, "count_asked": 3}, {"count": True, "count_asked": 3}])
+    assert bad["count_by_n"] == {"3": {"ok": 1, "n": 2}}
 
 
 def test_permanence_on_simulator_occlusions():
@@ -165,6 +174,12 @@ def test_rates_carry_their_95_percent_interval_over_the_clips():
     assert "| object count | 79 % (69–86) |" in md
     assert "| object permanence | 67 % (44–84) |" in md
     assert "| shape | – |" in md
+    assert "by objects asked" not in md  # rows without the breakdown (older reports)
+    rows = [{"count": i < 2, "count_asked": 1 + i % 2} for i in range(4)]
+    s = summarize(rows)
+    md = report_markdown({**rep, "generated": s, "simulator": s}).splitlines()
+    assert md[4].startswith("| object count | 50 % ")
+    assert md[5] == "| object count, by objects asked (1 / 2) | 1/2 · 1/2 | 1/2 · 1/2 | | | 4 |"
 
 
 def test_continuation_pairs_continue_the_simulation():
