@@ -37,16 +37,19 @@ def test_train_and_evaluate_commands(tmp_path):
     )
     assert (tmp_path / "w.safetensors").exists()
 
-    call_command(
-        "evaluate_engine",
-        weights=str(tmp_path / "w.safetensors"),
-        n=2,
-        steps=2,
-        continuity_n=2,
-        out=str(tmp_path / "eval"),
-        stdout=io.StringIO(),
-    )
-    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    def evaluate(name: str, **opts) -> dict:
+        out = tmp_path / name
+        call_command(
+            "evaluate_engine",
+            weights=str(tmp_path / "w.safetensors"),
+            steps=2,
+            out=str(out),
+            stdout=io.StringIO(),
+            **opts,
+        )
+        return json.loads((out / "report.json").read_text())
+
+    report = evaluate("eval", n=2, continuity_n=2)
     assert report["n"] == 2 and report["simulator"]["color"] == 1.0
     cont = report["continuity"]
     assert cont["n"] == 2 and 0.0 <= cont["context"] <= 1.0 and 0.0 <= cont["no_context"] <= 1.0
@@ -57,17 +60,7 @@ def test_train_and_evaluate_commands(tmp_path):
     # --start scores a later slice of the same held-out sequence
     from generation.engine.world import eval_seed, heldout_clips
 
-    call_command(
-        "evaluate_engine",
-        weights=str(tmp_path / "w.safetensors"),
-        n=1,
-        start=3,
-        steps=2,
-        continuity_n=0,
-        out=str(tmp_path / "eval3"),
-        stdout=io.StringIO(),
-    )
-    later = json.loads((tmp_path / "eval3" / "report.json").read_text())
+    later = evaluate("eval3", n=1, start=3, continuity_n=0)
     assert (later["n"], later["start"]) == (1, 3)
     row = later["per_clip"][0]["simulator"]
     assert (row["seed"], row["caption"]) == (eval_seed(3), heldout_clips(4)[3].caption)
