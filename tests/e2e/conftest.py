@@ -1,6 +1,8 @@
 """A real Celery worker thread consuming the real Redis broker, for whole-system tests."""
 
 import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from django.db import connections
@@ -27,3 +29,11 @@ def celery_worker(transactional_db):
     ) as worker:
         yield worker
     task_postrun.disconnect(close_thread_connections)
+
+
+@pytest_asyncio.fixture
+async def close_sync_thread_connections():
+    """An async test's `sync_to_async` calls run in asgiref's one shared thread, which keeps its
+    database connection open past the test; close it, or the test database can't be dropped."""
+    yield
+    await sync_to_async(connections.close_all)()

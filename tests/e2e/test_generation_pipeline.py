@@ -20,7 +20,12 @@ from generation.provenance import verify_media
 from tests.e2e.test_cameo_verification import wait_for
 from tests.media import make_video
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("close_sync_thread_connections"),
+]
 
 
 def register(username: str) -> APIClient:
