@@ -310,6 +310,23 @@ def report_markdown(rep: dict) -> str:
     def mark(key):
         return "met" if met.get(key) else "not met"
 
+    def by_n(d: dict) -> str:
+        return " · ".join(f"{v['ok']}/{v['n']}" for v in d.values())
+
+    count_rows = [
+        ("object count", rate("count"), pct(s["count"]), "≥ 80 %", mark("count"), g["count_n"])
+    ]
+    if g.get("count_by_n"):  # where the misses are (reports before it was measured lack it)
+        count_rows.append(
+            (
+                f"object count, by objects asked ({' / '.join(g['count_by_n'])})",
+                by_n(g["count_by_n"]),
+                by_n(s.get("count_by_n") or {}),
+                "",
+                "",
+                g["count_n"],
+            )
+        )
     rows = [
         (
             "colour adherence",
@@ -320,7 +337,7 @@ def report_markdown(rep: dict) -> str:
             g["color_n"],
         ),
         ("shape", rate("shape"), pct(s["shape"]), "≥ 80 %", mark("shape"), g["shape_n"]),
-        ("object count", rate("count"), pct(s["count"]), "≥ 80 %", mark("count"), g["count_n"]),
+        *count_rows,
         (
             "object permanence",
             rate("permanence"),
@@ -360,17 +377,6 @@ def report_markdown(rep: dict) -> str:
         "|---|---:|---:|---|---|---:|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} | {e} | {f} |" for a, b, c, d, e, f in rows]
-    if g.get("count_by_n"):  # under the count row: where the misses are
-
-        def by_n(d: dict) -> str:
-            return " · ".join(f"{v['ok']}/{v['n']}" for v in d.values())
-
-        keys = " / ".join(g["count_by_n"])
-        lines.insert(
-            5,
-            f"| object count, by objects asked ({keys}) | {by_n(g['count_by_n'])} | "
-            f"{by_n(s.get('count_by_n') or {})} | | | {g['count_n']} |",
-        )
     if "cameo_error" in g:
         lines.append(
             f"| cameo sprite error (chance) | {num(g['cameo_error'])} "

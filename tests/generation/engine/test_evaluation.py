@@ -179,7 +179,7 @@ def test_rates_carry_their_95_percent_interval_over_the_clips():
     s = summarize(rows)
     md = report_markdown({**rep, "generated": s, "simulator": s}).splitlines()
     assert md[4].startswith("| object count | 50 % ")
-    assert md[5] == "| object count, by objects asked (1 / 2) | 1/2 · 1/2 | 1/2 · 1/2 | | | 4 |"
+    assert md[5] == "| object count, by objects asked (1 / 2) | 1/2 · 1/2 | 1/2 · 1/2 |  |  | 4 |"
 
 
 def test_continuation_pairs_continue_the_simulation():
