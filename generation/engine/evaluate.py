@@ -258,6 +258,7 @@ def evaluate_engine(
             "cameo_scale": engine.cameo_scale,
             "shift": getattr(engine, "shift", 1.0),
             "guidance_interval": getattr(engine, "guidance_interval", None),
+            "guide_scale": getattr(engine, "guide_scale", 0.0),
         },
         "generation_seconds": round(gen_s, 2),
         "generated": g,
@@ -425,6 +426,12 @@ def add_arguments(parser) -> None:
         metavar=("LO", "HI"),
         help="apply guidance only for flow times in [LO, HI]",
     )
+    parser.add_argument(
+        "--guide-weights", default=None, help="a weaker checkpoint for autoguidance"
+    )
+    parser.add_argument(
+        "--guide-scale", type=float, default=None, help="autoguidance scale (0 = off)"
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument(
         "--continuity-n", type=int, default=None, help="continuation clips (default n/3)"
@@ -442,7 +449,8 @@ def run_from_args(args, log=print) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     opts = {"device": args.device}
-    for k in ("steps", "method", "text_scale", "cameo_scale", "shift", "guidance_interval"):
+    keys = ("steps", "method", "text_scale", "cameo_scale", "shift", "guidance_interval")
+    for k in keys + ("guide_weights", "guide_scale"):
         if getattr(args, k) is not None:
             opts[k] = getattr(args, k)
     if args.weights == "random":

@@ -101,6 +101,8 @@ class Engine:
         cameo_scale: float = 2.0,
         shift: float = 1.0,
         guidance_interval: tuple[float, float] | None = None,
+        guide_model: SpaceTimeDiT | None = None,
+        guide_scale: float = 0.0,
         device: str = "cpu",
         max_batch: int = 16,
         info: dict | None = None,
@@ -109,6 +111,7 @@ class Engine:
         self.steps, self.method = steps, method
         self.text_scale, self.cameo_scale, self.shift = text_scale, cameo_scale, shift
         self.guidance_interval = tuple(guidance_interval) if guidance_interval else None
+        self.guide_model, self.guide_scale = guide_model, float(guide_scale)
         self.device, self.max_batch = device, max_batch
         self.info = info or {}
         self._lock = threading.Lock()  # one generation at a time per engine instance
@@ -171,6 +174,8 @@ class Engine:
                     cameo_scale=self.cameo_scale,
                     shift=self.shift,
                     guidance_interval=self.guidance_interval,
+                    guide_model=self.guide_model,
+                    guide_scale=self.guide_scale,
                     on_step=step_cb,
                     cancel=cancel,
                     device=self.device,
@@ -278,13 +283,15 @@ def riff_world(
     device: str = "cpu",
     text_encoder: str | None = None,
     seed: int = 0,
+    guide_weights: str | Path | None = None,
     **sampler_options,
 ) -> Engine:
     """The built-in engine.
 
     weights="default": the shipped `weights/riff-world-v0.safetensors`; a path: that file;
     None: random weights for `config` ("tiny" unless given) with the hash text encoder
-    (fast, for tests of other modules).
+    (fast, for tests of other modules). `guide_weights` (a path) loads a weaker checkpoint
+    for autoguidance, used with `guide_scale` > 0 (see `sampler.sample`).
     """
     if weights is None:
         cfg = CONFIGS[config or "tiny"]
@@ -304,6 +311,11 @@ def riff_world(
         if config is not None:
             raise ValueError("config applies only to random weights (weights=None)")
     info["params"] = count_params(model)
+    if guide_weights is not None:
+        guide, gmeta = load_model(Path(guide_weights), device)
+        sampler_options["guide_model"] = guide
+        info["guide"] = Path(guide_weights).name
+        info["guide_step"] = int(gmeta.get("total_steps", gmeta.get("step", 0)))
     encoder = TextEncoder(enc_kind, max_tokens=model.cfg.max_text_tokens)
     return Engine(model, encoder, device=device, info=info, **sampler_options)
 

@@ -4,6 +4,15 @@ Guidance with separate text and cameo scales (all branches in ONE batched forwar
 
     v = v(null) + s_text * (v(text) - v(null)) + s_cameo * (v(text, cameo) - v(text))
 
+Autoguidance (Karras et al., "Guiding a Diffusion Model with a Bad Version of Itself",
+2024) adds a second direction, away from a weaker model given the same conditioning:
+
+    v += s_guide * (v(text, cameo) - v_guide(text, cameo))
+
+where `guide_model` is an earlier, less trained checkpoint of the same world. Its errors are
+the main model's errors made larger (objects that merge, split or show through the wall), so
+the difference points away from them. `s_guide = 0` (the default) turns it off.
+
 Guidance can be limited to an interval of flow times (`guidance_interval=(lo, hi)`): outside
 it only the fully conditioned branch is evaluated, so those steps cost a third to a half of a
 guided one.
@@ -64,6 +73,8 @@ def sample(
     cameo_scale: float = 2.0,
     shift: float = 1.0,
     guidance_interval: tuple[float, float] | None = None,
+    guide_model=None,
+    guide_scale: float = 0.0,
     on_step: Callable[[int, int], object] | None = None,
     cancel: threading.Event | Callable[[], bool] | None = None,
     device: str | torch.device = "cpu",
@@ -126,14 +137,22 @@ def sample(
         lo, hi = guidance_interval
         return lo <= t <= hi
 
-    def evaluate(xx: torch.Tensor, t: float) -> torch.Tensor:
-        """The model on the first len(xx) branch rows (the first B are full conditioning)."""
+    use_guide = guide_model is not None and guide_scale != 0.0
+    if use_guide:
+        gcfg = guide_model.cfg
+        if (gcfg.channels, gcfg.height, gcfg.width) != (cfg.channels, H, W):
+            raise ValueError("the guide model must draw clips of the main model's size")
+
+    def evaluate(xx: torch.Tensor, t: float, net=None) -> torch.Tensor:
+        """The model (or `net`) on the first len(xx) branch rows (the first B are full
+        conditioning)."""
+        net = model if net is None else net
         n = xx.shape[0]
         tt = torch.full((n,), float(t), device=device, dtype=dtype)
         ctx_n = None if all_ctx is None else all_ctx[:n]
         cmask_n = None if all_cmask is None else all_cmask[:n]
         args = (all_text, all_tmask, all_pooled, all_refs, all_rmask)
-        return model(xx.to(dtype), tt, *(a[:n] for a in args), ctx_n, cmask_n).float()
+        return net(xx.to(dtype), tt, *(a[:n] for a in args), ctx_n, cmask_n).float()
 
     def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
         if not guided(t):  # conditional branch only
@@ -143,7 +162,10 @@ def sample(
         v_txt = v_full.clone()
         if nr:
             v_txt[ref_idx] = v[2 * B :]
-        return v_null + text_scale * (v_txt - v_null) + cameo_scale * (v_full - v_txt)
+        out = v_null + text_scale * (v_txt - v_null) + cameo_scale * (v_full - v_txt)
+        if use_guide:
+            out = out + guide_scale * (v_full - evaluate(x, t, guide_model))
+        return out
 
     def cancelled() -> bool:
         if cancel is None:

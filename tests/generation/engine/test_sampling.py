@@ -152,3 +152,71 @@ def test_registry():
     assert isinstance(a, Engine)
     with pytest.raises(KeyError):
         get_engine("no-such-engine")
+
+
+def test_autoguidance_pushes_away_from_the_guide_model(model, tiny_cfg, hash_encoder):
+    specs = _specs()  # with a cameo and an unconditioned prompt
+    kw = {"steps": 3, "method": "heun"}
+    plain = sample(model, hash_encoder, specs, **kw)
+    weak = randomize(SpaceTimeDiT(tiny_cfg), seed=11).eval()
+    # scale 0, or the model guided by itself, is the plain sampler
+    torch.testing.assert_close(sample(model, hash_encoder, specs, guide_model=weak, **kw), plain)
+    self_guided = sample(model, hash_encoder, specs, guide_model=model, guide_scale=2.0, **kw)
+    torch.testing.assert_close(self_guided, plain, atol=1e-5, rtol=1e-5)
+    guided = sample(model, hash_encoder, specs, guide_model=weak, guide_scale=1.0, **kw)
+    assert not torch.allclose(guided, plain, atol=1e-3)
+    # one step of Euler is exactly v_cfg + s * (v_full - v_guide) from the same noise
+    one = {"steps": 1, "method": "euler", "text_scale": 1.0, "cameo_scale": 1.0}
+    s = [SampleSpec("a red ball bounces to the right", 5)]
+    x1 = torch.randn(3, 16, 32, 32, generator=torch.Generator().manual_seed(5))[None]
+    x_main = sample(model, hash_encoder, s, **one)  # x0 = x1 - v (t: 1 -> 0), clamped
+    x_weak = sample(weak, hash_encoder, s, **one)
+    v_main, v_weak = x1 - x_main, x1 - x_weak
+    got = sample(model, hash_encoder, s, guide_model=weak, guide_scale=0.5, **one)
+    want = (x1 - (v_main + 0.5 * (v_main - v_weak))).clamp(-1, 1)
+    inside = (x_main.abs() < 1) & (x_weak.abs() < 1)  # where the clamp lost nothing
+    assert inside.float().mean() > 0.9
+    torch.testing.assert_close(got[inside], want[inside], atol=1e-4, rtol=1e-4)
+    # it keeps batched and single sampling in agreement
+    for i, sp in enumerate(specs):
+        single = sample(model, hash_encoder, [sp], guide_model=weak, guide_scale=1.0, **kw)
+        torch.testing.assert_close(single[0], guided[i], atol=1e-4, rtol=1e-4)
+
+
+def test_autoguidance_refuses_a_guide_of_another_clip_size(model, tiny_cfg, hash_encoder):
+    from dataclasses import replace
+
+    other = SpaceTimeDiT(replace(tiny_cfg, height=16, width=16)).eval()
+    with pytest.raises(ValueError, match="guide model"):
+        sample(model, hash_encoder, _specs()[:1], steps=1, guide_model=other, guide_scale=1.0)
+
+
+def test_engine_loads_guide_weights(tmp_path, tiny_cfg):
+    import json
+
+    from safetensors.torch import save_file
+
+    from generation.engine.interface import clear_engine_cache
+
+    path = tmp_path / "guide.safetensors"  # the shipped format: fp16, config in the metadata
+    net = randomize(SpaceTimeDiT(tiny_cfg), seed=4)
+    state = {k: v.half().contiguous() for k, v in net.state_dict().items()}
+    meta = {"config": json.dumps(tiny_cfg.to_dict()), "total_steps": "7", "text_encoder": "hash"}
+    save_file(state, str(path), metadata=meta)
+    try:
+        eng = get_engine(
+            "riff-world",
+            weights=path,
+            guide_weights=path,
+            guide_scale=1.5,
+            steps=2,
+            method="euler",
+        )
+        assert eng.guide_scale == 1.5 and eng.guide_model is eng.model  # one cached load
+        assert eng.info["guide"] == "guide.safetensors" and eng.info["guide_step"] == 7
+        (clip,) = eng.generate([GenerationRequest("a red ball bounces to the right", seed=1)])
+        plain = get_engine("riff-world", weights=path, steps=2, method="euler")
+        (ref,) = plain.generate([GenerationRequest("a red ball bounces to the right", seed=1)])
+        assert np.abs(clip.frames.astype(int) - ref.frames.astype(int)).max() <= 1
+    finally:
+        clear_engine_cache()
