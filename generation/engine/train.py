@@ -62,6 +62,9 @@ class TrainConfig:
     # share of wall-free clips with two or three objects (None: the world's default, a half);
     # raised to train counting and keeping same-coloured objects apart harder
     p_multi: float | None = None
+    # redraw clips in which two objects of one colour touch in more than two frames (they
+    # render as one blob while the caption counts them; a third of the one-colour triples)
+    apart: bool = False
     # loss weight of the voxels that are not background (objects and the wall, grown by a
     # pixel) relative to background voxels; 1 is the plain MSE. An object drawn over the wall
     # or two objects merged cost the plain MSE a few dozen voxels out of 16 384
@@ -106,6 +109,8 @@ def world_config(tc: TrainConfig, mcfg: ModelConfig) -> WorldConfig:
         wcfg = replace(wcfg, p_occluder=tc.p_wall)
     if tc.p_multi is not None:
         wcfg = replace(wcfg, p_multi=tc.p_multi)
+    if tc.apart:
+        wcfg = replace(wcfg, apart=True)
     return wcfg
 
 
@@ -333,6 +338,7 @@ def train(
             # and for the batch mix (a run can shift its weight between tasks as it goes)
             saved_tc.p_cameo, saved_tc.p_context = tc.p_cameo, tc.p_context
             saved_tc.p_wall, saved_tc.p_multi = tc.p_wall, tc.p_multi
+            saved_tc.apart = tc.apart
             saved_tc.ema = tc.ema
             saved_tc.fg_weight = tc.fg_weight
         tc = saved_tc
@@ -554,6 +560,11 @@ def add_arguments(parser) -> None:
         help="share of wall-free clips with two or three objects (default: a half)",
     )
     parser.add_argument(
+        "--apart",
+        action="store_true",
+        help="redraw clips whose objects of one colour touch in more than two frames",
+    )
+    parser.add_argument(
         "--ema",
         type=float,
         default=TrainConfig.ema,
@@ -624,6 +635,7 @@ def run_from_args(args, log=print) -> dict:
         p_context=args.p_context,
         p_wall=getattr(args, "p_wall", None),
         p_multi=getattr(args, "p_multi", None),
+        apart=bool(getattr(args, "apart", False)),
         ema=getattr(args, "ema", TrainConfig.ema),
         fg_weight=getattr(args, "fg_weight", TrainConfig.fg_weight),
         text_encoder=args.text_encoder,

@@ -57,6 +57,10 @@ class WorldConfig:
     # share of wall-free clips with more than one object (two or three, equally likely); None
     # keeps the original draw (half of them), whose random stream the evaluation set depends on
     p_multi: float | None = None
+    # training only: redraw clips in which two objects of one colour touch or overlap in any
+    # frame. Such a group renders as one blob while its caption says "three yellow squares";
+    # False keeps the original draw, whose random stream the evaluation set depends on
+    apart: bool = False
 
 
 @dataclass
@@ -400,10 +404,15 @@ def make_clip(
         spec.cameo = True
         spec.objects[0].shape, spec.objects[0].size = "square", "large"
         spec.objects[0].pattern = pattern
-    for _ in range(20):  # reject draws where the clip would not show what the caption says
+    for attempt in range(60 if cfg.apart else 20):
+        # reject draws where the clip would not show what the caption says
+        if cfg.apart and attempt == 30 and _one_colour_group(spec):
+            # three large squares of one colour do not fit side by side on a 32 px floor
+            for o in spec.objects:
+                o.size = "small"
         _initial_state(rng, spec, cfg)
         pos = simulate(spec, cfg)
-        if _plausible(spec, pos, cfg):
+        if _plausible(spec, pos, cfg) and (not cfg.apart or _apart(spec, pos, cfg)):
             break
     frames, vis = render(spec, pos, cfg)
     traj = np.concatenate([pos, (vis > 0)[..., None]], axis=-1).astype(np.float32)
@@ -433,6 +442,31 @@ def _plausible(spec: ClipSpec, pos: np.ndarray, cfg: WorldConfig) -> bool:
         after = dist[int(np.argmax(cover)) :] >= cfg.occluder_width / 2  # at least half out
         ok = ok and int(after.sum()) >= 3
     return ok
+
+
+APART_GAP = 1.0  # px of background between the boxes of two objects of one colour
+APART_TOUCH_FRAMES = 2  # frames in which they may touch (a collision, a bounce together)
+
+
+def _one_colour_group(spec: ClipSpec) -> bool:
+    return len(spec.objects) > 1 and len({o.color for o in spec.objects}) == 1
+
+
+def _apart(spec: ClipSpec, pos: np.ndarray, cfg: WorldConfig) -> bool:
+    """Two objects of one colour come within APART_GAP of each other, by their bounding
+    boxes (a ball's box is its square: conservative for balls), in at most
+    APART_TOUCH_FRAMES frames: the group is drawn as the separate objects the caption
+    counts in nearly every frame."""
+    objs = spec.objects
+    for i in range(len(objs)):
+        for j in range(i + 1, len(objs)):
+            if objs[i].color != objs[j].color:
+                continue
+            d = np.abs(pos[i] - pos[j]).max(axis=1)  # Chebyshev distance per frame
+            close = d - objs[i].radius(cfg) - objs[j].radius(cfg) < APART_GAP
+            if int(close.sum()) > APART_TOUCH_FRAMES:
+                return False
+    return True
 
 
 def eval_seed(i: int) -> int:

@@ -268,3 +268,13 @@ def test_p_multi_sets_the_share_of_multi_object_clips_and_leaves_the_default_dra
     train(tmp_path, tiny_run(steps=2, p_multi=0.9), progress=False, log=lambda *_: None)
     train(tmp_path, tiny_run(steps=3, p_multi=0.7), progress=False, log=lambda *_: None)
     assert json.loads((tmp_path / "config.json").read_text())["train"]["p_multi"] == 0.7
+
+
+def test_apart_reaches_the_training_world_and_follows_the_command_line_on_resume(tmp_path):
+    mc = train_mod.model_config(tiny_run())
+    assert train_mod.world_config(tiny_run(), mc).apart is False
+    assert train_mod.world_config(tiny_run(apart=True), mc).apart is True
+    train(tmp_path, tiny_run(steps=2, apart=True), progress=False, log=lambda *_: None)
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["apart"] is True
+    train(tmp_path, tiny_run(steps=3), progress=False, log=lambda *_: None)
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["apart"] is False
