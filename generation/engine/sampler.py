@@ -9,9 +9,10 @@ Autoguidance (Karras et al., "Guiding a Diffusion Model with a Bad Version of It
 
     v += s_guide * (v(text, cameo) - v_guide(text, cameo))
 
-where `guide_model` is an earlier, less trained checkpoint of the same world. Its errors are
-the main model's errors made larger (objects that merge, split or show through the wall), so
-the difference points away from them. `s_guide = 0` (the default) turns it off.
+where `guide_model` is an earlier, less trained checkpoint of the same world. The idea is
+that its errors are the main model's made larger, so the difference points away from them.
+Measured on the shipped weights it lost count and permanence at every scale tried
+(docs/engine.md, Sampling), so `s_guide = 0`, off, is the default.
 
 Guidance can be limited to an interval of flow times (`guidance_interval=(lo, hi)`): outside
 it only the fully conditioned branch is evaluated, so those steps cost a third to a half of a

@@ -57,9 +57,9 @@ class WorldConfig:
     # share of wall-free clips with more than one object (two or three, equally likely); None
     # keeps the original draw (half of them), whose random stream the evaluation set depends on
     p_multi: float | None = None
-    # training only: redraw clips in which two objects of one colour touch or overlap in any
-    # frame. Such a group renders as one blob while its caption says "three yellow squares";
-    # False keeps the original draw, whose random stream the evaluation set depends on
+    # training only: redraw clips in which two plain objects of one colour touch in more than
+    # two frames. Such a group renders as one blob while its caption says "three yellow
+    # squares"; False keeps the original draw, whose random stream the evaluation set uses
     apart: bool = False
 
 
@@ -449,7 +449,9 @@ APART_TOUCH_FRAMES = 2  # frames in which they may touch (a collision, a bounce 
 
 
 def _one_colour_group(spec: ClipSpec) -> bool:
-    return len(spec.objects) > 1 and len({o.color for o in spec.objects}) == 1
+    """Plain objects only: a cameo clip's first object carries its sprite, stays a large
+    square and does not merge with a plain object of its colour."""
+    return not spec.cameo and len(spec.objects) > 1 and len({o.color for o in spec.objects}) == 1
 
 
 def _apart(spec: ClipSpec, pos: np.ndarray, cfg: WorldConfig) -> bool:
@@ -460,7 +462,7 @@ def _apart(spec: ClipSpec, pos: np.ndarray, cfg: WorldConfig) -> bool:
     objs = spec.objects
     for i in range(len(objs)):
         for j in range(i + 1, len(objs)):
-            if objs[i].color != objs[j].color:
+            if objs[i].color != objs[j].color or objs[i].pattern is not None:
                 continue
             d = np.abs(pos[i] - pos[j]).max(axis=1)  # Chebyshev distance per frame
             close = d - objs[i].radius(cfg) - objs[j].radius(cfg) < APART_GAP

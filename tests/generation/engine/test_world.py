@@ -221,6 +221,9 @@ def test_apart_keeps_one_colour_groups_countable_and_leaves_the_default_draw_alo
     shrunk = [k for p, k in pairs if p.spec.objects[0].size != k.spec.objects[0].size]
     assert shrunk and all(o.size == "small" for c in shrunk for o in c.spec.objects)
     assert all("large" not in c.caption for c in shrunk)
+    # a cameo clip keeps its large sprite square
+    cameo = [make_clip(s, WorldConfig(apart=True), cameo=True) for s in range(40)]
+    assert all(c.spec.objects[0].size == "large" for c in cameo)
     # clips that are not one-colour groups are drawn exactly as before
     others = [s for s in range(60) if len(_colours(make_clip(s))) == len(make_clip(s).spec.objects)]
     assert len(others) > 40
