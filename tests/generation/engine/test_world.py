@@ -216,7 +216,7 @@ def test_apart_keeps_one_colour_groups_countable_and_leaves_the_default_draw_alo
     assert sum(map(miscounted, plain)) > 0.15 * len(plain)
     assert sum(map(touching, kept)) <= 0.06 * len(kept)
     assert sum(map(miscounted, kept)) == 0
-    # a group that cannot fit apart is redrawn small, and the caption says so
+    # a group that cannot fit apart is redrawn small, and its caption no longer says "large"
     pairs = zip(plain, kept, strict=True)
     shrunk = [k for p, k in pairs if p.spec.objects[0].size != k.spec.objects[0].size]
     assert shrunk and all(o.size == "small" for c in shrunk for o in c.spec.objects)
