@@ -181,6 +181,18 @@ def summarize(rows: list[dict]) -> dict:
     perm = [r["permanence"] for r in rows if "permanence" in r]
     put("permanence", [bool(p["ok"]) for p in perm])
     out["occluded_rate"] = float(np.mean([p["occluded"] for p in perm])) if perm else None
+    # how the permanence clips fail: the object never went out of sight (drawn over the wall;
+    # also counted here: never drawn at all), went behind it and never came back, or came
+    # back more than the tolerance off its track
+    out["permanence_misses"] = (
+        {
+            "never_hidden": sum(not p["occluded"] for p in perm),
+            "not_back": sum(p["occluded"] and not p["reappeared"] for p in perm),
+            "off_track": sum(p["reappeared"] and not p["ok"] for p in perm),
+        }
+        if perm
+        else None
+    )
     phys = [r["physics"] for r in rows if "physics" in r]
     out["physics_n"] = len(phys)
     for k in ("rms", "gravity", "restitution"):
@@ -328,6 +340,23 @@ def report_markdown(rep: dict) -> str:
                 g["count_n"],
             )
         )
+    perm_rows = []
+    if g.get("permanence_misses"):  # reports before it was measured lack it
+        pm, sm = g["permanence_misses"], s.get("permanence_misses") or {}
+
+        def misses(d: dict) -> str:
+            return " · ".join(str(d.get(k, "–")) for k in pm)
+
+        perm_rows.append(
+            (
+                "permanence misses: never hidden / not back / off track",
+                misses(pm),
+                misses(sm),
+                "",
+                "",
+                g["permanence_n"],
+            )
+        )
     rows = [
         (
             "colour adherence",
@@ -347,6 +376,7 @@ def report_markdown(rep: dict) -> str:
             mark("permanence"),
             g["permanence_n"],
         ),
+        *perm_rows,
         (
             "physics: arc fit rms (px)",
             num(g["physics_rms"]),

@@ -70,6 +70,20 @@ def test_metrics_score_the_simulator_high():
     assert by_n["1"]["n"] == asked.count(1) and by_n["2"]["n"] == asked.count(2)
     bad = summarize([{"count": False, "count_asked": 3}, {"count": True, "count_asked": 3}])
     assert bad["count_by_n"] == {"3": {"ok": 1, "n": 2}}
+    # the permanence misses split into their three kinds and add up to the misses
+    pm = s["permanence_misses"]
+    assert sum(pm.values()) == s["permanence_n"] - round(s["permanence"] * s["permanence_n"])
+    kinds = summarize(
+        [
+            {"permanence": {"occluded": False, "reappeared": False, "ok": False}},
+            {"permanence": {"occluded": True, "reappeared": False, "ok": False}},
+            {"permanence": {"occluded": True, "reappeared": False, "ok": False}},
+            {"permanence": {"occluded": True, "reappeared": True, "ok": False}},
+            {"permanence": {"occluded": True, "reappeared": True, "ok": True}},
+        ]
+    )
+    assert kinds["permanence_misses"] == {"never_hidden": 1, "not_back": 2, "off_track": 1}
+    assert kinds["permanence"] == 0.2
 
 
 def test_permanence_on_simulator_occlusions():
@@ -158,7 +172,9 @@ def test_rates_carry_their_95_percent_interval_over_the_clips():
     lo, hi = wilson_interval(63, 80)
     assert lo < 0.70 and hi > 0.86
     rows = [{"count": i < 63} for i in range(80)]
-    rows += [{"permanence": {"ok": i < 12, "occluded": True}} for i in range(18)]
+    rows += [
+        {"permanence": {"ok": i < 12, "occluded": True, "reappeared": i < 15}} for i in range(18)
+    ]
     s = summarize(rows)
     assert (s["count"], s["count_n"], s["count_ci95"]) == (63 / 80, 80, wilson_interval(63, 80))
     assert s["permanence_ci95"] == wilson_interval(12, 18) and s["shape_ci95"] is None
@@ -175,6 +191,7 @@ def test_rates_carry_their_95_percent_interval_over_the_clips():
     assert "| object permanence | 67 % (44–84) |" in md
     assert "| shape | – |" in md
     assert "by objects asked" not in md  # rows without the breakdown (older reports)
+    assert "| permanence misses: never hidden / not back / off track | 0 · 3 · 3 |" in md
     rows = [{"count": i < 2, "count_asked": 1 + i % 2} for i in range(4)]
     s = summarize(rows)
     md = report_markdown({**rep, "generated": s, "simulator": s}).splitlines()
