@@ -160,6 +160,20 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | No
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+MISS_KINDS = ("never_hidden", "not_back", "off_track")
+
+
+def permanence_miss(p: dict) -> str | None:
+    """How a permanence clip failed, None when it did not: the object never went out of sight
+    (drawn over the wall; also counted here: never drawn at all), went behind the wall and
+    never came back, or came back more than the tolerance off its track."""
+    if p["ok"]:
+        return None
+    if not p["occluded"]:
+        return "never_hidden"
+    return "off_track" if p["reappeared"] else "not_back"
+
+
 def summarize(rows: list[dict]) -> dict:
     out: dict = {}
 
@@ -181,18 +195,8 @@ def summarize(rows: list[dict]) -> dict:
     perm = [r["permanence"] for r in rows if "permanence" in r]
     put("permanence", [bool(p["ok"]) for p in perm])
     out["occluded_rate"] = float(np.mean([p["occluded"] for p in perm])) if perm else None
-    # how the permanence clips fail: the object never went out of sight (drawn over the wall;
-    # also counted here: never drawn at all), went behind it and never came back, or came
-    # back more than the tolerance off its track
-    out["permanence_misses"] = (
-        {
-            "never_hidden": sum(not p["occluded"] for p in perm),
-            "not_back": sum(p["occluded"] and not p["reappeared"] for p in perm),
-            "off_track": sum(p["reappeared"] and not p["ok"] for p in perm),
-        }
-        if perm
-        else None
-    )
+    kinds = [permanence_miss(p) for p in perm]
+    out["permanence_misses"] = {k: kinds.count(k) for k in MISS_KINDS} if perm else None
     phys = [r["physics"] for r in rows if "physics" in r]
     out["physics_n"] = len(phys)
     for k in ("rms", "gravity", "restitution"):
@@ -300,6 +304,25 @@ def evaluate_engine(
             ref_img = refs[i].reference_images[0] if refs[i].reference_images else None
             rf += [ref_img, ref_img]
         save_grid(out / "report.png", clips, caps, rf, title="generated (odd rows) vs simulator")
+        # the permanence misses, each beside the simulator's clip: what the numbers hide
+        missed = [
+            (i, permanence_miss(r["permanence"]))
+            for i, r in enumerate(rows_gen)
+            if "permanence" in r and not r["permanence"]["ok"]
+        ][:8]
+        if missed:
+            clips, caps = [], []
+            for i, kind in missed:
+                clips += [gen[i], refs[i].frames]
+                # the caption on the simulator's row: long labels are cut on the left
+                caps += [f"generated: {kind.replace('_', ' ')}", refs[i].caption]
+            save_grid(
+                out / "permanence-misses.png",
+                clips,
+                caps,
+                [None] * len(clips),
+                title="permanence misses (first 8): generated (odd rows) vs simulator",
+            )
         log(f"wrote {out / 'report.json'} and {out / 'report.png'}")
     return report
 

@@ -62,7 +62,7 @@ def save_grid(
     if title:
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # a long row label is not cut on the left
     plt.close(fig)
 
 

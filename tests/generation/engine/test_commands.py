@@ -64,3 +64,12 @@ def test_train_and_evaluate_commands(tmp_path):
     assert (later["n"], later["start"]) == (1, 3)
     row = later["per_clip"][0]["simulator"]
     assert (row["seed"], row["caption"]) == (eval_seed(3), heldout_clips(4)[3].caption)
+
+    # a wall clip (i % 4 == 1, not a cameo clip) that the two-step tiny model misses gets
+    # its picture
+    wall = evaluate("eval9", n=1, start=9, continuity_n=0)
+    perm = wall["per_clip"][0]["generated"]["permanence"]
+    assert heldout_clips(10, cameo_every=6)[9].spec.occluder_x is not None
+    assert perm["ok"] is False
+    assert (tmp_path / "eval9" / "permanence-misses.png").exists()
+    assert not (tmp_path / "eval3" / "permanence-misses.png").exists()  # no wall clip
