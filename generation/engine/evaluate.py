@@ -368,7 +368,7 @@ def report_markdown(rep: dict) -> str:
         pm, sm = g["permanence_misses"], s.get("permanence_misses") or {}
 
         def misses(d: dict) -> str:
-            return " · ".join(str(d.get(k, "–")) for k in pm)
+            return " · ".join(str(d.get(k, "–")) for k in MISS_KINDS)
 
         perm_rows.append(
             (

@@ -225,7 +225,7 @@ def test_apart_keeps_one_colour_groups_countable_and_leaves_the_default_draw_alo
     cameo = [make_clip(s, WorldConfig(apart=True), cameo=True) for s in range(40)]
     assert all(c.spec.objects[0].size == "large" for c in cameo)
     # clips that are not one-colour groups are drawn exactly as before
-    others = [s for s in range(60) if len(_colours(make_clip(s))) == len(make_clip(s).spec.objects)]
+    others = [s for s in range(60) if len(_colours(c := make_clip(s))) == len(c.spec.objects)]
     assert len(others) > 40
     for s in others:
         a, b = make_clip(s, WorldConfig()), make_clip(s, WorldConfig(apart=True))
