@@ -54,6 +54,11 @@ class Batch:
     context_mask: torch.Tensor | None = None
     # per-voxel loss weight [B, 1, T, H, W] (None: the plain MSE); see `flow_loss`
     weight: torch.Tensor | None = None
+    # cameo batches, for the sprite pathway's own targets (`sprite_loss`): which pixels show
+    # the sprite, bool [B, T, H, W], and the sprite square per frame (cx, cy, r), [B, T, 3]
+    sprite_shows: torch.Tensor | None = None
+    sprite_box: torch.Tensor | None = None
+    sprite_weight: float = 0.1
 
     def to(self, device) -> Batch:
         def mv(v):
@@ -81,7 +86,7 @@ def flow_loss(
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     tt = t.view(B, 1, 1, 1, 1).to(x0.dtype)
     xt = (1 - tt) * x0 + tt * noise
-    v = model(
+    v, layout = model(
         xt,
         t,
         batch.text,
@@ -91,12 +96,52 @@ def flow_loss(
         batch.ref_mask,
         batch.context,
         batch.context_mask,
+        return_layout=True,
     )
     if batch.weight is None:
-        return F.mse_loss(v.float(), (noise - x0).float())
-    err = (v.float() - (noise - x0).float()).square()
-    w = batch.weight.float().expand_as(err)
-    return (err * w).sum() / w.sum()
+        loss = F.mse_loss(v.float(), (noise - x0).float())
+    else:
+        err = (v.float() - (noise - x0).float()).square()
+        w = batch.weight.float().expand_as(err)
+        loss = (err * w).sum() / w.sum()
+    if layout is not None and batch.sprite_shows is not None and batch.sprite_weight:
+        keep = batch.ref_mask[:, 0] if batch.ref_mask is not None else None
+        aux = sprite_loss(layout, batch.sprite_shows, batch.sprite_box, keep)
+        loss = loss + batch.sprite_weight * aux
+    return loss
+
+
+def sprite_loss(
+    layout: torch.Tensor,
+    shows: torch.Tensor,
+    box: torch.Tensor,
+    keep: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The sprite pathway's own targets, from the world's layout of each cameo clip: alpha
+    (binary cross-entropy over every voxel: does the sprite show here) and (u, v) (squared
+    error over the voxels that show it), averaged over the samples in `keep` (those whose
+    reference was not dropped).
+
+    layout: [B, 3, T, H, W] raw (alpha logit, u, v); shows: bool [B, T, H, W]; box: [B, T, 3]
+    (cx, cy, r) in pixels. The flow loss alone cannot teach u and v: the sprite is read with
+    nearest sampling, and a striped sprite would trap a photometric gradient anyway."""
+    B, _, T, H, W = layout.shape
+    dev = layout.device
+    lay = layout.float()
+    xs = torch.arange(W, device=dev, dtype=torch.float32) + 0.5
+    ys = torch.arange(H, device=dev, dtype=torch.float32) + 0.5
+    cx, cy, r = (box[..., i, None, None].float() for i in range(3))
+    u = (xs.view(1, 1, 1, W) - cx) / r
+    v = (ys.view(1, 1, H, 1) - cy) / r
+    target = shows.float()
+    bce = F.binary_cross_entropy_with_logits(lay[:, 0], target, reduction="none").mean((1, 2, 3))
+    sq = (lay[:, 1] - u).square() + (lay[:, 2] - v).square()
+    uv = (sq * target).sum((1, 2, 3)) / target.sum((1, 2, 3)).clamp(min=1.0)
+    per = bce + uv
+    if keep is None:
+        return per.mean()
+    k = keep.float()
+    return (per * k).sum() / k.sum().clamp(min=1.0)
 
 
 def drop_conditions(

@@ -58,6 +58,16 @@ class ModelConfig:
     # `hidden`-dimensional subspace of the `patch_dim`-dimensional patch space (192 of 768 for
     # "small"); the MLP lifts that limit, and added to a trained model it starts as a no-op.
     head_hidden: int = 0
+    # > 0: the sprite pathway for cameos (a two-layer MLP of this width beside the output
+    # head). Per output voxel it predicts whether the cameo's sprite shows there (alpha) and
+    # which point of the sprite (u, v in [-1, 1]); the clean-clip prediction then takes the
+    # sprite's texel there, read from the reference image itself: x0 = x0 + alpha * (texel -
+    # x0). Drawing an 8x8 pattern at an arbitrary sub-patch offset is a resampling the 768-d
+    # patch head does not learn at this size; a layout (where the square is) it already
+    # knows. Off (alpha = 0) where the sample has no reference, so a clip without a cameo is
+    # what it was; added to a trained model it starts nearly off (alpha ~ 0.02).
+    sprite_hidden: int = 0
+    sprite_size: int = 8  # the sprite's grid: the reference image is box-averaged to it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,11 +115,15 @@ def patchify(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     return x.reshape(B, (T // pt) * (H // ph) * (W // pw), C * pt * ph * pw)
 
 
-def unpatchify(tokens: torch.Tensor, cfg: ModelConfig, frames: int | None = None) -> torch.Tensor:
-    """Inverse of `patchify`: [B, N, C*pt*ph*pw] -> [B, C, T, H, W]."""
+def unpatchify(
+    tokens: torch.Tensor, cfg: ModelConfig, frames: int | None = None, channels: int | None = None
+) -> torch.Tensor:
+    """Inverse of `patchify`: [B, N, C*pt*ph*pw] -> [B, C, T, H, W] (C: `channels`, default
+    the clip's)."""
     B = tokens.shape[0]
     T = frames or cfg.frames
-    pt, ph, pw, C = cfg.patch_t, cfg.patch_h, cfg.patch_w, cfg.channels
+    pt, ph, pw = cfg.patch_t, cfg.patch_h, cfg.patch_w
+    C = channels or cfg.channels
     nt, nh, nw = T // pt, cfg.height // ph, cfg.width // pw
     x = tokens.reshape(B, nt, nh, nw, C, pt, ph, pw)
     x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)
@@ -218,6 +232,9 @@ class Block(nn.Module):
         return x
 
 
+SPRITE_ALPHA_INIT = -4.0
+
+
 class SpaceTimeDiT(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -247,9 +264,22 @@ class SpaceTimeDiT(nn.Module):
                 nn.Linear(cfg.head_hidden, cfg.patch_dim),
             )
             zero.append(self.out_mlp[2])
+        self.sprite_mlp = None
+        if cfg.sprite_hidden > 0:
+            voxels = cfg.patch_t * cfg.patch_h * cfg.patch_w
+            # it reads the output token and the noisy input patch itself: late in sampling
+            # the patch shows the square's edges to the pixel, which the token only summarises
+            self.sprite_mlp = nn.Sequential(
+                nn.Linear(D + cfg.patch_dim, cfg.sprite_hidden),
+                nn.GELU(approximate="tanh"),
+                nn.Linear(cfg.sprite_hidden, 3 * voxels),  # (alpha, u, v) per voxel
+            )
+            zero.append(self.sprite_mlp[2])
         for m in zero:
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
+        if self.sprite_mlp is not None:  # alpha logits start at -4: the pathway nearly off
+            nn.init.constant_(self.sprite_mlp[2].bias[:voxels], SPRITE_ALPHA_INIT)
 
     # ------------------------------------------------------------------ token groups
 
@@ -285,7 +315,13 @@ class SpaceTimeDiT(nn.Module):
         ref_mask: torch.Tensor | None = None,  # [B, R] bool
         context: torch.Tensor | None = None,  # [B, C, Tc, H, W] clean context frames
         context_mask: torch.Tensor | None = None,  # [B] bool
-    ) -> torch.Tensor:
+        return_layout: bool = False,
+        composite: bool = True,
+    ):
+        """The velocity [B, C, T, H, W]; with `return_layout`, (velocity, layout): the sprite
+        pathway's raw (alpha logit, u, v) [B, 3, T, H, W], None without the pathway or refs.
+        `composite=False` leaves the sprite out of the velocity (the sampler composites after
+        guidance, with `apply_sprite`)."""
         cfg = self.cfg
         B, dev = x.shape[0], x.device
         T = x.shape[2]
@@ -334,10 +370,39 @@ class SpaceTimeDiT(nn.Module):
         if self.out_mlp is not None:
             o = o + self.out_mlp(y)
         out = unpatchify(o, cfg, frames=T)
+        layout = None
+        if self.sprite_mlp is not None and refs is not None and refs.shape[1] > 0:
+            on = ref_mask[:, 0] if ref_mask is not None else torch.ones(B, dtype=torch.bool)
+            layout = self.sprite_layout(y, x)
+            if composite:
+                out = self.apply_sprite(out, layout, refs[:, 0], on.to(dev))
         if cfg.prediction == "x":
             tt = t.to(out.dtype).clamp(min=cfg.t_min).view(B, 1, 1, 1, 1)
-            return (x - out) / tt
-        return out
+            out = (x - out) / tt
+        return (out, layout) if return_layout else out
+
+    def sprite_layout(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The sprite pathway's (alpha logit, u, v) [B, 3, T, H, W] from the output tokens `y`
+        [B, N, D] and the noisy clip `x` [B, C, T, H, W]."""
+        h = torch.cat([y, patchify(x, self.cfg).to(y.dtype)], dim=-1)
+        return unpatchify(self.sprite_mlp(h), self.cfg, frames=x.shape[2], channels=3)
+
+    def apply_sprite(self, x0, layout, ref, on):
+        """x0 [B, C, T, H, W] (a clean-clip prediction) takes the reference's texel where alpha
+        says the sprite shows. `ref` [B, C, H, W] is the first cameo reference, `on` [B]
+        whether the sample has one (alpha is exactly 0 where not: x0 is unchanged there)."""
+        cfg = self.cfg
+        B, C, T, H, W = x0.shape
+        alpha = torch.sigmoid(layout[:, :1].float()) * on.view(B, 1, 1, 1, 1).float()
+        sprite = F.adaptive_avg_pool2d(ref.float(), cfg.sprite_size)  # [B, C, s, s]
+        grid = layout[:, 1:].float().permute(0, 2, 3, 4, 1).reshape(B, T * H, W, 2)  # (u, v)
+        # nearest: the texel itself, as the world draws it; u and v learn from their own
+        # targets (flow.sprite_loss), not through the sampling
+        tex = F.grid_sample(
+            sprite, grid, mode="nearest", padding_mode="border", align_corners=False
+        ).view(B, C, T, H, W)
+        out = x0.float() + alpha * (tex - x0.float())
+        return out.to(x0.dtype)
 
 
 def count_params(model: nn.Module) -> int:

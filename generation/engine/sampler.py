@@ -14,6 +14,12 @@ that its errors are the main model's made larger, so the difference points away 
 Measured on the shipped weights it lost count and permanence at every scale tried
 (docs/engine.md, Sampling), so `s_guide = 0`, off, is the default.
 
+A model with the sprite pathway (cameos, model.py) composites the sprite after guidance: the
+branches' velocities are combined without it, then the clean clip they imply takes the
+reference's texels where the fully conditioned branch's layout says the sprite shows. Guidance
+steers the trunk; the sprite itself is copied, never extrapolated (a cameo scale of 2 would
+otherwise push its colours past the reference's).
+
 Guidance can be limited to an interval of flow times (`guidance_interval=(lo, hi)`): outside
 it only the fully conditioned branch is evaluated, so those steps cost a third to a half of a
 guided one.
@@ -144,29 +150,46 @@ def sample(
         if (gcfg.channels, gcfg.height, gcfg.width) != (cfg.channels, H, W):
             raise ValueError("the guide model must draw clips of the main model's size")
 
-    def evaluate(xx: torch.Tensor, t: float, net=None) -> torch.Tensor:
+    # the sprite pathway composites after guidance (module docstring)
+    sprite = nr > 0 and getattr(model, "sprite_mlp", None) is not None and cfg.prediction == "x"
+
+    def evaluate(xx: torch.Tensor, t: float, net=None, layout: bool = False):
         """The model (or `net`) on the first len(xx) branch rows (the first B are full
-        conditioning)."""
+        conditioning); with `layout`, (velocity without the sprite, sprite layout)."""
         net = model if net is None else net
         n = xx.shape[0]
         tt = torch.full((n,), float(t), device=device, dtype=dtype)
         ctx_n = None if all_ctx is None else all_ctx[:n]
         cmask_n = None if all_cmask is None else all_cmask[:n]
         args = (all_text, all_tmask, all_pooled, all_refs, all_rmask)
-        return net(xx.to(dtype), tt, *(a[:n] for a in args), ctx_n, cmask_n).float()
+        extra = {"return_layout": True, "composite": False} if layout else {}
+        out = net(xx.to(dtype), tt, *(a[:n] for a in args), ctx_n, cmask_n, **extra)
+        return (out[0].float(), out[1]) if layout else out.float()
+
+    def with_sprite(x: torch.Tensor, v: torch.Tensor, t: float, lay: torch.Tensor):
+        """v with the sprite composited into the clean clip it implies, on the requests that
+        have a reference (the others are left bit for bit as they are)."""
+        tt = max(float(t), cfg.t_min)
+        r = ref_idx.to(x.device)
+        x0 = model.apply_sprite(x[r] - v[r] * tt, lay[r].float(), all_refs[r, 0], all_rmask[r, 0])
+        v = v.clone()
+        v[r] = (x[r] - x0) / tt
+        return v
 
     def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
         if not guided(t):  # conditional branch only
             return evaluate(x, t)
-        v = evaluate(torch.cat([x, x, x[ref_idx]]), t)
+        xs = torch.cat([x, x, x[ref_idx]])
+        v, lay = evaluate(xs, t, layout=True) if sprite else (evaluate(xs, t), None)
         v_full, v_null = v[:B], v[B : 2 * B]
         v_txt = v_full.clone()
         if nr:
             v_txt[ref_idx] = v[2 * B :]
         out = v_null + text_scale * (v_txt - v_null) + cameo_scale * (v_full - v_txt)
         if use_guide:
-            out = out + guide_scale * (v_full - evaluate(x, t, guide_model))
-        return out
+            g = evaluate(x, t, guide_model, layout=sprite)
+            out = out + guide_scale * (v_full - (g[0] if sprite else g))
+        return with_sprite(x, out, t, lay) if sprite else out
 
     def cancelled() -> bool:
         if cancel is None:

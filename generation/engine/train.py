@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from .flow import Batch, drop_conditions, flow_loss, frames_to_tensor, images_to_tensor
 from .model import CONFIGS, ModelConfig, SpaceTimeDiT, count_params
 from .text import TextEncoder
-from .world import WorldConfig, foreground_mask, make_clip
+from .world import WorldConfig, foreground_mask, make_clip, sprite_layout
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "riff-world-v0.safetensors"
 
@@ -84,6 +84,14 @@ class TrainConfig:
     # blocks go after the trained ones and start as the identity (adaLN-Zero gates and the
     # cross-attention output are zero-initialised), so the grown model starts where it was
     depth: int | None = None
+    # override ModelConfig.sprite_hidden: the sprite pathway for cameos; with --init-from it
+    # grows the loaded model by it (nearly off at first: alpha ~ 0.02)
+    sprite_hidden: int | None = None
+    # weight of the sprite pathway's own loss (flow.sprite_loss) in cameo batches
+    sprite_weight: float = 0.1
+    # "sprite": train the sprite pathway only, every other weight frozen (so clips without a
+    # cameo stay bit for bit what they were); None trains everything
+    train_only: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -99,7 +107,29 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         mc.head_hidden = tc.head_hidden
     if tc.depth is not None:
         mc.depth = tc.depth
+    if tc.sprite_hidden is not None:
+        mc.sprite_hidden = tc.sprite_hidden
     return mc
+
+
+TRAINABLE = {"sprite": ("sprite_mlp.",)}
+
+
+def trainable_parameters(model: SpaceTimeDiT, only: str | None) -> list[torch.nn.Parameter]:
+    """The parameters a run trains; with `only`, the rest are frozen (requires_grad off)."""
+    if only is None:
+        return list(model.parameters())
+    if only not in TRAINABLE:
+        raise ValueError(f"--train-only {only!r}: one of {', '.join(TRAINABLE)}")
+    prefixes = TRAINABLE[only]
+    keep = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(prefixes))
+        if p.requires_grad:
+            keep.append(p)
+    if not keep:
+        raise ValueError(f"--train-only {only}: the model has no such parameters")
+    return keep
 
 
 def world_config(tc: TrainConfig, mcfg: ModelConfig) -> WorldConfig:
@@ -146,6 +176,10 @@ class ClipPool:
         self.ctx = np.zeros((size, context_frames, H, W, 3), np.uint8)
         self.has_ctx = np.zeros(size, bool)
         self.fg = np.zeros((size, T, H, W), bool)  # the target frames' foreground
+        # cameo clips: where the sprite shows and its square per frame (flow.sprite_loss)
+        n_sprite = size if p_cameo > 0 else 0
+        self.sprite_shows = np.zeros((n_sprite, T, H, W), bool)
+        self.sprite_box = np.ones((n_sprite, T, 3), np.float32)
         self.captions = [""] * size
         self.next_seed = first_seed
         self.cursor = 0
@@ -180,6 +214,7 @@ class ClipPool:
         self.has_ref[i] = bool(clip.reference_images)
         if clip.reference_images:
             self.refs[i, 0] = clip.reference_images[0]
+            self.sprite_shows[i], self.sprite_box[i] = sprite_layout(clip, self.wcfg)
 
     def refresh(self, n: int) -> list[str]:
         for _ in range(n):
@@ -196,8 +231,10 @@ class ClipPool:
         refs: bool = True,
         context: bool = False,
         fg_weight: float = 1.0,
+        sprite_weight: float = 0.1,
     ) -> Batch:
         text, tmask, pooled = encoder.batch([self.captions[i] for i in idx])
+        sprite = refs and len(self.sprite_shows) > 0
         weight = None
         if fg_weight != 1.0:
             weight = 1.0 + (fg_weight - 1.0) * torch.from_numpy(self.fg[idx]).float()[:, None]
@@ -211,6 +248,9 @@ class ClipPool:
             context=frames_to_tensor(self.ctx[idx]) if context else None,
             context_mask=torch.from_numpy(self.has_ctx[idx]) if context else None,
             weight=weight,
+            sprite_shows=torch.from_numpy(self.sprite_shows[idx]) if sprite else None,
+            sprite_box=torch.from_numpy(self.sprite_box[idx]) if sprite else None,
+            sprite_weight=sprite_weight,
         ).to(device)
 
 
@@ -341,6 +381,7 @@ def train(
             saved_tc.apart = tc.apart
             saved_tc.ema = tc.ema
             saved_tc.fg_weight = tc.fg_weight
+            saved_tc.sprite_weight, saved_tc.train_only = tc.sprite_weight, tc.train_only
         tc = saved_tc
         mcfg = ModelConfig.from_dict(json.loads(meta["config"]))
         step = int(meta["step"])
@@ -366,15 +407,16 @@ def train(
                         f"(depth {mcfg.depth}); it can only grow a model"
                     )
                 mcfg.depth = tc.depth
+            if tc.sprite_hidden is not None:
+                mcfg.sprite_hidden = tc.sprite_hidden
             init = {k: v.float() for k, v in init.items()}
             tensors = {f"model.{k}": v for k, v in init.items()}
             tensors.update({f"ema.{k}": v for k, v in init.items()})
     torch.manual_seed(tc.seed + step)
     model = SpaceTimeDiT(mcfg).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99)
-    )
+    params = trainable_parameters(model, tc.train_only)
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
     if tensors is not None and init_from is not None and not step:
         grown = {k: v for k, v in model.state_dict().items() if f"model.{k}" not in tensors}
         for k, v in grown.items():  # parameters the loaded weights lack: fresh init
@@ -391,6 +433,9 @@ def train(
         json.dumps({"model": mcfg.to_dict(), "train": asdict(tc)}, indent=2)
     )
     log(f"model {count_params(model) / 1e6:.2f}M params, {mcfg.video_tokens} video tokens")
+    if tc.train_only:
+        n = sum(p.numel() for p in params)
+        log(f"training {tc.train_only} only: {n / 1e6:.2f}M params, the rest frozen")
 
     wcfg = world_config(tc, mcfg)
     cache = out.parent / f"text-cache-{tc.text_encoder}.pt"
@@ -445,16 +490,24 @@ def train(
             refs=cameo_batch,
             context=ctx_batch,
             fg_weight=tc.fg_weight,
+            sprite_weight=tc.sprite_weight,
         )
-        batch = drop_conditions(batch, tc.p_text_drop, tc.p_ref_drop, gen)
+        if tc.train_only == "sprite":
+            # the pathway only ever runs in the sampler's fully conditioned branch (prompt and
+            # reference both there), so a dropped prompt or reference would teach it nothing
+            batch = drop_conditions(batch, 0.0, 0.0, gen)
+        else:
+            batch = drop_conditions(batch, tc.p_text_drop, tc.p_ref_drop, gen)
         for g in opt.param_groups:
             g["lr"] = _lr(step, tc)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             loss = flow_loss(model, batch, generator=gen)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
+        gnorm = torch.zeros(())
+        if loss.requires_grad:  # a --train-only run's batches may not all reach what it trains
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+            opt.step()
         with torch.no_grad():
             decay = min(tc.ema, (1 + step) / (10 + step))
             for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
@@ -590,6 +643,24 @@ def add_arguments(parser) -> None:
         default=None,
         help="transformer blocks; with --init-from it grows the model by identity blocks",
     )
+    parser.add_argument(
+        "--sprite-hidden",
+        type=int,
+        default=None,
+        help="sprite pathway width (0 = none); with --init-from it grows the model by it",
+    )
+    parser.add_argument(
+        "--sprite-weight",
+        type=float,
+        default=TrainConfig.sprite_weight,
+        help="weight of the sprite pathway's own loss in cameo batches",
+    )
+    parser.add_argument(
+        "--train-only",
+        default=None,
+        choices=sorted(TRAINABLE),
+        help="train these parameters only, the rest frozen (sprite: the sprite pathway)",
+    )
     parser.add_argument("--ckpt-every", type=float, default=300.0, help="seconds")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1)
@@ -642,6 +713,9 @@ def run_from_args(args, log=print) -> dict:
         text_mode=args.text_mode,
         head_hidden=getattr(args, "head_hidden", None),
         depth=getattr(args, "depth", None),
+        sprite_hidden=getattr(args, "sprite_hidden", None),
+        sprite_weight=getattr(args, "sprite_weight", TrainConfig.sprite_weight),
+        train_only=getattr(args, "train_only", None),
         ckpt_every_s=args.ckpt_every,
         seed=args.seed,
     )

@@ -316,6 +316,30 @@ def render(spec: ClipSpec, positions: np.ndarray, cfg: WorldConfig):
     return frames, vis
 
 
+def sprite_layout(clip: Clip, cfg: WorldConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Where a cameo clip shows its sprite, as the model's sprite pathway is trained to say:
+    bool [T, H, W], the pixels drawn from the sprite (the first object, less what later
+    objects and the wall cover), and float32 [T, 3], the sprite square's (cx, cy, r) per
+    frame: a pixel centre (x, y) inside it shows the sprite at u = (x - cx) / r,
+    v = (y - cy) / r in [-1, 1] (the texel `_texture` picks)."""
+    T, H, W = cfg.frames, cfg.height, cfg.width
+    spec, pos = clip.spec, clip.trajectories[..., :2]
+    shows = np.zeros((T, H, W), bool)
+    r = spec.objects[0].radius(cfg)
+    box = np.concatenate([pos[0], np.full((T, 1), r, np.float32)], axis=1).astype(np.float32)
+    occ = None
+    if spec.occluder_x is not None:
+        occ = np.abs(np.arange(W) + 0.5 - spec.occluder_x) <= cfg.occluder_width / 2
+    for t in range(T):
+        m = shape_mask(spec.objects[0].shape, *pos[0, t], r, H, W)
+        for o, p in zip(spec.objects[1:], pos[1:, t], strict=True):
+            m &= ~shape_mask(o.shape, *p, o.radius(cfg), H, W)
+        if occ is not None:
+            m &= ~occ[None, :]
+        shows[t] = m
+    return shows, box
+
+
 def foreground_mask(frames: np.ndarray, background: str, dilate: int = 1) -> np.ndarray:
     """bool [T, H, W]: the pixels that are not the clip's background (objects and the wall),
     grown by `dilate` pixels in space so that an object's rim counts too.

@@ -201,3 +201,74 @@ def test_configs_size():
     assert 3e6 < count_params(small) < 7.5e6  # fp16 export < 30 MB
     assert CONFIGS["small"].video_tokens == 64
     assert copy.deepcopy(CONFIGS["small"]) == ModelConfig.from_dict(CONFIGS["small"].to_dict())
+
+
+def test_sprite_pathway_is_off_without_a_reference_and_draws_the_texel_alpha_points_at(tiny_cfg):
+    """The sprite pathway changes nothing where a sample has no (or a dropped) reference; where
+    it has one, the clean-clip prediction takes the sprite texel at (u, v) wherever alpha is 1."""
+    from generation.engine.model import SPRITE_ALPHA_INIT
+
+    base = randomize(SpaceTimeDiT(tiny_cfg), seed=4).eval()
+    cfg = dataclasses.replace(tiny_cfg, sprite_hidden=16)
+    grown = SpaceTimeDiT(cfg).eval()
+    missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
+    assert sorted(missing) == [f"sprite_mlp.{i}.{p}" for i in (0, 2) for p in ("bias", "weight")]
+    assert unexpected == []
+    assert torch.count_nonzero(grown.sprite_mlp[2].weight) == 0
+    assert torch.all(grown.sprite_mlp[2].bias[: 4 * 8 * 8] == SPRITE_ALPHA_INIT)
+
+    text, mask, pooled = random_text(2)
+    x, t = torch.randn(2, 3, 16, 32, 32), torch.tensor([0.6, 0.25])
+    sprite = torch.rand(2, 3, 8, 8) * 2 - 1
+    refs = sprite.repeat_interleave(4, -1).repeat_interleave(4, -2)[:, None]  # 8x8 -> 32x32
+    on = torch.tensor([[True], [False]])
+    with torch.no_grad():
+        want = base(x, t, text, mask, pooled, refs, on)
+        got, layout = grown(x, t, text, mask, pooled, refs, on, return_layout=True)
+        assert layout.shape == (2, 3, 16, 32, 32)
+        assert torch.equal(got[1], want[1])  # no reference: bit for bit the base model
+        assert torch.equal(grown(x, t, text, mask, pooled), base(x, t, text, mask, pooled))
+        # nearly off at first (alpha = sigmoid(-4) ~ 0.018), but on
+        assert 0 < (got[0] - want[0]).abs().max() < 0.1 / float(t[0])
+
+        # alpha 1 everywhere, (u, v) at the centre of texel (column 5, row 2): every voxel's
+        # clean prediction is that texel's colour
+        bias = grown.sprite_mlp[2].bias
+        n = 4 * 8 * 8
+        bias[:n], bias[n : 2 * n], bias[2 * n :] = 50.0, -1 + 11 / 8, -1 + 5 / 8
+        v = grown(x, t, text, mask, pooled, refs, on)
+        x0 = x - v * t.view(2, 1, 1, 1, 1)
+    torch.testing.assert_close(
+        x0[0], sprite[0, :, 2, 5].view(3, 1, 1, 1).expand(3, 16, 32, 32), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(v[1], want[1], atol=0, rtol=0)
+
+
+def test_sprite_loss_is_zero_for_the_true_layout_and_counts_only_kept_samples():
+    from generation.engine.flow import sprite_loss
+
+    T, H, W = 4, 16, 16
+    shows = torch.zeros(2, T, H, W, dtype=torch.bool)
+    shows[:, :, 4:10, 2:8] = True
+    box = torch.tensor([5.0, 7.0, 3.0]).expand(2, T, 3).clone()  # cx, cy, r
+    xs, ys = torch.arange(W) + 0.5, torch.arange(H) + 0.5
+    u = ((xs - 5.0) / 3.0).expand(2, T, H, W)
+    v = ((ys - 7.0) / 3.0)[:, None].expand(2, T, H, W)
+    logit = torch.where(shows, 30.0, -30.0)
+    perfect = torch.stack([logit, u, v], dim=1)
+    assert float(sprite_loss(perfect, shows, box)) < 1e-9
+    # u off by 0.5 on the voxels that show the sprite: 0.25 per sample; elsewhere u is free
+    off = perfect.clone()
+    off[:, 1] += 0.5
+    assert abs(float(sprite_loss(off, shows, box)) - 0.25) < 1e-6
+    off[:, 1][~shows] += 9.0
+    assert abs(float(sprite_loss(off, shows, box)) - 0.25) < 1e-6
+    # a sample whose reference was dropped does not count
+    off[1, 2] += 3.0
+    keep = torch.tensor([True, False])
+    assert abs(float(sprite_loss(off, shows, box, keep)) - 0.25) < 1e-6
+    assert abs(float(sprite_loss(off, shows, box)) - (0.25 + 0.25 + 9.0) / 2) < 1e-5
+    # alpha: the mean binary cross-entropy over every voxel
+    flat = perfect.clone()
+    flat[:, 0] = 0.0
+    assert abs(float(sprite_loss(flat, shows, box)) - float(torch.log(torch.tensor(2.0)))) < 1e-6

@@ -122,6 +122,48 @@ def test_init_from_can_grow_the_depth_by_identity_blocks_and_never_shrink_it(tmp
     assert not (tmp_path / "shallower" / "ckpt.safetensors").exists()
 
 
+def test_init_from_can_grow_the_sprite_pathway_and_train_it_alone(tmp_path):
+    parent, child, logs = grow_tiny_parent(tmp_path, sprite_hidden=8)
+    assert any(m.startswith("new parameters (fresh init): sprite_mlp.0.bias") for m in logs)
+    with safe_open(str(child), "pt") as f:
+        assert json.loads(f.metadata()["config"])["sprite_hidden"] == 8
+        assert torch.count_nonzero(f.get_tensor("sprite_mlp.2.weight")) == 0
+    assert_same_clip(parent, child)
+
+    # --train-only sprite: cameo batches teach the pathway; every other weight stays put
+    logs = []
+    run = tmp_path / "sprite-only"
+    train_from(
+        parent,
+        run,
+        log=logs.append,
+        steps=8,
+        lr=1e-2,
+        sprite_hidden=8,
+        train_only="sprite",
+        p_cameo=0.5,
+        p_context=0.0,
+        seed=3,
+    )
+    assert any(m.startswith("training sprite only: ") for m in logs)
+    with safe_open(str(parent), "pt") as f, safe_open(str(run / "ckpt.safetensors"), "pt") as g:
+        for k in f.keys():  # noqa: SIM118
+            assert torch.equal(f.get_tensor(k).float(), g.get_tensor(f"model.{k}")), k
+        assert torch.count_nonzero(g.get_tensor("model.sprite_mlp.2.weight")) > 0
+    with pytest.raises(ValueError, match="no such parameters"):
+        train_from(parent, tmp_path / "no-pathway", steps=1, train_only="sprite")
+
+
+def test_cameo_clips_in_the_pool_carry_their_sprite_layout():
+    pool = ClipPool(40, WorldConfig(), p_cameo=0.5, progress=False)
+    cameo = np.flatnonzero(pool.has_ref)
+    assert 5 <= len(cameo) <= 35
+    assert pool.sprite_shows[cameo].any(axis=(1, 2, 3)).all()
+    assert not pool.sprite_shows[~pool.has_ref].any()
+    assert np.all(pool.sprite_box[cameo, :, 2] == 5.0)
+    assert ClipPool(4, WorldConfig(), p_cameo=0.0, progress=False).sprite_shows.shape[0] == 0
+
+
 def test_context_clips_continue_their_context_and_train_with_it(tmp_path, monkeypatch):
     pool = ClipPool(60, WorldConfig(), p_cameo=0.2, progress=False, p_context=0.4)
     ctx = np.flatnonzero(pool.has_ctx)

@@ -15,6 +15,7 @@ from generation.engine.world import (
     make_clip,
     pattern_from_image,
     simulate,
+    sprite_layout,
 )
 
 
@@ -154,6 +155,35 @@ def test_cameo_clip_carries_the_sprite():
     bottom = clip.frames[0, int(y + 3), int(x)]
     assert tuple(top) == COLORS["red"] and tuple(bottom) == COLORS["blue"]
     assert obj.shape == "square" and obj.size == "large"
+
+
+def test_sprite_layout_says_which_pixels_show_which_texel_of_the_sprite():
+    """The sprite pathway's training target: every pixel it marks is the sprite's texel at
+    (u, v) = ((x - cx) / r, (y - cy) / r), and it leaves out the wall and later objects."""
+    cfg = WorldConfig()
+    walls = covered = 0
+    for seed in range(120):
+        clip = make_clip(seed, cfg, cameo=True, occluder=True if seed % 3 == 0 else None)
+        shows, box = sprite_layout(clip, cfg)
+        assert shows.shape == (16, 32, 32) and box.shape == (16, 3)
+        assert np.all(box[:, 2] == 5.0)  # a large square
+        centre = np.arange(32) + 0.5
+        u = (centre[None, None, :] - box[:, 0, None, None]) / box[:, 2, None, None]
+        v = (centre[None, :, None] - box[:, 1, None, None]) / box[:, 2, None, None]
+        col = np.clip(np.floor((u + 1) / 2 * 8), 0, 7).astype(int)
+        row = np.clip(np.floor((v + 1) / 2 * 8), 0, 7).astype(int)
+        row, col = np.broadcast_to(row, shows.shape), np.broadcast_to(col, shows.shape)
+        texel = clip.cameo_pattern[row, col]
+        assert np.array_equal(clip.frames[shows], texel[shows]), seed
+        assert np.all(np.abs(np.broadcast_to(u, shows.shape)[shows]) <= 1.0)
+        if clip.spec.occluder_x is not None:
+            walls += 1
+            wall = np.abs(centre - clip.spec.occluder_x) <= cfg.occluder_width / 2
+            assert not shows[:, :, wall].any()
+        inside = (np.abs(u) <= 1) & (np.abs(v) <= 1)
+        if clip.spec.occluder_x is None and (shows.sum((1, 2)) < inside.sum((1, 2))).any():
+            covered += 1  # another object in front of the sprite in some frame
+    assert walls >= 10 and covered >= 3
 
 
 def test_foreground_mask_is_the_objects_and_the_wall_grown_by_a_pixel():
