@@ -118,26 +118,22 @@ def sprite_loss(
     keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The sprite pathway's own targets, from the world's layout of each cameo clip: alpha
-    (binary cross-entropy over every voxel: does the sprite show here) and (u, v) (squared
-    error over the voxels that show it), averaged over the samples in `keep` (those whose
-    reference was not dropped).
+    (binary cross-entropy over every voxel: does the sprite show here) and the frame's square
+    (smooth-L1 in pixels on its centre and half-size, over the voxels that show it), averaged
+    over the samples in `keep` (those whose reference was not dropped).
 
-    layout: [B, 3, T, H, W] raw (alpha logit, u, v); shows: bool [B, T, H, W]; box: [B, T, 3]
-    (cx, cy, r) in pixels. The flow loss alone cannot teach u and v: the sprite is read with
-    nearest sampling, and a striped sprite would trap a photometric gradient anyway."""
+    layout: [B, 4, T, H, W] raw (model.sprite_box); shows: bool [B, T, H, W]; box: [B, T, 3]
+    (cx, cy, r) in pixels. The pathway learns from these alone: the flow loss does not reach
+    it (the sprite is read with nearest sampling, and the composite is detached)."""
+    from .model import sprite_box
+
     B, _, T, H, W = layout.shape
-    dev = layout.device
-    lay = layout.float()
-    xs = torch.arange(W, device=dev, dtype=torch.float32) + 0.5
-    ys = torch.arange(H, device=dev, dtype=torch.float32) + 0.5
-    cx, cy, r = (box[..., i, None, None].float() for i in range(3))
-    u = (xs.view(1, 1, 1, W) - cx) / r
-    v = (ys.view(1, 1, H, 1) - cy) / r
     target = shows.float()
-    bce = F.binary_cross_entropy_with_logits(lay[:, 0], target, reduction="none").mean((1, 2, 3))
-    sq = (lay[:, 1] - u).square() + (lay[:, 2] - v).square()
-    uv = (sq * target).sum((1, 2, 3)) / target.sum((1, 2, 3)).clamp(min=1.0)
-    per = bce + uv
+    bce = F.binary_cross_entropy_with_logits(layout[:, 0].float(), target, reduction="none")
+    guess = sprite_box(layout, H, W)  # [B, 3, T, H, W]
+    truth = box.float().permute(0, 2, 1)[..., None, None].expand_as(guess)
+    err = F.smooth_l1_loss(guess, truth, reduction="none", beta=1.0).sum(1)
+    per = bce.mean((1, 2, 3)) + (err * target).sum((1, 2, 3)) / target.sum((1, 2, 3)).clamp(min=1.0)
     if keep is None:
         return per.mean()
     k = keep.float()

@@ -98,7 +98,7 @@ class Engine:
         steps: int = 24,
         method: str = "heun",
         text_scale: float = 4.0,
-        cameo_scale: float = 2.0,
+        cameo_scale: float = 1.0,
         shift: float = 1.0,
         guidance_interval: tuple[float, float] | None = None,
         guide_model: SpaceTimeDiT | None = None,

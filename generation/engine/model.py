@@ -60,12 +60,13 @@ class ModelConfig:
     head_hidden: int = 0
     # > 0: the sprite pathway for cameos (a two-layer MLP of this width beside the output
     # head). Per output voxel it predicts whether the cameo's sprite shows there (alpha) and
-    # which point of the sprite (u, v in [-1, 1]); the clean-clip prediction then takes the
-    # sprite's texel there, read from the reference image itself: x0 = x0 + alpha * (texel -
-    # x0). Drawing an 8x8 pattern at an arbitrary sub-patch offset is a resampling the 768-d
-    # patch head does not learn at this size; a layout (where the square is) it already
-    # knows. Off (alpha = 0) where the sample has no reference, so a clip without a cameo is
-    # what it was; added to a trained model it starts nearly off (alpha ~ 0.02).
+    # where the sprite's square is in that frame (centre and half-size); the voxels that show
+    # it pool their guesses (each relative to its own pixel) into one square per frame, and the clean-clip prediction takes
+    # the sprite's texel there, read from the reference image itself: x0 = x0 + alpha *
+    # (texel - x0). Drawing an 8x8 pattern at an arbitrary sub-patch offset is a resampling
+    # the 768-d patch head does not learn at this size; where the square is, the trunk
+    # already knows. Off (alpha = 0) where the sample has no reference, so a clip without a
+    # cameo is what it was; added to a trained model it starts nearly off (alpha ~ 0.02).
     sprite_hidden: int = 0
     sprite_size: int = 8  # the sprite's grid: the reference image is box-averaged to it
 
@@ -96,8 +97,8 @@ class ModelConfig:
 
 
 CONFIGS: dict[str, ModelConfig] = {
-    # the shipped model: 64 video tokens per 16x32x32 clip, MLP output head
-    "small": ModelConfig(head_hidden=768),
+    # the shipped model: 64 video tokens per 16x32x32 clip, MLP output head, sprite pathway
+    "small": ModelConfig(head_hidden=768, sprite_hidden=768),
     # tests and wiring of other modules: random weights, milliseconds per step
     "tiny": ModelConfig(hidden=32, depth=2, heads=2, max_text_tokens=16),
 }
@@ -233,6 +234,26 @@ class Block(nn.Module):
 
 
 SPRITE_ALPHA_INIT = -4.0
+SPRITE_OFF_LOGIT = -30.0  # the layout of a sample without a reference: alpha ~ 1e-13
+SPRITE_CHANNELS = 4  # alpha logit, then the square's centre x, centre y and half-size
+
+
+def sprite_box(layout: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """The sprite square (cx, cy, r) in pixels [B, 3, T, H, W] each voxel of a layout
+    [B, 4, T, H, W] guesses, relative to its own pixel centre (x, y): cx = x + W/2 p,
+    cy = y + H/2 q, r = W/2 s. Relative, because where the square is from here is what a
+    token sees in its own patch; its absolute position it knows only vaguely."""
+    lay = layout[:, 1:].float()
+    xs = torch.arange(W, device=lay.device, dtype=torch.float32) + 0.5
+    ys = torch.arange(H, device=lay.device, dtype=torch.float32) + 0.5
+    return torch.stack(
+        [
+            xs.view(1, 1, 1, W) + W / 2 * lay[:, 0],
+            ys.view(1, 1, H, 1) + H / 2 * lay[:, 1],
+            W / 2 * lay[:, 2],
+        ],
+        dim=1,
+    )
 
 
 class SpaceTimeDiT(nn.Module):
@@ -272,7 +293,8 @@ class SpaceTimeDiT(nn.Module):
             self.sprite_mlp = nn.Sequential(
                 nn.Linear(D + cfg.patch_dim, cfg.sprite_hidden),
                 nn.GELU(approximate="tanh"),
-                nn.Linear(cfg.sprite_hidden, 3 * voxels),  # (alpha, u, v) per voxel
+                # per voxel: alpha logit and the frame's square (cx, cy, r), see sprite_box
+                nn.Linear(cfg.sprite_hidden, SPRITE_CHANNELS * voxels),
             )
             zero.append(self.sprite_mlp[2])
         for m in zero:
@@ -280,6 +302,7 @@ class SpaceTimeDiT(nn.Module):
             nn.init.zeros_(m.bias)
         if self.sprite_mlp is not None:  # alpha logits start at -4: the pathway nearly off
             nn.init.constant_(self.sprite_mlp[2].bias[:voxels], SPRITE_ALPHA_INIT)
+            nn.init.constant_(self.sprite_mlp[2].bias[3 * voxels :], 0.25)  # r = W / 8
 
     # ------------------------------------------------------------------ token groups
 
@@ -373,19 +396,37 @@ class SpaceTimeDiT(nn.Module):
         layout = None
         if self.sprite_mlp is not None and refs is not None and refs.shape[1] > 0:
             on = ref_mask[:, 0] if ref_mask is not None else torch.ones(B, dtype=torch.bool)
-            layout = self.sprite_layout(y, x)
-            if composite:
-                out = self.apply_sprite(out, layout, refs[:, 0], on.to(dev))
+            layout = self._layout_where(on.to(dev), y, x)
+        if layout is not None and composite:
+            # detached: the pathway learns from its own targets (flow.sprite_loss) only; at
+            # low noise the trunk alone copies its input better than any texel
+            out = self.apply_sprite(out, layout.detach(), refs[:, 0], on.to(dev))
         if cfg.prediction == "x":
             tt = t.to(out.dtype).clamp(min=cfg.t_min).view(B, 1, 1, 1, 1)
             out = (x - out) / tt
         return (out, layout) if return_layout else out
 
+    def _layout_where(self, on: torch.Tensor, y: torch.Tensor, x: torch.Tensor):
+        """The layout of the samples with a reference (`on` [B]), computed for those rows only
+        (the sampler sends every request's branches with a reference slot, most of them
+        empty: the pathway would cost them 40 % more FLOPs for nothing); the other rows say
+        "no sprite". None when no sample has one."""
+        idx = torch.nonzero(on).flatten()
+        if len(idx) == 0:
+            return None
+        if len(idx) == len(on):
+            return self.sprite_layout(y, x)
+        sub = self.sprite_layout(y[idx], x[idx])
+        layout = sub.new_zeros((len(on), *sub.shape[1:]))
+        layout[:, 0] = SPRITE_OFF_LOGIT
+        layout[idx] = sub
+        return layout
+
     def sprite_layout(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The sprite pathway's (alpha logit, u, v) [B, 3, T, H, W] from the output tokens `y`
-        [B, N, D] and the noisy clip `x` [B, C, T, H, W]."""
+        """The sprite pathway's raw layout [B, 4, T, H, W] (alpha logit, then the square per
+        voxel, `sprite_box`) from the output tokens `y` [B, N, D] and the noisy clip `x`."""
         h = torch.cat([y, patchify(x, self.cfg).to(y.dtype)], dim=-1)
-        return unpatchify(self.sprite_mlp(h), self.cfg, frames=x.shape[2], channels=3)
+        return unpatchify(self.sprite_mlp(h), self.cfg, frames=x.shape[2], channels=SPRITE_CHANNELS)
 
     def apply_sprite(self, x0, layout, ref, on):
         """x0 [B, C, T, H, W] (a clean-clip prediction) takes the reference's texel where alpha
@@ -393,15 +434,39 @@ class SpaceTimeDiT(nn.Module):
         whether the sample has one (alpha is exactly 0 where not: x0 is unchanged there)."""
         cfg = self.cfg
         B, C, T, H, W = x0.shape
-        alpha = torch.sigmoid(layout[:, :1].float()) * on.view(B, 1, 1, 1, 1).float()
+        dev = x0.device
+        alpha = torch.sigmoid(layout[:, 0].float()) * on.view(B, 1, 1, 1).float()  # [B,T,H,W]
+        # one square per frame: the guesses of the voxels that say the sprite shows there,
+        # pooled twice, the second time only over those inside (or a pixel from) the first
+        # square, so that a few stray voxels elsewhere do not drag it
+        guess = sprite_box(layout, H, W)  # [B, 3, T, H, W]
+        w = torch.where(alpha > 0.5, alpha, torch.zeros_like(alpha))
+        xs = torch.arange(W, device=dev, dtype=torch.float32) + 0.5
+        ys = torch.arange(H, device=dev, dtype=torch.float32) + 0.5
+
+        def square(weight):
+            mass = weight.sum((2, 3))  # [B, T]
+            box = (guess * weight[:, None]).sum((3, 4)) / mass.clamp(min=1e-6)[:, None]
+            cx, cy = box[:, 0, :, None, None], box[:, 1, :, None, None]
+            r = box[:, 2, :, None, None].clamp(min=0.5)
+            # [-1, 1] across the square, as the world draws it
+            return mass, (xs.view(1, 1, 1, W) - cx) / r, (ys.view(1, 1, H, 1) - cy) / r, r
+
+        mass, u, v, r = square(w)
+        near = ((u.abs() - 1) * r <= 1.0) & ((v.abs() - 1) * r <= 1.0)
+        mass2, u2, v2, _ = square(w * near)
+        again = (mass2 > 0)[:, :, None, None]
+        u, v = torch.where(again, u2, u), torch.where(again, v2, v)
+        grid = torch.stack(torch.broadcast_tensors(u, v), dim=-1).reshape(B, T * H, W, 2)
         sprite = F.adaptive_avg_pool2d(ref.float(), cfg.sprite_size)  # [B, C, s, s]
-        grid = layout[:, 1:].float().permute(0, 2, 3, 4, 1).reshape(B, T * H, W, 2)  # (u, v)
-        # nearest: the texel itself, as the world draws it; u and v learn from their own
-        # targets (flow.sprite_loss), not through the sampling
+        # nearest: the texel itself, as the world draws it
         tex = F.grid_sample(
             sprite, grid, mode="nearest", padding_mode="border", align_corners=False
         ).view(B, C, T, H, W)
-        out = x0.float() + alpha * (tex - x0.float())
+        # the sprite shows inside its square only; no square this frame, no sprite
+        inside = (u.abs() <= 1) & (v.abs() <= 1) & (mass > 0)[:, :, None, None]
+        alpha = alpha * inside.float()
+        out = x0.float() + alpha[:, None] * (tex - x0.float())
         return out.to(x0.dtype)
 
 

@@ -198,14 +198,15 @@ def test_configs_size():
 
     assert count_params(SpaceTimeDiT(CONFIGS["tiny"])) < 200_000
     small = SpaceTimeDiT(CONFIGS["small"])
-    assert 3e6 < count_params(small) < 7.5e6  # fp16 export < 30 MB
+    assert 3e6 < count_params(small) < 8.5e6  # fp16 export < 30 MB
     assert CONFIGS["small"].video_tokens == 64
     assert copy.deepcopy(CONFIGS["small"]) == ModelConfig.from_dict(CONFIGS["small"].to_dict())
 
 
-def test_sprite_pathway_is_off_without_a_reference_and_draws_the_texel_alpha_points_at(tiny_cfg):
+def test_sprite_pathway_is_off_without_a_reference_and_draws_the_sprite_where_it_says(tiny_cfg):
     """The sprite pathway changes nothing where a sample has no (or a dropped) reference; where
-    it has one, the clean-clip prediction takes the sprite texel at (u, v) wherever alpha is 1."""
+    it has one, the clean-clip prediction takes the sprite's texels over the square it puts
+    wherever alpha is 1."""
     from generation.engine.model import SPRITE_ALPHA_INIT
 
     base = randomize(SpaceTimeDiT(tiny_cfg), seed=4).eval()
@@ -214,8 +215,10 @@ def test_sprite_pathway_is_off_without_a_reference_and_draws_the_texel_alpha_poi
     missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
     assert sorted(missing) == [f"sprite_mlp.{i}.{p}" for i in (0, 2) for p in ("bias", "weight")]
     assert unexpected == []
+    n = 4 * 8 * 8  # voxels per token
+    assert grown.sprite_mlp[2].weight.shape == (4 * n, 16)
     assert torch.count_nonzero(grown.sprite_mlp[2].weight) == 0
-    assert torch.all(grown.sprite_mlp[2].bias[: 4 * 8 * 8] == SPRITE_ALPHA_INIT)
+    assert torch.all(grown.sprite_mlp[2].bias[:n] == SPRITE_ALPHA_INIT)
 
     text, mask, pooled = random_text(2)
     x, t = torch.randn(2, 3, 16, 32, 32), torch.tensor([0.6, 0.25])
@@ -225,23 +228,49 @@ def test_sprite_pathway_is_off_without_a_reference_and_draws_the_texel_alpha_poi
     with torch.no_grad():
         want = base(x, t, text, mask, pooled, refs, on)
         got, layout = grown(x, t, text, mask, pooled, refs, on, return_layout=True)
-        assert layout.shape == (2, 3, 16, 32, 32)
+        assert layout.shape == (2, 4, 16, 32, 32)
         assert torch.equal(got[1], want[1])  # no reference: bit for bit the base model
         assert torch.equal(grown(x, t, text, mask, pooled), base(x, t, text, mask, pooled))
-        # nearly off at first (alpha = sigmoid(-4) ~ 0.018), but on
-        assert 0 < (got[0] - want[0]).abs().max() < 0.1 / float(t[0])
+        # alpha starts at sigmoid(-4) < 0.5 everywhere: no voxel claims the square, no sprite
+        assert torch.equal(got[0], want[0])
 
-        # alpha 1 everywhere, (u, v) at the centre of texel (column 5, row 2): every voxel's
-        # clean prediction is that texel's colour
+        # alpha 1 everywhere, the square centred with half-size 16 px: the sprite fills every
+        # frame, and the clean prediction is the 32x32 reference itself
         bias = grown.sprite_mlp[2].bias
-        n = 4 * 8 * 8
-        bias[:n], bias[n : 2 * n], bias[2 * n :] = 50.0, -1 + 11 / 8, -1 + 5 / 8
+        bias[:n], bias[n : 3 * n], bias[3 * n :] = 50.0, 0.0, 1.0
         v = grown(x, t, text, mask, pooled, refs, on)
         x0 = x - v * t.view(2, 1, 1, 1, 1)
-    torch.testing.assert_close(
-        x0[0], sprite[0, :, 2, 5].view(3, 1, 1, 1).expand(3, 16, 32, 32), atol=1e-5, rtol=0
-    )
+        # every voxel guessing a square of half-size 8 px centred on (12, 20), each relative
+        # to its own pixel: the sprite over that square only, 2 px a texel
+        base_x0 = x - want * t.view(2, 1, 1, 1, 1)
+        _, layout = grown(x, t, text, mask, pooled, refs, on, return_layout=True)
+        centre = torch.arange(32) + 0.5
+        layout[:, 1] = ((12.0 - centre) / 16).view(1, 1, 1, 32)
+        layout[:, 2] = ((20.0 - centre) / 16).view(1, 1, 32, 1)
+        layout[:, 3] = 0.5
+        small = grown.apply_sprite(base_x0, layout, refs[:, 0], on[:, 0])
+    torch.testing.assert_close(x0[0], refs[0, 0][:, None].expand(3, 16, 32, 32), atol=1e-5, rtol=0)
     torch.testing.assert_close(v[1], want[1], atol=0, rtol=0)
+    square = sprite[0].repeat_interleave(2, -1).repeat_interleave(2, -2)  # 16 x 16
+    torch.testing.assert_close(small[0][:, :, 12:28, 4:20], square[:, None].expand(3, 16, 16, 16))
+    # outside its square the sprite never shows, whatever alpha says: the base model's there
+    outside = torch.ones(32, 32, dtype=torch.bool)
+    outside[12:28, 4:20] = False
+    torch.testing.assert_close(small[0][:, :, outside], base_x0[0][:, :, outside])
+
+    # stray voxels far from the square do not drag it: alpha 1 on a 16x16 block and on a
+    # 4x4 block elsewhere, every voxel guessing its own pixel (p = q = 0) with half-size 8
+    with torch.no_grad():
+        bias[:n] = -50.0
+        bias[n : 3 * n], bias[3 * n :] = 0.0, 0.5
+        _, layout = grown(x, t, text, mask, pooled, refs, on, return_layout=True)
+        layout[:, 0, :, 8:24, 8:24] = 50.0  # the square, centred on (16, 16)
+        layout[:, 0, :, 28:32, 0:4] = 50.0  # strays
+        drawn = grown.apply_sprite(base_x0, layout, refs[:, 0], on[:, 0])
+    big = sprite[0].repeat_interleave(2, -1).repeat_interleave(2, -2)
+    torch.testing.assert_close(drawn[0][:, :, 8:24, 8:24], big[:, None].expand(3, 16, 16, 16))
+    torch.testing.assert_close(drawn[0][:, :, 28:, :4], base_x0[0][:, :, 28:, :4])
+    assert torch.equal(drawn[1], base_x0[1])
 
 
 def test_sprite_loss_is_zero_for_the_true_layout_and_counts_only_kept_samples():
@@ -250,24 +279,28 @@ def test_sprite_loss_is_zero_for_the_true_layout_and_counts_only_kept_samples():
     T, H, W = 4, 16, 16
     shows = torch.zeros(2, T, H, W, dtype=torch.bool)
     shows[:, :, 4:10, 2:8] = True
-    box = torch.tensor([5.0, 7.0, 3.0]).expand(2, T, 3).clone()  # cx, cy, r
-    xs, ys = torch.arange(W) + 0.5, torch.arange(H) + 0.5
-    u = ((xs - 5.0) / 3.0).expand(2, T, H, W)
-    v = ((ys - 7.0) / 3.0)[:, None].expand(2, T, H, W)
+    box = torch.tensor([5.0, 7.0, 3.0]).expand(2, T, 3).clone()  # cx, cy, r in pixels
     logit = torch.where(shows, 30.0, -30.0)
-    perfect = torch.stack([logit, u, v], dim=1)
+    # each voxel's guess is relative to its pixel centre (x, y): cx = x + W/2 p, cy = y + H/2 q,
+    # r = W/2 s
+    xs, ys = torch.arange(W) + 0.5, torch.arange(H) + 0.5
+    p = ((5.0 - xs) / 8).expand(2, T, H, W)
+    q = ((7.0 - ys) / 8)[:, None].expand(2, T, H, W)
+    perfect = torch.stack([logit, p, q, torch.full((2, T, H, W), 3.0 / 8)], dim=1)
     assert float(sprite_loss(perfect, shows, box)) < 1e-9
-    # u off by 0.5 on the voxels that show the sprite: 0.25 per sample; elsewhere u is free
+    # the centre 3 px to the right on the voxels that show the sprite: smooth-L1 2.5 px per
+    # sample; elsewhere the guess is free
     off = perfect.clone()
-    off[:, 1] += 0.5
-    assert abs(float(sprite_loss(off, shows, box)) - 0.25) < 1e-6
+    off[:, 1] += 3.0 / 8
+    assert abs(float(sprite_loss(off, shows, box)) - 2.5) < 1e-5
     off[:, 1][~shows] += 9.0
-    assert abs(float(sprite_loss(off, shows, box)) - 0.25) < 1e-6
-    # a sample whose reference was dropped does not count
-    off[1, 2] += 3.0
+    assert abs(float(sprite_loss(off, shows, box)) - 2.5) < 1e-5
+    # half a pixel off in r: 0.5 * 0.5^2 = 0.125; a sample whose reference was dropped does
+    # not count
+    off[1, 3] += 0.5 / 8
     keep = torch.tensor([True, False])
-    assert abs(float(sprite_loss(off, shows, box, keep)) - 0.25) < 1e-6
-    assert abs(float(sprite_loss(off, shows, box)) - (0.25 + 0.25 + 9.0) / 2) < 1e-5
+    assert abs(float(sprite_loss(off, shows, box, keep)) - 2.5) < 1e-5
+    assert abs(float(sprite_loss(off, shows, box)) - (2.5 + 2.625) / 2) < 1e-5
     # alpha: the mean binary cross-entropy over every voxel
     flat = perfect.clone()
     flat[:, 0] = 0.0

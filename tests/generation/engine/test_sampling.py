@@ -225,10 +225,10 @@ def test_engine_loads_guide_weights(tmp_path, tiny_cfg):
 def test_the_sprite_is_composited_after_guidance_and_only_on_cameo_requests(
     model, tiny_cfg, hash_encoder
 ):
-    """A pathway that says 'the sprite's texel (row 6, column 1) everywhere' makes every voxel
-    of a cameo request's clip exactly that colour at any cameo scale (copied, not
-    extrapolated), and leaves the other requests of the batch as the model without it drew
-    them; batched and single sampling still agree."""
+    """A pathway that says 'the sprite fills the frame' makes a cameo request's clip exactly its
+    reference in every frame at any cameo scale (copied, not extrapolated), and leaves the
+    other requests of the batch bit for bit as the model without it drew them; batched and
+    single sampling still agree."""
     import dataclasses
 
     grown = SpaceTimeDiT(dataclasses.replace(tiny_cfg, sprite_hidden=8)).eval()
@@ -236,15 +236,15 @@ def test_the_sprite_is_composited_after_guidance_and_only_on_cameo_requests(
     n = 4 * 8 * 8
     with torch.no_grad():
         bias = grown.sprite_mlp[2].bias
-        bias[:n], bias[n : 2 * n], bias[2 * n :] = 50.0, -1 + 3 / 8, -1 + 13 / 8
+        bias[:n], bias[n : 3 * n], bias[3 * n :] = 50.0, 0.0, 1.0
     specs = _specs()
-    texel = specs[2].refs[0][6 * 4, 1 * 4].astype(int)  # the 32x32 reference, 4 px a texel
+    ref = torch.from_numpy(specs[2].refs[0].astype(np.int64)).permute(2, 0, 1)  # [3, 32, 32]
     for scale in (1.0, 3.0):
         kw = {"steps": 3, "method": "euler", "cameo_scale": scale}
         got = sample(grown, hash_encoder, specs, **kw)
         want = sample(model, hash_encoder, specs, **kw)
         frames = ((got[2].clamp(-1, 1) + 1) * 127.5).round().to(torch.int64)
-        assert torch.equal(frames, torch.tensor(texel).view(3, 1, 1, 1).expand_as(frames))
+        assert torch.equal(frames, ref[:, None].expand_as(frames))
         for i in (0, 1, 3):
             assert torch.equal(got[i], want[i]), i
         one = sample(grown, hash_encoder, specs[2:3], **kw)
