@@ -60,10 +60,10 @@ class ModelConfig:
     head_hidden: int = 0
     # > 0: the sprite pathway for cameos (a two-layer MLP of this width beside the output
     # head). Per output voxel it predicts whether the cameo's sprite shows there (alpha) and
-    # where the sprite's square is in that frame (centre and half-size); the voxels that show
-    # it pool their guesses (each relative to its own pixel) into one square per frame, and the clean-clip prediction takes
-    # the sprite's texel there, read from the reference image itself: x0 = x0 + alpha *
-    # (texel - x0). Drawing an 8x8 pattern at an arbitrary sub-patch offset is a resampling
+    # where the sprite's square is in that frame (centre and half-size, relative to the
+    # voxel's own pixel); the voxels that show it pool their guesses into one square per
+    # frame, and inside it the clean-clip prediction takes the sprite's texel, read from the
+    # reference image itself: x0 = x0 + alpha * (texel - x0). Drawing an 8x8 pattern at an arbitrary sub-patch offset is a resampling
     # the 768-d patch head does not learn at this size; where the square is, the trunk
     # already knows. Off (alpha = 0) where the sample has no reference, so a clip without a
     # cameo is what it was; added to a trained model it starts nearly off (alpha ~ 0.02).
@@ -342,7 +342,8 @@ class SpaceTimeDiT(nn.Module):
         composite: bool = True,
     ):
         """The velocity [B, C, T, H, W]; with `return_layout`, (velocity, layout): the sprite
-        pathway's raw (alpha logit, u, v) [B, 3, T, H, W], None without the pathway or refs.
+        pathway's raw layout [B, 4, T, H, W] (alpha logit and each voxel's guess of the
+        square, `sprite_box`), None without the pathway or without a sample with a reference.
         `composite=False` leaves the sprite out of the velocity (the sampler composites after
         guidance, with `apply_sprite`)."""
         cfg = self.cfg
@@ -409,7 +410,7 @@ class SpaceTimeDiT(nn.Module):
     def _layout_where(self, on: torch.Tensor, y: torch.Tensor, x: torch.Tensor):
         """The layout of the samples with a reference (`on` [B]), computed for those rows only
         (the sampler sends every request's branches with a reference slot, most of them
-        empty: the pathway would cost them 40 % more FLOPs for nothing); the other rows say
+        empty: the pathway would cost them a third more FLOPs for nothing); the other rows say
         "no sprite". None when no sample has one."""
         idx = torch.nonzero(on).flatten()
         if len(idx) == 0:
