@@ -58,7 +58,7 @@ class Batch:
     # the sprite, bool [B, T, H, W], and the sprite square per frame (cx, cy, r), [B, T, 3]
     sprite_shows: torch.Tensor | None = None
     sprite_box: torch.Tensor | None = None
-    sprite_weight: float = 0.1
+    sprite_weight: float = 1.0
 
     def to(self, device) -> Batch:
         def mv(v):

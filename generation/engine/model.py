@@ -287,6 +287,8 @@ class SpaceTimeDiT(nn.Module):
             zero.append(self.out_mlp[2])
         self.sprite_mlp = None
         if cfg.sprite_hidden > 0:
+            if cfg.prediction != "x":  # it composites into the clean-clip prediction
+                raise ValueError("the sprite pathway needs x-prediction (prediction='x')")
             voxels = cfg.patch_t * cfg.patch_h * cfg.patch_w
             # it reads the output token and the noisy input patch itself: late in sampling
             # the patch shows the square's edges to the pixel, which the token only summarises

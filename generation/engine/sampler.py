@@ -151,7 +151,7 @@ def sample(
             raise ValueError("the guide model must draw clips of the main model's size")
 
     # the sprite pathway composites after guidance (module docstring)
-    sprite = nr > 0 and getattr(model, "sprite_mlp", None) is not None and cfg.prediction == "x"
+    sprite = nr > 0 and getattr(model, "sprite_mlp", None) is not None
 
     def evaluate(xx: torch.Tensor, t: float, net=None, layout: bool = False):
         """The model (or `net`) on the first len(xx) branch rows (the first B are full

@@ -88,7 +88,7 @@ class TrainConfig:
     # grows the loaded model by it (nearly off at first: alpha ~ 0.02)
     sprite_hidden: int | None = None
     # weight of the sprite pathway's own loss (flow.sprite_loss) in cameo batches
-    sprite_weight: float = 0.1
+    sprite_weight: float = 1.0
     # "sprite": train the sprite pathway only, every other weight frozen (so clips without a
     # cameo stay bit for bit what they were); None trains everything
     train_only: str | None = None
@@ -231,7 +231,7 @@ class ClipPool:
         refs: bool = True,
         context: bool = False,
         fg_weight: float = 1.0,
-        sprite_weight: float = 0.1,
+        sprite_weight: float = 1.0,
     ) -> Batch:
         text, tmask, pooled = encoder.batch([self.captions[i] for i in idx])
         sprite = refs and len(self.sprite_shows) > 0

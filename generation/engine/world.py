@@ -287,17 +287,21 @@ def _texture(pattern: np.ndarray, cx: float, cy: float, r: float, H: int, W: int
     return pattern[v, u]
 
 
+def wall_columns(spec: ClipSpec, cfg: WorldConfig) -> np.ndarray | None:
+    """bool [W]: the pixel columns the wall covers (None without a wall)."""
+    if spec.occluder_x is None:
+        return None
+    return np.abs(np.arange(cfg.width) + 0.5 - spec.occluder_x) <= cfg.occluder_width / 2
+
+
 def render(spec: ClipSpec, positions: np.ndarray, cfg: WorldConfig):
     """Draw the clip. Returns frames uint8 [T,H,W,3] and visible fraction [n, T]."""
     T, H, W = cfg.frames, cfg.height, cfg.width
     frames = np.empty((T, H, W, 3), dtype=np.uint8)
     frames[:] = np.array(BACKGROUNDS[spec.background], dtype=np.uint8)
     vis = np.zeros((len(spec.objects), T), dtype=np.float32)
-    occ = None
-    if spec.occluder_x is not None:
-        xs = np.arange(W) + 0.5
-        col = np.abs(xs - spec.occluder_x) <= cfg.occluder_width / 2
-        occ = np.broadcast_to(col[None, :], (H, W))
+    col = wall_columns(spec, cfg)
+    occ = None if col is None else np.broadcast_to(col[None, :], (H, W))
     for t in range(T):
         img = frames[t]
         for i, o in enumerate(spec.objects):
@@ -327,9 +331,7 @@ def sprite_layout(clip: Clip, cfg: WorldConfig) -> tuple[np.ndarray, np.ndarray]
     shows = np.zeros((T, H, W), bool)
     r = spec.objects[0].radius(cfg)
     box = np.concatenate([pos[0], np.full((T, 1), r, np.float32)], axis=1).astype(np.float32)
-    occ = None
-    if spec.occluder_x is not None:
-        occ = np.abs(np.arange(W) + 0.5 - spec.occluder_x) <= cfg.occluder_width / 2
+    occ = wall_columns(spec, cfg)
     for t in range(T):
         m = shape_mask(spec.objects[0].shape, *pos[0, t], r, H, W)
         for o, p in zip(spec.objects[1:], pos[1:, t], strict=True):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import pytest
 import torch
 
 from generation.engine.flow import Batch, flow_loss
@@ -219,6 +220,8 @@ def test_sprite_pathway_is_off_without_a_reference_and_draws_the_sprite_where_it
     assert grown.sprite_mlp[2].weight.shape == (4 * n, 16)
     assert torch.count_nonzero(grown.sprite_mlp[2].weight) == 0
     assert torch.all(grown.sprite_mlp[2].bias[:n] == SPRITE_ALPHA_INIT)
+    with pytest.raises(ValueError, match="x-prediction"):
+        SpaceTimeDiT(dataclasses.replace(cfg, prediction="v"))
 
     text, mask, pooled = random_text(2)
     x, t = torch.randn(2, 3, 16, 32, 32), torch.tensor([0.6, 0.25])
