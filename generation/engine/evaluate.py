@@ -162,6 +162,14 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | No
 
 MISS_KINDS = ("never_hidden", "not_back", "off_track")
 
+# evaluate_engine(only=...): the clips of a slice a metric is scored on
+ONLY_KINDS = {
+    "wall": lambda c: (
+        c.spec.occluder_x is not None and any(o.pattern is None for o in c.spec.objects)
+    ),
+    "cameo": lambda c: bool(c.spec.cameo),
+}
+
 
 def permanence_miss(p: dict) -> str | None:
     """How a permanence clip failed, None when it did not: the object never went out of sight
@@ -219,13 +227,21 @@ def evaluate_engine(
     log=print,
     continuity_n: int | None = None,
     start: int = 0,
+    only: str | None = None,
 ) -> dict:
     """Generate the held-out set with `engine`, score it and the simulator; write
     `report.json` and `report.png` into `out_dir` when given. `start` scores the clips
-    start .. start + n - 1 of the held-out sequence instead of the first n."""
+    start .. start + n - 1 of the held-out sequence instead of the first n. `only` keeps the
+    clips of that slice of one kind (ONLY_KINDS: "wall", those behind the wall, the ones
+    permanence is scored on; "cameo"), so a metric that rests on a fifth of the clips can be
+    measured on many of them without generating the rest."""
     cfg = engine.config
     wcfg = WorldConfig(frames=cfg.frames, height=cfg.height, width=cfg.width)
     refs = heldout_clips(n, wcfg, cameo_every=cameo_every, start=start)
+    if only is not None:
+        if only not in ONLY_KINDS:
+            raise ValueError(f"only must be one of {sorted(ONLY_KINDS)}, not {only!r}")
+        refs = [c for c in refs if ONLY_KINDS[only](c)]
     from .interface import GenerationRequest
 
     reqs = [
@@ -265,6 +281,8 @@ def evaluate_engine(
     report = {
         "n": n,
         "start": start,
+        "only": only,
+        "clips": len(refs),
         "engine": getattr(engine, "name", "?"),
         "engine_info": getattr(engine, "info", {}),
         "sampler": {
@@ -275,6 +293,7 @@ def evaluate_engine(
             "shift": getattr(engine, "shift", 1.0),
             "guidance_interval": getattr(engine, "guidance_interval", None),
             "guide_scale": getattr(engine, "guide_scale", 0.0),
+            "two_pass": getattr(engine, "two_pass", False),
         },
         "generation_seconds": round(gen_s, 2),
         "generated": g,
@@ -296,7 +315,7 @@ def evaluate_engine(
         (out / "report.md").write_text(report_markdown(report))
         from .viz import save_grid
 
-        k = min(12, n)
+        k = min(12, len(refs))
         clips, caps, rf = [], [], []
         for i in range(k):
             clips += [gen[i], refs[i].frames]
@@ -323,8 +342,56 @@ def evaluate_engine(
                 [None] * len(clips),
                 title="permanence misses (first 8): generated (odd rows) vs simulator",
             )
+        model = getattr(engine, "model", None)
+        walls = [c for c in refs if ONLY_KINDS["wall"](c)][:4]
+        if walls and getattr(model, "amodal_out", None) is not None:
+            save_amodal(out / "amodal.png", model, engine.encoder, walls)
         log(f"wrote {out / 'report.json'} and {out / 'report.png'}")
     return report
+
+
+def amodal_maps(model, encoder, clips: list[Clip], t: float = 0.5, seed: int = 0) -> np.ndarray:
+    """What the model's amodal head (model.ModelConfig.amodal_head) says of each clip, noised
+    to flow time `t`: the probability that an object covers each voxel, the wall ignored,
+    float [n, T, H, W]. Behind the wall that is where the model keeps the hidden object."""
+    import torch
+
+    from .flow import frames_to_tensor
+
+    x0 = frames_to_tensor(np.stack([c.frames for c in clips]))
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    xt = (1 - t) * x0 + t * noise
+    text, tmask, pooled = encoder.batch([c.caption for c in clips])
+    L = model.cfg.max_text_tokens
+    dtype = next(model.parameters()).dtype
+    with torch.no_grad():
+        _, _, logits = model(
+            xt.to(dtype),
+            torch.full((len(clips),), t, dtype=dtype),
+            text[:, :L].to(dtype),
+            tmask[:, :L],
+            pooled.to(dtype),
+            return_amodal=True,
+        )
+    return torch.sigmoid(logits.float()).numpy()
+
+
+def save_amodal(path: str | Path, model, encoder, clips: list[Clip], t: float = 0.5) -> None:
+    """Rows in pairs: a wall clip of the simulator, then the amodal head's map of it at flow
+    time `t` (white: an object is there, as the head says; the wall's columns tinted grey)."""
+    from .viz import save_grid
+    from .world import wall_columns
+
+    maps = amodal_maps(model, encoder, clips, t)
+    rows, caps = [], []
+    for c, m in zip(clips, maps, strict=True):
+        img = np.repeat((m[..., None] * 255).round().astype(np.uint8), 3, axis=-1)
+        wall = wall_columns(c.spec, WorldConfig(width=img.shape[2]))
+        if wall is not None:
+            img[:, :, wall] = np.maximum(img[:, :, wall], 60)
+        rows += [c.frames, img]
+        caps += [c.caption, f"amodal head at t = {t}"]
+    save_grid(path, rows, caps, [None] * len(rows), title="where the model keeps the objects")
 
 
 def report_markdown(rep: dict) -> str:
@@ -485,6 +552,18 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--guide-scale", type=float, default=None, help="autoguidance scale (0 = off)"
     )
+    parser.add_argument(
+        "--two-pass",
+        default=None,
+        choices=["on", "off"],
+        help="continue each clip from its own first frames (sampler.sample two_pass)",
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        choices=sorted(ONLY_KINDS),
+        help="generate and score only the slice's clips of this kind (wall: permanence)",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument(
         "--continuity-n", type=int, default=None, help="continuation clips (default n/3)"
@@ -506,6 +585,8 @@ def run_from_args(args, log=print) -> dict:
     for k in keys + ("guide_weights", "guide_scale"):
         if getattr(args, k) is not None:
             opts[k] = getattr(args, k)
+    if getattr(args, "two_pass", None) is not None:
+        opts["two_pass"] = {"on": True, "off": False}[args.two_pass]
     if args.weights == "random":
         engine = get_engine("riff-world", weights=None, config="tiny", **opts)
     else:
@@ -518,6 +599,7 @@ def run_from_args(args, log=print) -> dict:
         log=log,
         continuity_n=getattr(args, "continuity_n", None),
         start=getattr(args, "start", 0),
+        only=getattr(args, "only", None),
     )
     brief = {
         k: rep["generated"][k]

@@ -59,6 +59,10 @@ class Batch:
     sprite_shows: torch.Tensor | None = None
     sprite_box: torch.Tensor | None = None
     sprite_weight: float = 1.0
+    # where objects are, the wall ignored, bool [B, T, H, W] (world.amodal_mask), and the
+    # weight of the model's amodal head's loss (`amodal_loss`); None / 0: not trained
+    amodal: torch.Tensor | None = None
+    amodal_weight: float = 0.0
 
     def to(self, device) -> Batch:
         def mv(v):
@@ -86,7 +90,7 @@ def flow_loss(
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     tt = t.view(B, 1, 1, 1, 1).to(x0.dtype)
     xt = (1 - tt) * x0 + tt * noise
-    v, layout = model(
+    v, layout, amodal = model(
         xt,
         t,
         batch.text,
@@ -96,7 +100,7 @@ def flow_loss(
         batch.ref_mask,
         batch.context,
         batch.context_mask,
-        return_layout=True,
+        return_amodal=True,
     )
     if batch.weight is None:
         loss = F.mse_loss(v.float(), (noise - x0).float())
@@ -108,7 +112,24 @@ def flow_loss(
         keep = batch.ref_mask[:, 0] if batch.ref_mask is not None else None
         aux = sprite_loss(layout, batch.sprite_shows, batch.sprite_box, keep)
         loss = loss + batch.sprite_weight * aux
+    if amodal is not None and batch.amodal is not None and batch.amodal_weight:
+        loss = loss + batch.amodal_weight * amodal_loss(amodal, batch.amodal)
     return loss
+
+
+def amodal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Balanced binary cross-entropy of the amodal head's logits [B, T, H, W] against where
+    objects are, the wall ignored (bool [B, T, H, W]): per sample, the mean over the object
+    voxels and the mean over the rest count a half each (objects are a few per cent of the
+    voxels; a plain mean would be met by saying "no object" everywhere). Unlike the sprite
+    loss it reaches the trunk: that is its purpose."""
+    bce = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
+    pos = target.float()
+    neg = 1.0 - pos
+    dims = (1, 2, 3)
+    on = (bce * pos).sum(dims) / pos.sum(dims).clamp(min=1.0)
+    off = (bce * neg).sum(dims) / neg.sum(dims).clamp(min=1.0)
+    return (0.5 * (on + off)).mean()
 
 
 def sprite_loss(

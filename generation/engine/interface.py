@@ -24,7 +24,7 @@ import torch
 
 from .flow import tensor_to_frames
 from .model import CONFIGS, ModelConfig, SpaceTimeDiT, count_params
-from .sampler import GenerationCancelled, SampleSpec, sample
+from .sampler import GenerationCancelled, SampleSpec, sample, sample_steps
 from .text import TextEncoder
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -106,6 +106,7 @@ class Engine:
         device: str = "cpu",
         max_batch: int = 16,
         info: dict | None = None,
+        two_pass: bool = False,
     ):
         self.model, self.encoder, self.name = model.eval(), encoder, name
         self.steps, self.method = steps, method
@@ -113,8 +114,18 @@ class Engine:
         self.guidance_interval = tuple(guidance_interval) if guidance_interval else None
         self.guide_model, self.guide_scale = guide_model, float(guide_scale)
         self.device, self.max_batch = device, max_batch
+        self.two_pass = bool(two_pass)  # sampler.sample: continue from the first frames
         self.info = info or {}
         self._lock = threading.Lock()  # one generation at a time per engine instance
+
+    @staticmethod
+    def _spec(r: GenerationRequest) -> SampleSpec:
+        text = r.prompt.strip()
+        if r.instructions.strip():
+            text = f"{text}. {r.instructions.strip()}" if text else r.instructions
+        refs = [_as_image(im) for im in (r.cameo_images or [])]
+        ctx = None if r.context_frames is None else np.asarray(r.context_frames)
+        return SampleSpec(text, int(r.seed), refs or None, ctx)
 
     @property
     def config(self) -> ModelConfig:
@@ -143,24 +154,23 @@ class Engine:
             for T, idx in groups.items()
             for s in range(0, len(idx), self.max_batch)
         ]
-        total = len(chunks) * self.steps
         results: list[GeneratedClip | None] = [None] * len(requests)
+        chunk_specs = [[self._spec(requests[i]) for i in idx] for _T, idx in chunks]
+        # a two-pass chunk reports twice the steps (sampler.sample_steps)
+        counts = [
+            sample_steps(self.model, specs, self.steps, self.two_pass, T)
+            for (T, _idx), specs in zip(chunks, chunk_specs, strict=True)
+        ]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
+        total = offsets[-1]
         with self._lock:
             for ci, (T, idx) in enumerate(chunks):
-                specs = []
-                for i in idx:
-                    r = requests[i]
-                    text = r.prompt.strip()
-                    if r.instructions.strip():
-                        text = f"{text}. {r.instructions.strip()}" if text else r.instructions
-                    refs = [_as_image(im) for im in (r.cameo_images or [])]
-                    ctx = None if r.context_frames is None else np.asarray(r.context_frames)
-                    specs.append(SampleSpec(text, int(r.seed), refs or None, ctx))
+                specs = chunk_specs[ci]
 
                 def step_cb(done: int, n: int, _ci=ci) -> bool | None:
                     if on_progress is None:
                         return None
-                    return on_progress(_ci * self.steps + done, total)
+                    return on_progress(offsets[_ci] + done, total)
 
                 t0 = time.perf_counter()
                 x = sample(
@@ -179,6 +189,7 @@ class Engine:
                     on_step=step_cb,
                     cancel=cancel,
                     device=self.device,
+                    two_pass=self.two_pass,
                 )
                 frames = tensor_to_frames(x.cpu())
                 dt = time.perf_counter() - t0
@@ -200,6 +211,7 @@ class Engine:
                             "method": self.method,
                             "text_scale": self.text_scale,
                             "cameo_scale": self.cameo_scale,
+                            "two_pass": self.two_pass,
                             "cameo_refs_used": min(
                                 len(specs[k].refs or []), self.config.max_ref_images
                             ),

@@ -69,6 +69,16 @@ class ModelConfig:
     # cameo is what it was; added to a trained model it starts nearly off (alpha ~ 0.02).
     sprite_hidden: int = 0
     sprite_size: int = 8  # the sprite's grid: the reference image is box-averaged to it
+    # a linear head beside the output that says, per voxel, whether an object covers it,
+    # the wall ignored (amodal; world.amodal_mask). Trained through the trunk with an
+    # auxiliary loss (flow.amodal_loss), so the trunk has to keep a hidden object's place
+    # while the wall hides it, which the flow loss never asks (the hidden object is not in
+    # the clip). Sampling does not use it; it costs a 192 x 256 matmul per training step.
+    amodal_head: bool = False
+    # which tokens the amodal head reads: 0, the output tokens (what the patch head reads);
+    # k, the video tokens after block k (layer-normed), so that the blocks after it are free
+    # to keep "an object is here, behind the wall" out of what is drawn
+    amodal_block: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -285,6 +295,15 @@ class SpaceTimeDiT(nn.Module):
                 nn.Linear(cfg.head_hidden, cfg.patch_dim),
             )
             zero.append(self.out_mlp[2])
+        self.amodal_out = None
+        if cfg.amodal_head:
+            if not 0 <= cfg.amodal_block <= cfg.depth:
+                raise ValueError(f"amodal_block {cfg.amodal_block}: 0 to depth ({cfg.depth})")
+            self.amodal_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+            self.amodal_out = nn.Linear(D, cfg.patch_t * cfg.patch_h * cfg.patch_w)
+            # zero: grown onto a trained model, its loss reaches the trunk only as the head
+            # learns to read it (a random head's gradient would be noise on every block)
+            zero.append(self.amodal_out)
         self.sprite_mlp = None
         if cfg.sprite_hidden > 0:
             if cfg.prediction != "x":  # it composites into the clean-clip prediction
@@ -342,12 +361,14 @@ class SpaceTimeDiT(nn.Module):
         context_mask: torch.Tensor | None = None,  # [B] bool
         return_layout: bool = False,
         composite: bool = True,
+        return_amodal: bool = False,
     ):
         """The velocity [B, C, T, H, W]; with `return_layout`, (velocity, layout): the sprite
         pathway's raw layout [B, 4, T, H, W] (alpha logit and each voxel's guess of the
         square, `sprite_box`), None without the pathway or without a sample with a reference.
         `composite=False` leaves the sprite out of the velocity (the sampler composites after
-        guidance, with `apply_sprite`)."""
+        guidance, with `apply_sprite`). `return_amodal`: (velocity, layout, amodal logits
+        [B, T, H, W] or None without the head), see `ModelConfig.amodal_head`."""
         cfg = self.cfg
         B, dev = x.shape[0], x.device
         T = x.shape[2]
@@ -387,8 +408,11 @@ class SpaceTimeDiT(nn.Module):
         mask = torch.cat(masks, dim=1)
         if bool(mask.all()):
             mask = None  # lets SDPA take its fastest kernel
-        for blk in self.blocks:
+        amodal_in = None
+        for k, blk in enumerate(self.blocks, start=1):
             h = blk(h, c, mask, txt, tmask)
+            if return_amodal and self.amodal_out is not None and k == cfg.amodal_block:
+                amodal_in = self.amodal_norm(h[:, -nv:])
         h = h[:, -nv:]  # the loss and the output only ever see video tokens
         sh, sc = self.ada_out(F.silu(c)).chunk(2, dim=-1)
         y = modulate(self.norm_out(h), sh, sc)
@@ -407,6 +431,12 @@ class SpaceTimeDiT(nn.Module):
         if cfg.prediction == "x":
             tt = t.to(out.dtype).clamp(min=cfg.t_min).view(B, 1, 1, 1, 1)
             out = (x - out) / tt
+        if return_amodal:
+            amodal = None
+            if self.amodal_out is not None:
+                tok = y if amodal_in is None else amodal_in
+                amodal = unpatchify(self.amodal_out(tok), cfg, frames=T, channels=1)[:, 0]
+            return out, layout, amodal
         return (out, layout) if return_layout else out
 
     def _layout_where(self, on: torch.Tensor, y: torch.Tensor, x: torch.Tensor):
@@ -427,8 +457,13 @@ class SpaceTimeDiT(nn.Module):
 
     def sprite_layout(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The sprite pathway's raw layout [B, 4, T, H, W] (alpha logit, then the square per
-        voxel, `sprite_box`) from the output tokens `y` [B, N, D] and the noisy clip `x`."""
-        h = torch.cat([y, patchify(x, self.cfg).to(y.dtype)], dim=-1)
+        voxel, `sprite_box`) from the output tokens `y` [B, N, D] and the noisy clip `x`.
+
+        `y` is detached: the pathway's loss trains the pathway and does not reach the trunk,
+        as the flow loss does not reach the pathway. Its gradients are some 30 times the flow
+        loss's (gradient norm about 2 against 0.07), so on the trunk they would crowd the flow
+        loss out of AdamW's second moments on every cameo batch."""
+        h = torch.cat([y.detach(), patchify(x, self.cfg).to(y.dtype)], dim=-1)
         return unpatchify(self.sprite_mlp(h), self.cfg, frames=x.shape[2], channels=SPRITE_CHANNELS)
 
     def apply_sprite(self, x0, layout, ref, on):

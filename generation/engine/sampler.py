@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from .flow import images_to_tensor
+from .flow import images_to_tensor, tensor_to_frames
 
 
 class GenerationCancelled(Exception):
@@ -68,6 +68,22 @@ def time_grid(steps: int, shift: float = 1.0) -> torch.Tensor:
     return t
 
 
+def second_pass_rows(model, specs: list[SampleSpec], frames: int | None = None) -> list[int]:
+    """The requests a two-pass sample generates twice: no cameo reference and no context of
+    their own (cameo clips are never continuations in training; a request with context is
+    already anchored), and more frames than the model's context holds."""
+    cfg = model.cfg
+    Tc = cfg.max_context_frames
+    if Tc <= 0 or (frames or cfg.frames) <= Tc:
+        return []
+    return [i for i, s in enumerate(specs) if not s.refs and s.context is None]
+
+
+def sample_steps(model, specs: list[SampleSpec], steps: int, two_pass: bool, frames=None) -> int:
+    """The step count `sample` reports to `on_step` for these specs."""
+    return 2 * steps if two_pass and second_pass_rows(model, specs, frames) else steps
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -85,8 +101,64 @@ def sample(
     on_step: Callable[[int, int], object] | None = None,
     cancel: threading.Event | Callable[[], bool] | None = None,
     device: str | torch.device = "cpu",
+    two_pass: bool = False,
 ) -> torch.Tensor:
-    """Returns x0 [B, 3, T, H, W] in [-1, 1] for the specs, in order."""
+    """Returns x0 [B, 3, T, H, W] in [-1, 1] for the specs, in order.
+
+    `two_pass`: generate the clip, then generate it again as the continuation of its own
+    first `max_context_frames` frames (the remix conditioning) and keep those frames followed
+    by the continuation. One joint pass decides the early and the late frames together; where
+    the prompt leaves something open (which way an object moves behind a wall), the late
+    frames can settle on the other answer than the early ones. The second pass sees the first
+    frames clean. Applies to the requests `second_pass_rows` names; the others are generated
+    once and come out as without it. Costs a second pass for those requests
+    (docs/engine.md, Sampling)."""
+    kw = dict(
+        steps=steps,
+        method=method,
+        text_scale=text_scale,
+        cameo_scale=cameo_scale,
+        shift=shift,
+        guidance_interval=guidance_interval,
+        guide_model=guide_model,
+        guide_scale=guide_scale,
+        cancel=cancel,
+        device=device,
+        on_step=on_step,
+    )
+    rows = second_pass_rows(model, specs, frames) if two_pass else []
+    kw["total_steps"] = 2 * steps if rows else steps
+    x = _sample_once(model, encoder, specs, frames, first_step=0, **kw)
+    if not rows:
+        return x
+    Tc = model.cfg.max_context_frames
+    first = tensor_to_frames(x[rows, :, :Tc].cpu())  # as the caller would get them
+    again = [replace(specs[i], context=first[k]) for k, i in enumerate(rows)]
+    x2 = _sample_once(model, encoder, again, frames, first_step=steps, **kw)
+    x = x.clone()
+    x[rows, :, Tc:] = x2[:, :, : x.shape[2] - Tc]
+    return x
+
+
+def _sample_once(
+    model,
+    encoder,
+    specs: list[SampleSpec],
+    frames: int | None,
+    steps: int,
+    method: str,
+    text_scale: float,
+    cameo_scale: float,
+    shift: float,
+    guidance_interval: tuple[float, float] | None,
+    guide_model,
+    guide_scale: float,
+    on_step: Callable[[int, int], object] | None,
+    total_steps: int,
+    first_step: int,
+    cancel: threading.Event | Callable[[], bool] | None,
+    device: str | torch.device,
+) -> torch.Tensor:
     cfg = model.cfg
     T = frames or cfg.frames
     B = len(specs)
@@ -200,7 +272,7 @@ def sample(
     x = noise.float()
     for i in range(steps):
         if cancelled():
-            raise GenerationCancelled(f"cancelled before step {i + 1}/{steps}")
+            raise GenerationCancelled(f"cancelled before step {first_step + i + 1}/{total_steps}")
         t, t_next = float(ts[i]), float(ts[i + 1])
         dt = t_next - t
         v = velocity(x, t)
@@ -212,6 +284,7 @@ def sample(
             x = x + dt * v
         else:
             raise ValueError(f"unknown sampling method {method!r}")
-        if on_step is not None and on_step(i + 1, steps) is False:
-            raise GenerationCancelled(f"cancelled by callback after step {i + 1}/{steps}")
+        done = first_step + i + 1
+        if on_step is not None and on_step(done, total_steps) is False:
+            raise GenerationCancelled(f"cancelled by callback after step {done}/{total_steps}")
     return x.clamp(-1, 1)

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from .flow import Batch, drop_conditions, flow_loss, frames_to_tensor, images_to_tensor
 from .model import CONFIGS, ModelConfig, SpaceTimeDiT, count_params
 from .text import TextEncoder
-from .world import WorldConfig, foreground_mask, make_clip, sprite_layout
+from .world import WorldConfig, amodal_mask, foreground_mask, make_clip, sprite_layout
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "riff-world-v0.safetensors"
 
@@ -92,6 +92,12 @@ class TrainConfig:
     # "sprite": train the sprite pathway only, every other weight frozen (so clips without a
     # cameo stay bit for bit what they were); None trains everything
     train_only: str | None = None
+    # > 0: train the model's amodal head (ModelConfig.amodal_head; with --init-from it grows
+    # the loaded model by it) with this weight on flow.amodal_loss, through the trunk: the
+    # trunk is asked where every object is in every frame, behind the wall too
+    amodal_weight: float = 0.0
+    # ModelConfig.amodal_block of a model grown by the head (0: the output tokens)
+    amodal_block: int = 0
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -109,6 +115,8 @@ def model_config(tc: TrainConfig) -> ModelConfig:
         mc.depth = tc.depth
     if tc.sprite_hidden is not None:
         mc.sprite_hidden = tc.sprite_hidden
+    if tc.amodal_weight > 0:
+        mc.amodal_head, mc.amodal_block = True, tc.amodal_block
     return mc
 
 
@@ -164,12 +172,14 @@ class ClipPool:
         progress: bool = True,
         p_context: float = 0.0,
         context_frames: int = 4,
+        amodal: bool = False,
     ):
         T, H, W = wcfg.frames, wcfg.height, wcfg.width
         self.wcfg, self.p_cameo, self.p_context = wcfg, p_cameo, p_context
-        # context clips are simulated `context_frames` longer; the first frames become the
-        # clean context and the rest the target, so the model learns to continue a clip
-        self.ctx_wcfg = replace(wcfg, frames=T + context_frames)
+        # context clips are ordinary clips simulated `context_frames` longer
+        # (`make_clip(extra_frames=)`); the first frames become the clean context and the rest
+        # the target, so the model learns to continue a clip at the pace clips have
+        self.context_frames = context_frames
         self.frames = np.zeros((size, T, H, W, 3), np.uint8)
         self.refs = np.zeros((size, 1, H, W, 3), np.uint8)
         self.has_ref = np.zeros(size, bool)
@@ -180,6 +190,8 @@ class ClipPool:
         n_sprite = size if p_cameo > 0 else 0
         self.sprite_shows = np.zeros((n_sprite, T, H, W), bool)
         self.sprite_box = np.ones((n_sprite, T, 3), np.float32)
+        # the target frames' objects, the wall ignored (world.amodal_mask), when trained
+        self.amodal = np.zeros((size if amodal else 0, T, H, W), bool)
         self.captions = [""] * size
         self.next_seed = first_seed
         self.cursor = 0
@@ -198,9 +210,10 @@ class ClipPool:
         with_ctx = not cameo and _is_context(seed, self.p_context)
         clip = make_clip(
             seed,
-            self.ctx_wcfg if with_ctx else self.wcfg,
+            self.wcfg,
             split="train",
             cameo=True if cameo else None,
+            extra_frames=self.context_frames if with_ctx else 0,
         )
         nc = self.ctx.shape[1]
         if with_ctx:
@@ -208,6 +221,8 @@ class ClipPool:
             self.frames[i] = clip.frames[nc:]
         else:
             self.frames[i] = clip.frames
+        if len(self.amodal):
+            self.amodal[i] = amodal_mask(clip, self.wcfg)[nc if with_ctx else 0 :]
         self.fg[i] = foreground_mask(self.frames[i], clip.spec.background)
         self.has_ctx[i] = with_ctx
         self.captions[i] = clip.caption
@@ -232,6 +247,7 @@ class ClipPool:
         context: bool = False,
         fg_weight: float = 1.0,
         sprite_weight: float = 1.0,
+        amodal_weight: float = 0.0,
     ) -> Batch:
         text, tmask, pooled = encoder.batch([self.captions[i] for i in idx])
         sprite = refs and len(self.sprite_shows) > 0
@@ -251,6 +267,10 @@ class ClipPool:
             sprite_shows=torch.from_numpy(self.sprite_shows[idx]) if sprite else None,
             sprite_box=torch.from_numpy(self.sprite_box[idx]) if sprite else None,
             sprite_weight=sprite_weight,
+            amodal=torch.from_numpy(self.amodal[idx])
+            if amodal_weight and len(self.amodal)
+            else None,
+            amodal_weight=amodal_weight,
         ).to(device)
 
 
@@ -382,6 +402,7 @@ def train(
             saved_tc.ema = tc.ema
             saved_tc.fg_weight = tc.fg_weight
             saved_tc.sprite_weight, saved_tc.train_only = tc.sprite_weight, tc.train_only
+            saved_tc.amodal_weight = tc.amodal_weight
         tc = saved_tc
         mcfg = ModelConfig.from_dict(json.loads(meta["config"]))
         step = int(meta["step"])
@@ -409,6 +430,8 @@ def train(
                 mcfg.depth = tc.depth
             if tc.sprite_hidden is not None:
                 mcfg.sprite_hidden = tc.sprite_hidden
+            if tc.amodal_weight > 0 and not mcfg.amodal_head:
+                mcfg.amodal_head, mcfg.amodal_block = True, tc.amodal_block
             init = {k: v.float() for k, v in init.items()}
             tensors = {f"model.{k}": v for k, v in init.items()}
             tensors.update({f"ema.{k}": v for k, v in init.items()})
@@ -433,6 +456,8 @@ def train(
         json.dumps({"model": mcfg.to_dict(), "train": asdict(tc)}, indent=2)
     )
     log(f"model {count_params(model) / 1e6:.2f}M params, {mcfg.video_tokens} video tokens")
+    if tc.amodal_weight > 0 and not mcfg.amodal_head:
+        raise ValueError("--amodal-weight: this run's model has no amodal head")
     if tc.train_only:
         n = sum(p.numel() for p in params)
         log(f"training {tc.train_only} only: {n / 1e6:.2f}M params, the rest frozen")
@@ -449,6 +474,7 @@ def train(
         progress=progress,
         p_context=tc.p_context,
         context_frames=mcfg.max_context_frames,
+        amodal=tc.amodal_weight > 0,
     )
     encoder.embed(sorted(set(pool.captions), key=len))
     encoder.save()
@@ -491,6 +517,7 @@ def train(
             context=ctx_batch,
             fg_weight=tc.fg_weight,
             sprite_weight=tc.sprite_weight,
+            amodal_weight=tc.amodal_weight,
         )
         if tc.train_only == "sprite":
             # the pathway only ever runs in the sampler's fully conditioned branch (prompt and
@@ -656,6 +683,19 @@ def add_arguments(parser) -> None:
         help="weight of the sprite pathway's own loss in cameo batches",
     )
     parser.add_argument(
+        "--amodal-weight",
+        type=float,
+        default=TrainConfig.amodal_weight,
+        help="train an amodal head (where objects are, behind the wall too) through the trunk "
+        "with this loss weight; with --init-from it grows the model by the head",
+    )
+    parser.add_argument(
+        "--amodal-block",
+        type=int,
+        default=TrainConfig.amodal_block,
+        help="the block whose video tokens the amodal head reads (0: the output tokens)",
+    )
+    parser.add_argument(
         "--train-only",
         default=None,
         choices=sorted(TRAINABLE),
@@ -716,6 +756,8 @@ def run_from_args(args, log=print) -> dict:
         sprite_hidden=getattr(args, "sprite_hidden", None),
         sprite_weight=getattr(args, "sprite_weight", TrainConfig.sprite_weight),
         train_only=getattr(args, "train_only", None),
+        amodal_weight=getattr(args, "amodal_weight", TrainConfig.amodal_weight),
+        amodal_block=getattr(args, "amodal_block", TrainConfig.amodal_block),
         ckpt_every_s=args.ckpt_every,
         seed=args.seed,
     )

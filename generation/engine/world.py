@@ -8,7 +8,7 @@ trajectories (per object per frame: x, y, visible) and the physics constants use
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -342,6 +342,24 @@ def sprite_layout(clip: Clip, cfg: WorldConfig) -> tuple[np.ndarray, np.ndarray]
     return shows, box
 
 
+def amodal_mask(clip: Clip, cfg: WorldConfig) -> np.ndarray:
+    """bool [T, H, W]: the pixels some object covers in each frame, the wall ignored (amodal:
+    an object behind the wall is where it is, not where it shows). Outside the wall's columns
+    it is exactly the pixels the renderer draws an object on.
+
+    Training can ask the model to say this from its output tokens (`flow.amodal_loss`): the
+    rendered clip, and so the flow loss, is the same wherever a hidden object is, so nothing
+    else asks the trunk to keep track of it while it is hidden."""
+    T, H, W = clip.frames.shape[:3]
+    pos = clip.trajectories[..., :2]
+    out = np.zeros((T, H, W), bool)
+    for i, o in enumerate(clip.spec.objects):
+        r = o.radius(cfg)
+        for t in range(T):
+            out[t] |= shape_mask(o.shape, *pos[i, t], r, H, W)
+    return out
+
+
 def foreground_mask(frames: np.ndarray, background: str, dilate: int = 1) -> np.ndarray:
     """bool [T, H, W]: the pixels that are not the clip's background (objects and the wall),
     grown by `dilate` pixels in space so that an object's rim counts too.
@@ -410,14 +428,23 @@ def make_clip(
     spec: ClipSpec | None = None,
     cameo: np.ndarray | None | bool = None,
     occluder: bool | None = None,
+    extra_frames: int = 0,
 ) -> Clip:
     """Render one clip deterministically for `seed`.
 
     split: "train" never draws a held-out colour x shape pair; "heldout" always puts one
     first; "all" draws from everything. `cameo`: True draws a random sprite, an array is a
     reference image (any size) or an 8x8 pattern; the first object then carries the sprite.
+    `extra_frames`: the clip is drawn and judged (the plausibility checks) as one of
+    `cfg.frames` frames, then simulated and rendered that many frames longer. The first
+    `cfg.frames` frames are then distributed as an ordinary clip's; simulating a longer clip
+    directly would not be, since the checks over more frames admit slower objects (behind a
+    wall, median speed 1.20 against 1.32 px/frame for 20 against 16 frames).
     """
     cfg = cfg or WorldConfig()
+    judge_frames = cfg.frames
+    if extra_frames:
+        cfg = replace(cfg, frames=cfg.frames + extra_frames)
     rng = np.random.default_rng(seed)
     spec = spec or sample_spec(rng, cfg, split, occluder)
     pattern = None
@@ -438,7 +465,8 @@ def make_clip(
                 o.size = "small"
         _initial_state(rng, spec, cfg)
         pos = simulate(spec, cfg)
-        if _plausible(spec, pos, cfg) and (not cfg.apart or _apart(spec, pos, cfg)):
+        judged = pos[:, :judge_frames]
+        if _plausible(spec, judged, cfg) and (not cfg.apart or _apart(spec, judged, cfg)):
             break
     frames, vis = render(spec, pos, cfg)
     traj = np.concatenate([pos, (vis > 0)[..., None]], axis=-1).astype(np.float32)

@@ -73,3 +73,13 @@ def test_train_and_evaluate_commands(tmp_path):
     assert perm["ok"] is False
     assert (tmp_path / "eval9" / "permanence-misses.png").exists()
     assert not (tmp_path / "eval3" / "permanence-misses.png").exists()  # no wall clip
+
+    # --only wall keeps the slice's wall clips (those permanence is scored on), in order
+    walls = evaluate("walls", n=12, only="wall", continuity_n=0)
+    want = [c for c in heldout_clips(12, cameo_every=6) if c.spec.occluder_x is not None]
+    assert len(want) == 2 and (walls["only"], walls["clips"]) == ("wall", 2)
+    assert [r["simulator"]["seed"] for r in walls["per_clip"]] == [c.seed for c in want]
+    assert all("permanence" in r["generated"] for r in walls["per_clip"])
+    assert walls["generated"]["permanence_n"] == len(want)
+    cameos = evaluate("cameos", n=12, only="cameo", continuity_n=0)
+    assert [r["simulator"]["seed"] for r in cameos["per_clip"]] == [eval_seed(5), eval_seed(11)]

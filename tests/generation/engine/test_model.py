@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -308,3 +309,88 @@ def test_sprite_loss_is_zero_for_the_true_layout_and_counts_only_kept_samples():
     flat = perfect.clone()
     flat[:, 0] = 0.0
     assert abs(float(sprite_loss(flat, shows, box)) - float(torch.log(torch.tensor(2.0)))) < 1e-6
+
+
+def test_sprite_loss_trains_the_pathway_and_not_the_trunk(tiny_cfg):
+    """The pathway reads the trunk's output tokens detached: its loss moves the sprite MLP
+    only, as the flow loss moves everything but it (the composite is detached too)."""
+    from generation.engine.flow import sprite_loss
+
+    cfg = dataclasses.replace(tiny_cfg, sprite_hidden=16)
+    model = randomize(SpaceTimeDiT(cfg), seed=6)
+    text, mask, pooled = random_text(2)
+    x, t = torch.randn(2, 3, 16, 32, 32), torch.tensor([0.6, 0.25])
+    refs = torch.rand(2, 1, 3, 32, 32) * 2 - 1
+    on = torch.tensor([[True], [True]])
+    _, layout = model(x, t, text, mask, pooled, refs, on, return_layout=True)
+    shows = torch.zeros(2, 16, 32, 32, dtype=torch.bool)
+    shows[:, :, 4:14, 6:16] = True
+    box = torch.tensor([11.0, 9.0, 5.0]).expand(2, 16, 3).clone()
+    sprite_loss(layout, shows, box).backward()
+    for name, p in model.named_parameters():
+        touched = p.grad is not None and bool(p.grad.abs().sum() > 0)
+        assert touched == name.startswith("sprite_mlp."), name
+
+
+def test_amodal_head_starts_as_a_no_op_and_its_loss_reaches_the_trunk(tiny_cfg):
+    """The amodal head (where objects are, the wall ignored) changes nothing the model draws;
+    it starts at zero, so grown onto trained weights its loss is log 2 and touches only the
+    head; once the head reads the trunk, its loss trains the trunk too (its purpose)."""
+    from generation.engine.flow import amodal_loss
+
+    base = randomize(SpaceTimeDiT(tiny_cfg), seed=4)
+    grown = SpaceTimeDiT(dataclasses.replace(tiny_cfg, amodal_head=True))
+    missing = grown.load_state_dict(base.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["amodal_out.bias", "amodal_out.weight"]
+    text, mask, pooled = random_text(2)
+    x, t = torch.randn(2, 3, 16, 32, 32), torch.tensor([0.7, 0.3])
+    v, layout, amodal = grown(x, t, text, mask, pooled, return_amodal=True)
+    assert torch.equal(v, base(x, t, text, mask, pooled)) and layout is None
+    assert amodal.shape == (2, 16, 32, 32) and not amodal.any()
+    assert base(x, t, text, mask, pooled, return_amodal=True)[2] is None
+
+    target = torch.zeros(2, 16, 32, 32, dtype=torch.bool)
+    target[:, :, 10:16, 4:10] = True
+    assert abs(float(amodal_loss(amodal, target).detach()) - math.log(2)) < 1e-6
+    grown.zero_grad()
+    amodal_loss(grown(x, t, text, mask, pooled, return_amodal=True)[2], target).backward()
+    trunk = [p for n, p in grown.named_parameters() if not n.startswith("amodal_out.")]
+    assert all(p.grad is None or not p.grad.any() for p in trunk)
+    assert grown.amodal_out.weight.grad.abs().sum() > 0
+
+    randomize(grown.amodal_out, seed=5)
+    grown.zero_grad()
+    amodal_loss(grown(x, t, text, mask, pooled, return_amodal=True)[2], target).backward()
+    assert grown.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+
+
+def test_amodal_loss_weighs_object_and_empty_voxels_a_half_each():
+    from generation.engine.flow import amodal_loss
+
+    target = torch.zeros(1, 4, 8, 8, dtype=torch.bool)
+    target[0, :, :2, :2] = True  # 16 of 256 voxels
+    sure = torch.where(target, 20.0, -20.0)
+    assert float(amodal_loss(sure, target)) < 1e-8
+    # "nothing anywhere", confidently: the object half is wrong however few objects there are
+    nothing = torch.full_like(sure, -20.0)
+    assert abs(float(amodal_loss(nothing, target)) - 0.5 * 20.0) < 1e-3
+    assert abs(float(amodal_loss(torch.zeros_like(sure), target)) - math.log(2)) < 1e-6
+
+
+def test_amodal_head_can_read_an_earlier_block_and_then_trains_only_the_blocks_before_it(
+    tiny_cfg,
+):
+    from generation.engine.flow import amodal_loss
+
+    cfg = dataclasses.replace(tiny_cfg, amodal_head=True, amodal_block=1)
+    model = randomize(SpaceTimeDiT(cfg), seed=8)
+    text, mask, pooled = random_text(2)
+    x, t = torch.randn(2, 3, 16, 32, 32), torch.tensor([0.7, 0.3])
+    target = torch.zeros(2, 16, 32, 32, dtype=torch.bool)
+    target[:, :4, :8, :8] = True
+    amodal_loss(model(x, t, text, mask, pooled, return_amodal=True)[2], target).backward()
+    assert model.blocks[0].mlp[0].weight.grad.abs().sum() > 0
+    assert model.blocks[1].mlp[0].weight.grad is None  # after the block it reads
+    assert model.out.weight.grad is None
+    with pytest.raises(ValueError, match="amodal_block 3"):
+        SpaceTimeDiT(dataclasses.replace(cfg, amodal_block=3))

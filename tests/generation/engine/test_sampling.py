@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from generation.engine.flow import tensor_to_frames
 from generation.engine.interface import (
     Engine,
     GenerationRequest,
@@ -15,7 +17,7 @@ from generation.engine.interface import (
     registered_engines,
 )
 from generation.engine.model import SpaceTimeDiT
-from generation.engine.sampler import GenerationCancelled, SampleSpec, sample
+from generation.engine.sampler import GenerationCancelled, SampleSpec, sample, sample_steps
 from generation.engine.world import make_clip
 
 from ._util import randomize
@@ -249,3 +251,69 @@ def test_the_sprite_is_composited_after_guidance_and_only_on_cameo_requests(
             assert torch.equal(got[i], want[i]), i
         one = sample(grown, hash_encoder, specs[2:3], **kw)
         assert torch.allclose(one[0], got[2], atol=1e-5)
+
+
+def test_two_pass_continues_each_clip_from_its_own_first_frames(model, hash_encoder):
+    """The second pass is the remix continuation of the first pass's first frames: the
+    output is those frames, then the continuation. Cameo and context requests are generated
+    once and come out exactly as without the option."""
+    ctx = make_clip(1).frames[:4]
+    specs = _specs() + [SampleSpec("a white ball", 5, context=ctx)]
+    kw = dict(steps=3, method="euler")
+    once = sample(model, hash_encoder, specs, **kw)
+    twice = sample(model, hash_encoder, specs, two_pass=True, **kw)
+    Tc = model.cfg.max_context_frames
+    assert Tc == 4 and twice.shape == once.shape
+    for i in (0, 1, 3):  # no cameo, no context: continued
+        first = tensor_to_frames(once[i, :, :Tc])
+        again = sample(model, hash_encoder, [replace(specs[i], context=first)], **kw)[0]
+        torch.testing.assert_close(twice[i, :, :Tc], once[i, :, :Tc], atol=1e-5, rtol=0)
+        torch.testing.assert_close(twice[i, :, Tc:], again[:, :-Tc], atol=1e-4, rtol=1e-4)
+        assert (twice[i, :, Tc:] - once[i, :, Tc:]).abs().max() > 0.05  # really regenerated
+    for i in (2, 4):  # the cameo request and the one with its own context
+        torch.testing.assert_close(twice[i], once[i], atol=1e-5, rtol=0)
+
+
+def test_two_pass_reports_both_passes_and_cancels_in_the_second(model, hash_encoder):
+    seen = []
+    spec = _specs()[:1]
+    sample(
+        model,
+        hash_encoder,
+        spec,
+        steps=3,
+        method="euler",
+        two_pass=True,
+        on_step=lambda d, n: seen.append((d, n)),
+    )
+    assert seen == [(k, 6) for k in range(1, 7)]
+    assert sample_steps(model, spec, 3, True) == 6
+    assert sample_steps(model, _specs()[2:3], 3, True) == 3  # a cameo request: one pass
+    assert sample_steps(model, spec, 3, False) == 3
+    with pytest.raises(GenerationCancelled, match="after step 4/6"):
+        sample(
+            model,
+            hash_encoder,
+            spec,
+            steps=3,
+            method="euler",
+            two_pass=True,
+            on_step=lambda d, n: d < 4,
+        )
+
+
+def test_engine_two_pass_progress_counts_each_chunk_by_its_passes(model, hash_encoder):
+    engine = Engine(model, hash_encoder, steps=2, method="euler", two_pass=True)
+    cameo = make_clip(9, cameo=True).reference_images[0]
+    reqs = [
+        GenerationRequest("a red ball bounces", seed=1),  # 16 frames: two passes
+        GenerationRequest("a blue square slides", seed=2, seconds=1.0, cameo_images=[cameo]),
+    ]
+    progress = []
+    clips = engine.generate(reqs, on_progress=lambda d, n: progress.append((d, n)))
+    assert progress == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
+    assert [c.metadata["two_pass"] for c in clips] == [True, True]
+    plain = Engine(model, hash_encoder, steps=2, method="euler").generate(reqs)
+    assert np.array_equal(plain[1].frames, clips[1].frames)  # the cameo request: one pass
+    assert np.array_equal(plain[0].frames[:4], clips[0].frames[:4])
+    assert not np.array_equal(plain[0].frames[4:], clips[0].frames[4:])

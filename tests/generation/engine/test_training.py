@@ -10,7 +10,7 @@ from safetensors import safe_open
 import generation.engine.train as train_mod
 from generation.engine.interface import GenerationRequest, get_engine
 from generation.engine.train import ClipPool, TrainConfig, export_weights, train
-from generation.engine.world import WorldConfig
+from generation.engine.world import WorldConfig, make_clip
 
 
 def tiny_run(**overrides) -> TrainConfig:
@@ -175,6 +175,11 @@ def test_context_clips_continue_their_context_and_train_with_it(tmp_path, monkey
     step = np.abs(pool.ctx[i, -1].astype(int) - pool.frames[i, 0]).mean()
     far = np.abs(pool.ctx[i, 0].astype(int) - pool.frames[i, -1]).mean()
     assert step < far
+    # ...of an ordinary clip of the seed, simulated on: the context is its first frames
+    clip = make_clip(i, WorldConfig(), split="train", extra_frames=4)
+    assert np.array_equal(pool.ctx[i], clip.frames[:4])
+    assert np.array_equal(pool.frames[i], clip.frames[4:])
+    assert pool.captions[i] == clip.caption
 
     tc = tiny_run(steps=4, p_cameo=0.0, p_context=1.0)
     seen = []
@@ -258,7 +263,7 @@ def test_ema_decay_comes_from_the_command_line_and_sets_how_far_the_average_lags
 
 def test_fg_weight_weights_object_and_wall_voxels_and_follows_the_command_line(tmp_path):
     from generation.engine.text import TextEncoder
-    from generation.engine.world import foreground_mask, make_clip
+    from generation.engine.world import foreground_mask
 
     mc = train_mod.model_config(tiny_run())
     pool = ClipPool(12, train_mod.world_config(tiny_run(p_wall=1.0), mc), 0.0, progress=False)
@@ -320,3 +325,61 @@ def test_apart_reaches_the_training_world_and_follows_the_command_line_on_resume
     assert json.loads((tmp_path / "config.json").read_text())["train"]["apart"] is True
     train(tmp_path, tiny_run(steps=3), progress=False, log=lambda *_: None)
     assert json.loads((tmp_path / "config.json").read_text())["train"]["apart"] is False
+
+
+def test_amodal_weight_grows_the_head_and_trains_it_through_the_trunk(tmp_path, monkeypatch):
+    from generation.engine.world import amodal_mask
+
+    parent, child, logs = grow_tiny_parent(tmp_path, amodal_weight=0.5)
+    assert any(m == "new parameters (fresh init): amodal_out.bias, amodal_out.weight" for m in logs)
+    with safe_open(str(child), "pt") as f:
+        assert json.loads(f.metadata()["config"])["amodal_head"] is True
+        assert torch.count_nonzero(f.get_tensor("amodal_out.weight")) == 0
+    assert_same_clip(parent, child)
+
+    # the pool keeps each target clip's amodal mask (of the target frames of a context clip)
+    wcfg = WorldConfig(p_occluder=1.0)
+    pool = ClipPool(30, wcfg, p_cameo=0.0, progress=False, p_context=0.4, amodal=True)
+    assert ClipPool(3, wcfg, p_cameo=0.0, progress=False).amodal.shape[0] == 0
+    for i in range(30):
+        extra = 4 if pool.has_ctx[i] else 0
+        clip = make_clip(i, wcfg, split="train", extra_frames=extra)
+        assert np.array_equal(pool.amodal[i], amodal_mask(clip, wcfg)[extra:]), i
+
+    # every batch carries its masks and the weight; the head and the trunk both move
+    seen = []
+    real = train_mod.flow_loss
+
+    def spy(model, batch, **kw):
+        seen.append((batch.amodal is not None, batch.amodal_weight))
+        return real(model, batch, **kw)
+
+    monkeypatch.setattr(train_mod, "flow_loss", spy)
+    run = tmp_path / "amodal"
+    train_from(parent, run, steps=4, lr=1e-2, amodal_weight=0.5, p_cameo=0.0, p_wall=1.0)
+    assert seen == [(True, 0.5)] * 4
+    with safe_open(str(run / "ckpt.safetensors"), "pt") as g:
+        assert torch.count_nonzero(g.get_tensor("model.amodal_out.weight")) > 0
+    # evaluate --out pictures what the head says of the first wall clips
+    from generation.engine.evaluate import amodal_maps, save_amodal
+
+    engine = get_engine("riff-world", weights=str(export_weights(run, tmp_path / "a.st")))
+    walls = [make_clip(s, WorldConfig(), occluder=True) for s in range(2)]
+    maps = amodal_maps(engine.model, engine.encoder, walls)
+    assert maps.shape == (2, 16, 32, 32) and 0.0 < maps.min() and maps.max() < 1.0
+    save_amodal(tmp_path / "amodal.png", engine.model, engine.encoder, walls)
+    assert (tmp_path / "amodal.png").stat().st_size > 1000
+
+    # resuming a run whose model has no head with a weight is refused, the run left as it was
+    headless = tmp_path / "headless"
+    train_from(parent, headless, steps=1)
+    before = (headless / "ckpt.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="no amodal head"):
+        train(
+            headless,
+            tiny_run(steps=2, amodal_weight=0.5),
+            threads=1,
+            progress=False,
+            log=lambda *_: None,
+        )
+    assert (headless / "ckpt.safetensors").read_bytes() == before

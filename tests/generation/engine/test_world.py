@@ -260,3 +260,52 @@ def test_apart_keeps_one_colour_groups_countable_and_leaves_the_default_draw_alo
     for s in others:
         a, b = make_clip(s, WorldConfig()), make_clip(s, WorldConfig(apart=True))
         assert np.array_equal(a.frames, b.frames) and a.caption == b.caption
+
+
+def test_extra_frames_run_an_ordinary_clip_on_at_its_pace():
+    """A continuation training clip is an ordinary clip simulated longer: its first frames,
+    caption and tracks are the ordinary clip's. Simulating a longer clip outright would not
+    do: the checks over more frames admit slower objects behind the wall."""
+    for seed in range(12):
+        a = make_clip(seed, occluder=True)
+        b = make_clip(seed, occluder=True, extra_frames=4)
+        assert b.frames.shape == (20, 32, 32, 3) and b.trajectories.shape[1] == 20
+        assert np.array_equal(b.frames[:16], a.frames) and b.caption == a.caption
+        assert np.array_equal(b.trajectories[:, :16], a.trajectories)
+        moved = np.abs(np.diff(b.trajectories[0, 15:, 0])).sum()
+        assert moved > 2.0  # it slides or bounces on past frame 16
+
+    def speed(cfg, **kw):
+        return np.median(
+            [
+                abs(np.diff(make_clip(s, cfg, occluder=True, **kw).trajectories[0, :4, 0])).mean()
+                for s in range(150)
+            ]
+        )
+
+    ordinary = speed(WorldConfig())
+    assert speed(WorldConfig(), extra_frames=4) == ordinary
+    assert speed(WorldConfig(frames=20)) < ordinary - 0.05
+
+
+def test_amodal_mask_is_the_drawn_objects_outside_the_wall_and_the_hidden_one_behind_it():
+    from generation.engine.world import BACKGROUNDS, OCCLUDER_COLOR, amodal_mask, wall_columns
+
+    cfg = WorldConfig()
+    hidden_frames = 0
+    for seed in range(10):
+        clip = make_clip(seed, cfg, occluder=True)
+        m = amodal_mask(clip, cfg)
+        assert m.shape == clip.frames.shape[:3] and m.dtype == bool
+        wall = wall_columns(clip.spec, cfg)
+        bg = np.array(BACKGROUNDS[clip.spec.background])
+        drawn = (clip.frames != bg).any(-1)
+        # outside the wall: exactly the object pixels the renderer drew
+        assert np.array_equal(m[:, :, ~wall], drawn[:, :, ~wall]), seed
+        # behind it: the frames show only the wall, the mask still has the object
+        assert (clip.frames[:, :, wall] == OCCLUDER_COLOR).all()
+        for t in np.flatnonzero(clip.trajectories[0, :, 2] == 0):
+            x, y = clip.trajectories[0, t, :2]
+            assert m[t, int(y), int(x)], (seed, t)
+            hidden_frames += 1
+    assert hidden_frames >= 20  # every wall clip hides its object for some frames
