@@ -277,29 +277,19 @@ def test_two_pass_continues_each_clip_from_its_own_first_frames(model, hash_enco
 def test_two_pass_reports_both_passes_and_cancels_in_the_second(model, hash_encoder):
     seen = []
     spec = _specs()[:1]
-    sample(
-        model,
-        hash_encoder,
-        spec,
-        steps=3,
-        method="euler",
-        two_pass=True,
-        on_step=lambda d, n: seen.append((d, n)),
-    )
+
+    def two_passes(on_step):
+        return sample(
+            model, hash_encoder, spec, steps=3, method="euler", two_pass=True, on_step=on_step
+        )
+
+    two_passes(lambda d, n: seen.append((d, n)))
     assert seen == [(k, 6) for k in range(1, 7)]
     assert sample_steps(model, spec, 3, True) == 6
     assert sample_steps(model, _specs()[2:3], 3, True) == 3  # a cameo request: one pass
     assert sample_steps(model, spec, 3, False) == 3
     with pytest.raises(GenerationCancelled, match="after step 4/6"):
-        sample(
-            model,
-            hash_encoder,
-            spec,
-            steps=3,
-            method="euler",
-            two_pass=True,
-            on_step=lambda d, n: d < 4,
-        )
+        two_passes(lambda d, n: d < 4)
 
 
 def test_engine_two_pass_progress_counts_each_chunk_by_its_passes(model, hash_encoder):

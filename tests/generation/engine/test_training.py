@@ -366,7 +366,7 @@ def test_amodal_weight_grows_the_head_and_trains_it_through_the_trunk(tmp_path, 
     engine = get_engine("riff-world", weights=str(export_weights(run, tmp_path / "a.st")))
     walls = [make_clip(s, WorldConfig(), occluder=True) for s in range(2)]
     maps = amodal_maps(engine.model, engine.encoder, walls)
-    assert maps.shape == (2, 16, 32, 32) and 0.0 < maps.min() and maps.max() < 1.0
+    assert maps.shape == (2, 16, 32, 32) and maps.min() > 0.0 and maps.max() < 1.0
     save_amodal(tmp_path / "amodal.png", engine.model, engine.encoder, walls)
     assert (tmp_path / "amodal.png").stat().st_size > 1000
 
