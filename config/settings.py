@@ -236,6 +236,9 @@ RIFF_ENGINE_OPTIONS: dict = {
     "steps": env_int("RIFF_SAMPLER_STEPS", 24),
     "shift": env_float("RIFF_SAMPLER_SHIFT", 1.0),
 }
+# Unset: the weights' own "sampler" metadata decides (the shipped file asks for two passes).
+if env("RIFF_SAMPLER_TWO_PASS") is not None:
+    RIFF_ENGINE_OPTIONS["two_pass"] = env_bool("RIFF_SAMPLER_TWO_PASS")
 if TESTING:
     # The engine's tiny random-weight config: real model code, seconds on a CPU.
     RIFF_ENGINE_OPTIONS = {"config": "tiny", "weights": None, "steps": 4}

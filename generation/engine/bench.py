@@ -132,6 +132,8 @@ def bench(
         "method": engine.method,
         "model_evals_per_step": 2 if engine.method == "heun" else 1,
         "cfg_branches": 2,
+        # requests without a cameo or context go through twice (sampler.sample two_pass)
+        "two_pass": engine.two_pass,
     }
     res["seconds_per_clip"] = one
     res["eight_single_requests_s"] = singles

@@ -289,6 +289,27 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[SpaceTimeDiT, dic
     return _MODELS[key]
 
 
+# Sampler settings a weights file may carry in its "sampler" metadata (a JSON object).
+WEIGHT_SAMPLER_KEYS = frozenset({"two_pass"})
+
+
+def weight_sampler_defaults(meta: dict) -> dict:
+    """The sampler defaults a weights file names, e.g. `two_pass` for weights trained on
+    continuations at the ordinary pace (docs/engine.md, "Two-pass sampling"). An unknown
+    key is an error: a file that asks for a setting this code cannot honour should not load
+    as if it had not."""
+    raw = meta.get("sampler")
+    if not raw:
+        return {}
+    values = json.loads(raw)
+    if not isinstance(values, dict):
+        raise ValueError(f"a weights file's sampler metadata is a JSON object, not {raw!r}")
+    unknown = sorted(set(values) - WEIGHT_SAMPLER_KEYS)
+    if unknown:
+        raise ValueError(f"weights name sampler settings this engine does not know: {unknown}")
+    return values
+
+
 def riff_world(
     config: str | None = None,
     weights: str | Path | None = "default",
@@ -322,6 +343,9 @@ def riff_world(
         info = {"weights": path.name, "step": int(meta.get("total_steps", meta.get("step", 0)))}
         if config is not None:
             raise ValueError("config applies only to random weights (weights=None)")
+        # the sampler settings the weights were measured with; options given here win
+        for key, value in weight_sampler_defaults(meta).items():
+            sampler_options.setdefault(key, value)
     info["params"] = count_params(model)
     if guide_weights is not None:
         guide, gmeta = load_model(Path(guide_weights), device)

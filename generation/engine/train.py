@@ -306,8 +306,12 @@ def export_weights(
     out_path: str | Path = DEFAULT_WEIGHTS,
     dtype: torch.dtype = torch.float16,
     which: str = "ema",
+    extra_meta: dict[str, str] | None = None,
 ) -> Path:
-    """EMA (or raw, which="model") weights in fp16 + config JSON in the safetensors metadata."""
+    """EMA (or raw, which="model") weights in fp16 + config JSON in the safetensors metadata.
+
+    `extra_meta`: more metadata strings, e.g. the lineage of a shipped file or the "sampler"
+    settings it was measured with (`interface.weight_sampler_defaults`)."""
     run_dir, out_path = Path(run_dir), Path(out_path)
     tensors, meta = read_checkpoint(run_dir / "ckpt.safetensors")
     prefix = f"{which}."
@@ -327,6 +331,7 @@ def export_weights(
         "text_encoder": tc.get("text_encoder", "minilm"),
         "source_run": run_dir.name,
         "weights": which,
+        **(extra_meta or {}),
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_file(ema, str(out_path), metadata=out_meta)
