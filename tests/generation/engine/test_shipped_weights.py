@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
+from safetensors import safe_open
 
 from generation.engine.analysis import ClipAnalysis
 from generation.engine.interface import DEFAULT_WEIGHTS, GenerationRequest, get_engine
@@ -34,11 +38,30 @@ def test_shipped_checkpoint_generates_the_requested_colour(minilm):
     assert DEFAULT_WEIGHTS.stat().st_size < 30 * 1024 * 1024
 
 
+def test_shipped_checkpoint_asks_for_two_passes(minilm):
+    """Stage 16 shipped with two passes (docs/engine.md): the file says so, the engine honours
+    it for a plain request, and a cameo request still takes one pass."""
+    engine = get_engine("riff-world", steps=2, method="euler")
+    assert engine.two_pass is True
+    with safe_open(str(DEFAULT_WEIGHTS), "pt") as f:
+        assert json.loads(f.metadata()["sampler"]) == {"two_pass": True}
+    seen: list[tuple[int, int]] = []
+    plain, cameo = (
+        GenerationRequest("a red ball bounces", seed=3),
+        GenerationRequest(
+            "the cameo slides", seed=3, cameo_images=[np.full((32, 32, 3), 200, np.uint8)]
+        ),
+    )
+    engine.generate([plain], on_progress=lambda d, n: seen.append((d, n)))
+    assert seen[-1] == (4, 4)  # two passes of two steps
+    seen.clear()
+    engine.generate([cameo], on_progress=lambda d, n: seen.append((d, n)))
+    assert seen[-1] == (2, 2)
+
+
 def test_shipped_checkpoint_continues_a_parent_clip(minilm):
     """Remix conditioning: with a clip's last frames as context, the generated clip starts
     where that clip ended (the first object close to where the simulation continues it)."""
-    import numpy as np
-
     from generation.engine.evaluate import continuation_clips, continuity_error
     from generation.engine.world import WorldConfig
 
@@ -65,8 +88,6 @@ def test_shipped_checkpoint_carries_the_cameo_sprite(minilm):
     """The sprite pathway: the first eight cameo clips of the held-out set, at the cheap
     sampler setting, put the reference's 8x8 pattern on the cameo (measured: 6 of 8 under the
     evaluation's 0.15 sprite error; the weights before the pathway: 0 of 8, median 0.30)."""
-    import numpy as np
-
     from generation.engine.analysis import cameo_error
     from generation.engine.world import WorldConfig, heldout_clips
 
