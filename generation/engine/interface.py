@@ -294,10 +294,10 @@ WEIGHT_SAMPLER_KEYS = frozenset({"two_pass"})
 
 
 def weight_sampler_defaults(meta: dict) -> dict:
-    """The sampler defaults a weights file names, e.g. `two_pass` for weights trained on
-    continuations at the ordinary pace (docs/engine.md, "Two-pass sampling"). An unknown
-    key is an error: a file that asks for a setting this code cannot honour should not load
-    as if it had not."""
+    """The sampler defaults a weights file names, e.g. `two_pass` for weights whose trunk was
+    trained with an amodal head (docs/engine.md, "Stage 16"). An unknown key or a value of
+    the wrong type is an error: a file that asks for a setting this code cannot honour
+    should not load as if it had not."""
     raw = meta.get("sampler")
     if not raw:
         return {}
@@ -307,6 +307,8 @@ def weight_sampler_defaults(meta: dict) -> dict:
     unknown = sorted(set(values) - WEIGHT_SAMPLER_KEYS)
     if unknown:
         raise ValueError(f"weights name sampler settings this engine does not know: {unknown}")
+    if not isinstance(values.get("two_pass", False), bool):
+        raise ValueError(f"a weights file's two_pass is true or false, not {values['two_pass']!r}")
     return values
 
 

@@ -94,7 +94,11 @@ def test_weights_carry_the_sampler_settings_they_were_measured_with(tmp_path):
     )[0]
     assert clip.metadata["two_pass"] is True and clip.frames.shape == (16, 32, 32, 3)
     # a file asking for a setting this code does not know is refused, not half-honoured
-    bad_files = (({"two_pass": True, "cfg_rescale": 0.7}, "cfg_rescale"), ([1], "object"))
+    bad_files = (
+        ({"two_pass": True, "cfg_rescale": 0.7}, "cfg_rescale"),
+        ([1], "object"),
+        ({"two_pass": "yes"}, "true or false"),
+    )
     for i, (bad, match) in enumerate(bad_files):
         meta = {"sampler": json.dumps(bad)}
         path = export_weights(run, tmp_path / f"bad{i}.st", extra_meta=meta)
