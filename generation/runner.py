@@ -2,7 +2,8 @@
 
 The engine (torch) is imported here lazily and loaded once per worker process, so the web tier
 never imports torch. `RIFF_ENGINE` names a backend in the engine registry; its options come
-from `RIFF_ENGINE_OPTIONS`.
+from `RIFF_ENGINE_OPTIONS`. Of the backend this module reads only the `Engine` protocol
+(generation/engine/backends/base.py): any registered backend runs a job the same way.
 """
 
 from __future__ import annotations
@@ -15,21 +16,27 @@ from django.core.files.storage import default_storage
 from django.utils.module_loading import import_string
 from PIL import Image
 
+from .engine.backends import Engine, EngineUnavailable, GenerationRequest, get_engine
 from .models import Generation, GenerationCameo
 
+# EngineUnavailable is the backends' own class, re-exported: the one a worker catches
+__all__ = [
+    "EngineUnavailable",
+    "cameo_inputs",
+    "context_frames",
+    "engine",
+    "letterbox",
+    "render_job",
+    "sample_job",
+]
 
-class EngineUnavailable(Exception):
-    """The configured engine can't be built on this worker (e.g. no weights)."""
 
+def engine() -> Engine:
+    """The process-wide engine for the current settings (the registry loads it once).
 
-def engine():
-    """The process-wide engine for the current settings (the registry loads it once)."""
-    from .engine import interface
-
-    try:
-        return interface.get_engine(settings.RIFF_ENGINE, **settings.RIFF_ENGINE_OPTIONS)
-    except (interface.EngineUnavailable, KeyError) as exc:
-        raise EngineUnavailable(str(exc)) from exc
+    Raises EngineUnavailable when the backend cannot be built on this worker (an unknown
+    name, missing weights)."""
+    return get_engine(settings.RIFF_ENGINE, **settings.RIFF_ENGINE_OPTIONS)
 
 
 def _load_image(name: str) -> np.ndarray | None:
@@ -79,25 +86,23 @@ def letterbox(frames: np.ndarray, aspect: str) -> np.ndarray:
     return out
 
 
-def context_frames(job: Generation, backend) -> np.ndarray | None:
+def context_frames(job: Generation, backend: Engine) -> np.ndarray | None:
     """The parent clip's frames for a remix, from the provider RIFF_REMIX_CONTEXT_PROVIDER names
-    (the remix app; generation never imports it). None: generate without context."""
+    (the remix app; generation never imports it), at the backend's frame size. None: generate
+    without context (not a remix, no provider, or a backend that takes no context frames)."""
     path = getattr(settings, "RIFF_REMIX_CONTEXT_PROVIDER", "")
-    if job.remix_of_id is None or not path:
+    if job.remix_of_id is None or not path or backend.max_context_frames <= 0:
         return None
-    cfg = getattr(backend, "config", None)
     return import_string(path)(
         job=job,
-        height=int(getattr(cfg, "height", 32)),
-        width=int(getattr(cfg, "width", 32)),
-        count=int(getattr(cfg, "max_context_frames", 4)),
+        height=int(backend.height),
+        width=int(backend.width),
+        count=int(backend.max_context_frames),
     )
 
 
 def sample_job(job: Generation, on_progress) -> tuple[np.ndarray, float]:
     """Runs the engine for one job; returns (uint8 frames [T, H, W, 3], fps)."""
-    from .engine.interface import GenerationRequest
-
     backend = engine()
     refs, instructions = cameo_inputs(job)
     request = GenerationRequest(

@@ -17,8 +17,9 @@ from django.db import transaction
 
 from cameos.consent import cameo_can_use
 
+from .engine.backends import EngineUnavailable
 from .models import Generation, GenerationCameo, GenerationStatus
-from .runner import EngineUnavailable, render_job, sample_job
+from .runner import render_job, sample_job
 from .services.jobs import (
     LostLease,
     generation_claim,

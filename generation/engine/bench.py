@@ -77,7 +77,7 @@ def bench(
     reps: int = 3,
     log=print,
 ) -> dict:
-    from .interface import GenerationRequest, get_engine
+    from .backends import GenerationRequest, get_engine
 
     if threads:
         torch.set_num_threads(threads)

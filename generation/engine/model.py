@@ -50,7 +50,7 @@ class ModelConfig:
     max_context_frames: int = 4
     # "x": the network predicts the clean clip and forward() returns the implied velocity
     # (x_t - x0_hat) / t; "v": the network predicts the velocity directly. With 768-d
-    # patches and a 192-d width, x-prediction is what learns (see docs/engine.md).
+    # patches and a 192-d width, x-prediction is what learns (see docs/engine-history.md).
     prediction: str = "x"
     t_min: float = 0.05  # clamp of t in the x -> v conversion
     # > 0: a two-layer MLP (this many hidden units) beside the linear output layer, its last

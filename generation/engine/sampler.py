@@ -12,7 +12,7 @@ Autoguidance (Karras et al., "Guiding a Diffusion Model with a Bad Version of It
 where `guide_model` is an earlier, less trained checkpoint of the same world. The idea is
 that its errors are the main model's made larger, so the difference points away from them.
 Measured on the shipped weights it lost count and permanence at every scale tried
-(docs/engine.md, Sampling), so `s_guide = 0`, off, is the default.
+(docs/engine-history.md, Sampling), so `s_guide = 0`, off, is the default.
 
 A model with the sprite pathway (cameos, model.py) composites the sprite after guidance: the
 branches' velocities are combined without it, then the clean clip they imply takes the
@@ -112,7 +112,7 @@ def sample(
     frames can settle on the other answer than the early ones. The second pass sees the first
     frames clean. Applies to the requests `second_pass_rows` names; the others are generated
     once and come out as without it. Costs a second pass for those requests
-    (docs/engine.md, Sampling)."""
+    (docs/engine-history.md, Sampling)."""
     kw = dict(
         steps=steps,
         method=method,

@@ -69,14 +69,15 @@ def test_provider_gives_nothing_without_a_usable_parent(user, other, rendered_pa
 
 
 class FakeEngine:
-    class config:
-        height, width, max_context_frames = 32, 32, 4
+    """Only the Engine protocol (generation.engine.backends.base), as the runner reads it."""
+
+    name, fps, height, width, max_context_frames = "fake", 8, 32, 32, 4
 
     def __init__(self):
         self.requests = []
 
     def generate(self, requests, on_progress=None):
-        from generation.engine.interface import GeneratedClip
+        from generation.engine.backends import GeneratedClip
 
         self.requests += requests
         return [GeneratedClip(np.zeros((16, 32, 32, 3), np.uint8), 8, {}) for _ in requests]

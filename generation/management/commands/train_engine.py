@@ -14,14 +14,14 @@ class Command(BaseCommand):
     help = "Train the riff-world engine on the procedural world (resumable); --export ships it."
 
     def add_arguments(self, parser):
-        from generation.engine.train import add_arguments
+        from generation.engine.training.cli import add_arguments
 
         add_arguments(parser)
 
     def handle(self, *args, **options):
         import argparse
 
-        from generation.engine.train import run_from_args
+        from generation.engine.training.cli import run_from_args
 
         ns = argparse.Namespace(**{k.replace("-", "_"): v for k, v in options.items()})
         run_from_args(ns, log=lambda m: self.stdout.write(str(m)))

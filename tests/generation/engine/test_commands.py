@@ -83,3 +83,20 @@ def test_train_and_evaluate_commands(tmp_path):
     assert walls["generated"]["permanence_n"] == len(want)
     cameos = evaluate("cameos", n=12, only="cameo", continuity_n=0)
     assert [r["simulator"]["seed"] for r in cameos["per_clip"]] == [eval_seed(5), eval_seed(11)]
+
+
+def test_evaluate_engine_card_rewrites_the_table_from_a_report(tmp_path):
+    from pathlib import Path
+
+    from django.core.management import call_command
+
+    report = Path(__file__).resolve().parents[3] / "docs" / "engine-eval-stage16.json"
+    card = tmp_path / "card.md"
+    card.write_text("# card\n<!-- eval-table:begin -->\nstale\n<!-- eval-table:end -->\ntail\n")
+    out = io.StringIO()
+    call_command("evaluate_engine", card=str(report), card_file=str(card), stdout=out)
+    assert "rewrote the evaluation table" in out.getvalue()
+    text = card.read_text()
+    assert "stale" not in text and text.startswith("# card\n") and text.endswith("\ntail\n")
+    assert "| colour adherence | 94 % (91–96) | 100 % | ≥ 90 % | met | 348 |" in text
+    assert not list(tmp_path.glob("**/report.json"))  # nothing was generated

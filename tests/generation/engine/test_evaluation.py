@@ -2,17 +2,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from generation.engine.analysis import ClipAnalysis, cameo_error, fit_ballistic, shape_of
-from generation.engine.evaluate import (
+from generation.engine.evaluation.analysis import ClipAnalysis, cameo_error, fit_ballistic, shape_of
+from generation.engine.evaluation.metrics import (
     CONTINUITY_PX,
-    TARGETS,
     clip_metrics,
     continuation_clips,
     continuity_error,
-    report_markdown,
     summarize,
     wilson_interval,
 )
+from generation.engine.evaluation.report import report_markdown
+from generation.engine.evaluation.targets import TARGETS
 from generation.engine.world import (
     ClipSpec,
     ObjectSpec,

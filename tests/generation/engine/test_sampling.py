@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from generation.engine.flow import tensor_to_frames
-from generation.engine.interface import (
+from generation.engine.backends import (
     Engine,
+    EngineUnavailable,
     GenerationRequest,
     get_engine,
     register_engine,
     registered_engines,
 )
+from generation.engine.backends.riff_world import RiffWorldEngine
+from generation.engine.flow import tensor_to_frames
 from generation.engine.model import SpaceTimeDiT
 from generation.engine.sampler import GenerationCancelled, SampleSpec, sample, sample_steps
 from generation.engine.world import make_clip
@@ -152,7 +154,7 @@ def test_registry():
     a = get_engine("test-dummy", flavour=1)
     assert get_engine("test-dummy", flavour=1) is a and calls == [{"flavour": 1}]
     assert isinstance(a, Engine)
-    with pytest.raises(KeyError):
+    with pytest.raises(EngineUnavailable, match="unknown engine 'no-such-engine'"):
         get_engine("no-such-engine")
 
 
@@ -198,7 +200,7 @@ def test_engine_loads_guide_weights(tmp_path, tiny_cfg):
 
     from safetensors.torch import save_file
 
-    from generation.engine.interface import clear_engine_cache
+    from generation.engine.backends import clear_engine_cache
 
     path = tmp_path / "guide.safetensors"  # the shipped format: fp16, config in the metadata
     net = randomize(SpaceTimeDiT(tiny_cfg), seed=4)
@@ -293,7 +295,7 @@ def test_two_pass_reports_both_passes_and_cancels_in_the_second(model, hash_enco
 
 
 def test_engine_two_pass_progress_counts_each_chunk_by_its_passes(model, hash_encoder):
-    engine = Engine(model, hash_encoder, steps=2, method="euler", two_pass=True)
+    engine = RiffWorldEngine(model, hash_encoder, steps=2, method="euler", two_pass=True)
     cameo = make_clip(9, cameo=True).reference_images[0]
     reqs = [
         GenerationRequest("a red ball bounces", seed=1),  # 16 frames: two passes
@@ -303,7 +305,7 @@ def test_engine_two_pass_progress_counts_each_chunk_by_its_passes(model, hash_en
     clips = engine.generate(reqs, on_progress=lambda d, n: progress.append((d, n)))
     assert progress == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
     assert [c.metadata["two_pass"] for c in clips] == [True, True]
-    plain = Engine(model, hash_encoder, steps=2, method="euler").generate(reqs)
+    plain = RiffWorldEngine(model, hash_encoder, steps=2, method="euler").generate(reqs)
     assert np.array_equal(plain[1].frames, clips[1].frames)  # the cameo request: one pass
     assert np.array_equal(plain[0].frames[:4], clips[0].frames[:4])
     assert not np.array_equal(plain[0].frames[4:], clips[0].frames[4:])

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from generation.engine.analysis import ClipAnalysis
-from generation.engine.interface import DEFAULT_WEIGHTS, GenerationRequest, get_engine
+from generation.engine.backends import GenerationRequest, get_engine
+from generation.engine.backends.riff_world import DEFAULT_WEIGHTS
+from generation.engine.evaluation.analysis import ClipAnalysis
 from generation.engine.world import HELD_OUT_PAIRS
 
 pytestmark = pytest.mark.skipif(
@@ -39,7 +40,7 @@ def test_shipped_checkpoint_generates_the_requested_colour(minilm):
 
 
 def test_shipped_checkpoint_asks_for_two_passes(minilm):
-    """Stage 16 shipped with two passes (docs/engine.md): the file says so, the engine honours
+    """Stage 16 shipped with two passes (docs/engine-history.md): the file says so, the engine honours
     it for a plain request, and a cameo request still takes one pass."""
     engine = get_engine("riff-world", steps=2, method="euler")
     assert engine.two_pass is True
@@ -62,7 +63,7 @@ def test_shipped_checkpoint_asks_for_two_passes(minilm):
 def test_shipped_checkpoint_continues_a_parent_clip(minilm):
     """Remix conditioning: with a clip's last frames as context, the generated clip starts
     where that clip ended (the first object close to where the simulation continues it)."""
-    from generation.engine.evaluate import continuation_clips, continuity_error
+    from generation.engine.evaluation.metrics import continuation_clips, continuity_error
     from generation.engine.world import WorldConfig
 
     engine = get_engine("riff-world", steps=12, method="euler")
@@ -88,7 +89,7 @@ def test_shipped_checkpoint_carries_the_cameo_sprite(minilm):
     """The sprite pathway: the first eight cameo clips of the held-out set, at the cheap
     sampler setting, put the reference's 8x8 pattern on the cameo (measured: 6 of 8 under the
     evaluation's 0.15 sprite error; the weights before the pathway: 0 of 8, median 0.30)."""
-    from generation.engine.analysis import cameo_error
+    from generation.engine.evaluation.analysis import cameo_error
     from generation.engine.world import WorldConfig, heldout_clips
 
     clips = [c for c in heldout_clips(48, WorldConfig(), cameo_every=6) if c.spec.cameo]

@@ -7,9 +7,13 @@ import pytest
 import torch
 from safetensors import safe_open
 
-import generation.engine.train as train_mod
-from generation.engine.interface import GenerationRequest, get_engine
-from generation.engine.train import ClipPool, TrainConfig, export_weights, train
+import generation.engine.training.cli as cli_mod
+import generation.engine.training.loop as train_mod
+from generation.engine.backends import GenerationRequest, get_engine
+from generation.engine.training.checkpoints import export_weights, read_checkpoint
+from generation.engine.training.config import TrainConfig
+from generation.engine.training.data import ClipPool, world_config
+from generation.engine.training.loop import train
 from generation.engine.world import WorldConfig, make_clip
 
 
@@ -254,10 +258,10 @@ def test_resume_takes_the_lr_schedule_from_the_command_line(tmp_path):
 
 def test_p_wall_sets_the_share_of_wall_clips_and_follows_the_command_line(tmp_path):
     mc = train_mod.model_config(tiny_run())
-    assert train_mod.world_config(tiny_run(), mc).p_occluder == WorldConfig().p_occluder
+    assert world_config(tiny_run(), mc).p_occluder == WorldConfig().p_occluder
     walls = {}
     for p in (0.0, 1.0):
-        wcfg = train_mod.world_config(tiny_run(p_wall=p), mc)
+        wcfg = world_config(tiny_run(p_wall=p), mc)
         assert (wcfg.p_occluder, wcfg.frames, wcfg.height) == (p, mc.frames, mc.height)
         pool = ClipPool(80, wcfg, p_cameo=0.0, progress=False)
         walls[p] = sum("wall" in c for c in pool.captions)
@@ -273,13 +277,13 @@ def test_ema_decay_comes_from_the_command_line_and_sets_how_far_the_average_lags
     import argparse
 
     parser = argparse.ArgumentParser()
-    train_mod.add_arguments(parser)
+    cli_mod.add_arguments(parser)
     assert parser.parse_args([]).ema == TrainConfig.ema == 0.999
     assert parser.parse_args(["--ema", "0.9995"]).ema == 0.9995
 
     def lag(ema: float, out) -> float:
         train(out, tiny_run(steps=4, ema=ema), progress=False, log=lambda *_: None)
-        t, _ = train_mod.read_checkpoint(out / "ckpt.safetensors")
+        t, _ = read_checkpoint(out / "ckpt.safetensors")
         keys = [k[6:] for k in t if k.startswith("model.")]
         return max(float((t[f"model.{k}"] - t[f"ema.{k}"]).abs().max()) for k in keys)
 
@@ -295,7 +299,7 @@ def test_fg_weight_weights_object_and_wall_voxels_and_follows_the_command_line(t
     from generation.engine.world import foreground_mask
 
     mc = train_mod.model_config(tiny_run())
-    pool = ClipPool(12, train_mod.world_config(tiny_run(p_wall=1.0), mc), 0.0, progress=False)
+    pool = ClipPool(12, world_config(tiny_run(p_wall=1.0), mc), 0.0, progress=False)
     enc = TextEncoder("hash", max_tokens=mc.max_text_tokens)
     idx = np.arange(12)
     assert pool.batch(idx, enc, mc.max_text_tokens, "cpu", refs=False).weight is None
@@ -315,7 +319,7 @@ def test_fg_weight_weights_object_and_wall_voxels_and_follows_the_command_line(t
     import argparse
 
     parser = argparse.ArgumentParser()
-    train_mod.add_arguments(parser)
+    cli_mod.add_arguments(parser)
     assert parser.parse_args([]).fg_weight == 1.0
     assert parser.parse_args(["--fg-weight", "3"]).fg_weight == 3.0
 
@@ -324,10 +328,10 @@ def test_p_multi_sets_the_share_of_multi_object_clips_and_leaves_the_default_dra
     from generation.engine.world import heldout_clips, sample_spec
 
     mc = train_mod.model_config(tiny_run())
-    assert train_mod.world_config(tiny_run(), mc).p_multi is None
+    assert world_config(tiny_run(), mc).p_multi is None
 
     def counts(p_multi) -> list[int]:
-        wcfg = train_mod.world_config(tiny_run(p_wall=0.0, p_multi=p_multi), mc)
+        wcfg = world_config(tiny_run(p_wall=0.0, p_multi=p_multi), mc)
         return [len(sample_spec(np.random.default_rng(s), wcfg).objects) for s in range(300)]
 
     assert set(counts(0.0)) == {1}
@@ -348,8 +352,8 @@ def test_p_multi_sets_the_share_of_multi_object_clips_and_leaves_the_default_dra
 
 def test_apart_reaches_the_training_world_and_follows_the_command_line_on_resume(tmp_path):
     mc = train_mod.model_config(tiny_run())
-    assert train_mod.world_config(tiny_run(), mc).apart is False
-    assert train_mod.world_config(tiny_run(apart=True), mc).apart is True
+    assert world_config(tiny_run(), mc).apart is False
+    assert world_config(tiny_run(apart=True), mc).apart is True
     train(tmp_path, tiny_run(steps=2, apart=True), progress=False, log=lambda *_: None)
     assert json.loads((tmp_path / "config.json").read_text())["train"]["apart"] is True
     train(tmp_path, tiny_run(steps=3), progress=False, log=lambda *_: None)
@@ -390,7 +394,7 @@ def test_amodal_weight_grows_the_head_and_trains_it_through_the_trunk(tmp_path, 
     with safe_open(str(run / "ckpt.safetensors"), "pt") as g:
         assert torch.count_nonzero(g.get_tensor("model.amodal_out.weight")) > 0
     # evaluate --out pictures what the head says of the first wall clips
-    from generation.engine.evaluate import amodal_maps, save_amodal
+    from generation.engine.evaluation.run import amodal_maps, save_amodal
 
     engine = get_engine("riff-world", weights=str(export_weights(run, tmp_path / "a.st")))
     walls = [make_clip(s, WorldConfig(), occluder=True) for s in range(2)]

@@ -223,7 +223,7 @@ def _one_colour_groups(cfg: WorldConfig, seeds: range) -> list:
 
 
 def test_apart_keeps_one_colour_groups_countable_and_leaves_the_default_draw_alone():
-    from generation.engine.analysis import ClipAnalysis
+    from generation.engine.evaluation.analysis import ClipAnalysis
     from generation.engine.world import _apart
 
     seeds = range(600)

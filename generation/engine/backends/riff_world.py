@@ -1,12 +1,12 @@
-"""The engine interface the rest of Riff talks to, and the engine registry.
+"""The built-in backend, "riff-world": the shipped SpaceTimeDiT, its text encoder and sampler.
 
-    engine = get_engine("riff-world")                       # shipped weights, cached
-    clips = engine.generate([GenerationRequest("a red ball bounces", seed=1)],
-                            on_progress=lambda done, total: print(done, total))
+    get_engine("riff-world")                                  # the shipped weights
+    get_engine("riff-world", weights="path/to.safetensors")   # another export
+    get_engine("riff-world", config="tiny", weights=None)     # random weights, for tests
 
-`on_progress(done_steps, total_steps)` runs after every denoising step; returning False
-cancels. `cancel` (a threading.Event or a callable returning True) is checked before every
-step. Either way `GenerationCancelled` is raised.
+Beyond the `Engine` protocol it takes a `cancel` (a threading.Event or a callable returning
+True, checked before every step), and `on_progress` returning False cancels too; either way
+`sampler.GenerationCancelled` is raised. The model card (docs/engine.md) lists its options.
 """
 
 from __future__ import annotations
@@ -15,60 +15,21 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from .flow import tensor_to_frames
-from .model import CONFIGS, ModelConfig, SpaceTimeDiT, count_params
-from .sampler import GenerationCancelled, SampleSpec, sample, sample_steps
-from .text import TextEncoder
+from ..flow import tensor_to_frames
+from ..model import CONFIGS, ModelConfig, SpaceTimeDiT, count_params
+from ..sampler import SampleSpec, sample, sample_steps
+from ..text import TextEncoder
+from .base import EngineUnavailable, GeneratedClip, GenerationRequest, ProgressFn
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "riff-world-v0.safetensors"
 
-__all__ = [
-    "Engine",
-    "EngineUnavailable",
-    "GeneratedClip",
-    "GenerationCancelled",
-    "GenerationRequest",
-    "get_engine",
-    "register_engine",
-    "registered_engines",
-]
-
-
-class EngineUnavailable(RuntimeError):
-    """The engine cannot be built (e.g. its weights file is missing)."""
-
-
-@dataclass
-class GenerationRequest:
-    prompt: str
-    seed: int = 0
-    seconds: float | None = None
-    frames: int | None = None  # wins over seconds
-    cameo_images: list[Any] = field(default_factory=list)  # uint8 [H, W, 3] arrays / PIL
-    instructions: str = ""
-    context_frames: np.ndarray | None = None  # parent clip frames uint8 [T, H, W, 3]
-
-
-@dataclass
-class GeneratedClip:
-    frames: np.ndarray  # uint8 [T, H, W, 3]
-    fps: int
-    metadata: dict
-
-    @property
-    def seconds(self) -> float:
-        return len(self.frames) / self.fps
-
-
-ProgressFn = Callable[[int, int], Any]
+__all__ = ["DEFAULT_WEIGHTS", "RiffWorldEngine", "load_model", "riff_world"]
 
 
 def _as_image(img) -> np.ndarray:
@@ -84,8 +45,8 @@ def _as_image(img) -> np.ndarray:
     return arr[..., :3]
 
 
-class Engine:
-    """A loaded model + text encoder + sampler settings."""
+class RiffWorldEngine:
+    """A loaded model + text encoder + sampler settings (implements `base.Engine`)."""
 
     fps = 8
 
@@ -130,6 +91,19 @@ class Engine:
     @property
     def config(self) -> ModelConfig:
         return self.model.cfg
+
+    # the Engine protocol's frame size and remix context, as the weights were trained
+    @property
+    def height(self) -> int:
+        return self.model.cfg.height
+
+    @property
+    def width(self) -> int:
+        return self.model.cfg.width
+
+    @property
+    def max_context_frames(self) -> int:
+        return self.model.cfg.max_context_frames
 
     def frames_for(self, req: GenerationRequest) -> int:
         cfg = self.config
@@ -224,44 +198,7 @@ class Engine:
         return results  # type: ignore[return-value]
 
 
-# --------------------------------------------------------------------------- registry
-
-_FACTORIES: dict[str, Callable[..., Engine]] = {}
-_INSTANCES: dict[str, Engine] = {}
-_REG_LOCK = threading.Lock()
-
-
-def register_engine(name: str, factory: Callable[..., Engine]) -> None:
-    """Make `get_engine(name, **options)` call `factory(**options)` (once per options)."""
-    with _REG_LOCK:
-        _FACTORIES[name] = factory
-        for key in [k for k in _INSTANCES if k.startswith(name + "|")]:
-            del _INSTANCES[key]
-
-
-def registered_engines() -> list[str]:
-    return sorted(_FACTORIES)
-
-
-def get_engine(name: str = "riff-world", **options) -> Engine:
-    """The engine `name`, built once per process for each distinct set of options."""
-    key = name + "|" + json.dumps(options, sort_keys=True, default=str)
-    with _REG_LOCK:
-        if key in _INSTANCES:
-            return _INSTANCES[key]
-        if name not in _FACTORIES:
-            raise KeyError(f"unknown engine {name!r}; registered: {sorted(_FACTORIES)}")
-        factory = _FACTORIES[name]
-    engine = factory(**options)
-    with _REG_LOCK:
-        return _INSTANCES.setdefault(key, engine)
-
-
-def clear_engine_cache() -> None:
-    with _REG_LOCK:
-        _INSTANCES.clear()
-        _MODELS.clear()
-
+# --------------------------------------------------------------------------- weights
 
 _MODELS: dict[str, tuple[SpaceTimeDiT, dict]] = {}
 
@@ -295,7 +232,7 @@ WEIGHT_SAMPLER_KEYS = frozenset({"two_pass"})
 
 def weight_sampler_defaults(meta: dict) -> dict:
     """The sampler defaults a weights file names, e.g. `two_pass` for weights whose trunk was
-    trained with an amodal head (docs/engine.md, "Stage 16"). An unknown key or a value of
+    trained with an amodal head (docs/engine-history.md, "Stage 16"). An unknown key or a value of
     the wrong type is an error: a file that asks for a setting this code cannot honour
     should not load as if it had not."""
     raw = meta.get("sampler")
@@ -320,7 +257,7 @@ def riff_world(
     seed: int = 0,
     guide_weights: str | Path | None = None,
     **sampler_options,
-) -> Engine:
+) -> RiffWorldEngine:
     """The built-in engine.
 
     weights="default": the shipped `weights/riff-world-v0.safetensors`; a path: that file;
@@ -355,7 +292,8 @@ def riff_world(
         info["guide"] = Path(guide_weights).name
         info["guide_step"] = int(gmeta.get("total_steps", gmeta.get("step", 0)))
     encoder = TextEncoder(enc_kind, max_tokens=model.cfg.max_text_tokens)
-    return Engine(model, encoder, device=device, info=info, **sampler_options)
+    return RiffWorldEngine(model, encoder, device=device, info=info, **sampler_options)
 
 
-register_engine("riff-world", riff_world)
+# backends.clear_engine_cache() calls this: the loaded weights go with the engines built on them
+riff_world.cache_clear = _MODELS.clear  # type: ignore[attr-defined]

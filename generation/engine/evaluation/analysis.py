@@ -9,7 +9,7 @@ from collections import Counter
 
 import numpy as np
 
-from .world import BACKGROUNDS, COLORS, OCCLUDER_COLOR
+from ..world import BACKGROUNDS, COLORS, OCCLUDER_COLOR
 
 PALETTE_NAMES = list(COLORS) + [f"bg:{b}" for b in BACKGROUNDS] + ["occluder"]
 PALETTE = np.array(

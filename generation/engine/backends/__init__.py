@@ -1,0 +1,106 @@
+"""The engine registry: backends by name, built once per process for each set of options.
+
+    engine = get_engine("riff-world")                       # shipped weights, cached
+    clips = engine.generate([GenerationRequest("a red ball bounces", seed=1)],
+                            on_progress=lambda done, total: print(done, total))
+
+A backend registers a factory under a name, either the callable itself or a
+"package.module:function" path that is imported on first use. The built-in "riff-world" is
+registered by path, so importing this package (the web tier does, for `EngineUnavailable`)
+never loads torch. `settings.RIFF_ENGINE` names the backend the worker uses and
+`settings.RIFF_ENGINE_OPTIONS` are the factory's keyword arguments. How to write one:
+docs/engine-backends.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+from collections.abc import Callable
+
+from .base import Engine, EngineUnavailable, GeneratedClip, GenerationRequest, ProgressFn
+
+__all__ = [
+    "Engine",
+    "EngineUnavailable",
+    "GeneratedClip",
+    "GenerationRequest",
+    "ProgressFn",
+    "clear_engine_cache",
+    "get_engine",
+    "register_engine",
+    "registered_engines",
+]
+
+Factory = Callable[..., Engine]
+
+_FACTORIES: dict[str, Factory | str] = {
+    "riff-world": "generation.engine.backends.riff_world:riff_world",
+}
+_INSTANCES: dict[str, Engine] = {}
+_LOCK = threading.Lock()
+
+
+def register_engine(name: str, factory: Factory | str) -> None:
+    """Make `get_engine(name, **options)` call `factory(**options)` (once per options).
+
+    `factory` is a callable or a "package.module:function" path imported on first use.
+    Registering a name again replaces it and drops the instances the old factory built."""
+    with _LOCK:
+        _FACTORIES[name] = factory
+        for key in [k for k in _INSTANCES if k.startswith(name + "|")]:
+            del _INSTANCES[key]
+
+
+def registered_engines() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def _resolve(name: str) -> Factory:
+    """The factory registered as `name`, importing it the first time it is named by path."""
+    with _LOCK:
+        if name not in _FACTORIES:
+            raise EngineUnavailable(f"unknown engine {name!r}; registered: {sorted(_FACTORIES)}")
+        factory = _FACTORIES[name]
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        try:
+            resolved = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            # e.g. a web-tier image without the worker extra (torch) asked for riff-world
+            raise EngineUnavailable(
+                f"engine {name!r} cannot be imported ({factory}): {exc}"
+            ) from exc
+        with _LOCK:
+            if _FACTORIES.get(name) == factory:
+                _FACTORIES[name] = resolved
+        return resolved
+    return factory
+
+
+def get_engine(name: str = "riff-world", **options) -> Engine:
+    """The engine `name`, built once per process for each distinct set of options.
+
+    Raises EngineUnavailable for a name nothing registered, and whatever the factory raises
+    when it cannot build (riff-world: EngineUnavailable for a missing weights file)."""
+    key = name + "|" + json.dumps(options, sort_keys=True, default=str)
+    with _LOCK:
+        if key in _INSTANCES:
+            return _INSTANCES[key]
+    factory = _resolve(name)
+    engine = factory(**options)
+    with _LOCK:
+        return _INSTANCES.setdefault(key, engine)
+
+
+def clear_engine_cache() -> None:
+    """Forget every built engine, and whatever a factory caches beside it (a factory may
+    carry a `cache_clear()`, as riff-world's does for its loaded weights)."""
+    with _LOCK:
+        _INSTANCES.clear()
+        factories = [f for f in _FACTORIES.values() if not isinstance(f, str)]
+    for factory in factories:
+        clear = getattr(factory, "cache_clear", None)
+        if callable(clear):
+            clear()

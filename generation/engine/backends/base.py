@@ -1,0 +1,89 @@
+"""What a backend is: the `Engine` protocol, the request it takes, the clip it returns, and the
+one error that says it cannot run here.
+
+torch-free on purpose: the web tier and the Celery task module import `EngineUnavailable` and
+`GenerationRequest` from here without loading a model. docs/engine-backends.md walks through
+writing a backend against this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Engine",
+    "EngineUnavailable",
+    "GeneratedClip",
+    "GenerationRequest",
+    "ProgressFn",
+]
+
+
+class EngineUnavailable(RuntimeError):
+    """The configured engine cannot be built on this machine: an unknown registry name, a
+    missing weights file, a device that is not there. The worker fails the job with
+    `engine_unavailable` instead of retrying it, since another attempt on the same worker
+    would meet the same machine."""
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    seed: int = 0
+    seconds: float | None = None
+    frames: int | None = None  # wins over seconds
+    cameo_images: list[Any] = field(default_factory=list)  # uint8 [H, W, 3] arrays / PIL
+    instructions: str = ""
+    context_frames: np.ndarray | None = None  # parent clip frames uint8 [T, H, W, 3]
+
+
+@dataclass
+class GeneratedClip:
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    fps: int
+    metadata: dict
+
+    @property
+    def seconds(self) -> float:
+        return len(self.frames) / self.fps
+
+
+# on_progress(done_steps, total_steps): called as the work advances. Whatever it raises ends
+# the generation and reaches the caller unchanged; that is how the worker cancels a job.
+ProgressFn = Callable[[int, int], Any]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Everything the rest of Riff reads of a backend.
+
+    The worker (generation.runner) reads these members and nothing else: `height` and
+    `width` size the remix context frames it hands over and `max_context_frames` says how
+    many (0: the backend takes none); clips come back at `fps`, and the runner letterboxes
+    them to the job's aspect."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fps(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def max_context_frames(self) -> int: ...
+
+    def generate(
+        self, requests: list[GenerationRequest], on_progress: ProgressFn | None = None
+    ) -> list[GeneratedClip]:
+        """One clip per request, in order. `on_progress` runs as the work advances; an
+        exception it raises stops the work and propagates."""
+        ...
