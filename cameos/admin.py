@@ -3,6 +3,8 @@ transition service as everything else, each decision written to the cameo's audi
 
 from django.contrib import admin, messages
 from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.api.errors import ApiError
@@ -82,8 +84,33 @@ class CameoAdmin(admin.ModelAdmin):
         return format_html_join(
             "",
             '<img src="{}" width="96" height="96" style="margin-right:4px">',
-            ((default_storage.url(name),) for name in obj.reference_frames),
+            (
+                (reverse("admin:cameos_cameo_reference", args=[obj.pk, index]),)
+                for index in range(len(obj.reference_frames))
+            ),
         ) or format_html("<em>none yet</em>")
+
+    def get_urls(self):
+        # Likeness files are never served as public media: staff see reference frames through
+        # this view, behind the admin's own login and permission check.
+        view = self.admin_site.admin_view(self.reference_frame)
+        return [
+            path("<uuid:cameo_id>/reference/<int:index>/", view, name="cameos_cameo_reference"),
+            *super().get_urls(),
+        ]
+
+    def reference_frame(self, request, cameo_id, index: int):
+        cameo = Cameo.objects.filter(pk=cameo_id).first()
+        if cameo is None or not self.has_view_permission(request, cameo):
+            raise Http404
+        if index >= len(cameo.reference_frames):
+            raise Http404
+        name = cameo.reference_frames[index]
+        if not default_storage.exists(name):
+            raise Http404
+        response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
+        response["Cache-Control"] = "private, no-store"
+        return response
 
 
 @admin.register(CameoReview)

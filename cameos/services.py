@@ -136,8 +136,13 @@ def cameo_transition(
     )
     locked.status = to
     locked.status_reason = reason[:200]
-    locked.save(update_fields=["status", "status_reason", "updated_at"])
+    fields = ["status", "status_reason", "updated_at"]
+    if to in LIKENESS_DROPPED and (locked.recording or locked.reference_frames):
+        _drop_likeness_files(locked)
+        fields += ["recording", "reference_frames"]
+    locked.save(update_fields=fields)
     cameo.status, cameo.status_reason = locked.status, locked.status_reason
+    cameo.recording, cameo.reference_frames = locked.recording, locked.reference_frames
     if to == S.REVOKED:
         _on_revoked(locked)
     elif to in (S.ACTIVE, S.REJECTED, S.NEEDS_REVIEW) and actor != locked.owner:
@@ -147,6 +152,23 @@ def cameo_transition(
             data={"cameo_id": str(locked.pk), "reason": reason[:200]},
         )
     return locked
+
+
+# A rejected recording is of no further use, and a revoked likeness must not outlive consent:
+# the recording and the reference frames taken from it are deleted (after commit) the moment
+# a cameo enters either state. Retention window: none (docs/operations.md, "Retention").
+LIKENESS_DROPPED = {S.REJECTED, S.REVOKED}
+
+
+def _drop_likeness_files(cameo: Cameo) -> None:
+    names = [name for name in (cameo.recording, *cameo.reference_frames) if name]
+    cameo.recording, cameo.reference_frames = "", []
+
+    def delete() -> None:
+        for name in names:
+            default_storage.delete(name)
+
+    transaction.on_commit(delete)
 
 
 def _on_revoked(cameo: Cameo) -> None:

@@ -206,7 +206,10 @@ RIFF_REALTIME_TICKET_TTL = 60
 # own here (the lower layer defines the hook; the upper layers implement it).
 RIFF_ACCOUNT_DELETION_HOOKS: list[str] = [
     "feed.services.on_account_deleted",
+    # Revokes the cameos: every video showing the likeness goes, other people's drafts included.
     "cameos.services.on_account_deleted",
+    # Then the user's own videos and their files.
+    "generation.services.on_account_deleted",
 ]
 # Services run when one user blocks another (cameo access is voided both ways).
 RIFF_BLOCK_HOOKS: list[str] = ["cameos.services.on_block"]
@@ -220,10 +223,8 @@ RIFF_CAMEO_CHALLENGE_TTL = env_int("RIFF_CAMEO_CHALLENGE_TTL", 15 * 60)
 # "auto": a human reviews only borderline recordings (and every character); "always": every one.
 RIFF_CAMEO_REVIEW_POLICY = env("RIFF_CAMEO_REVIEW_POLICY", "auto")
 # Upper layers hook in (e.g. generation cancels jobs using a revoked cameo).
-RIFF_CAMEO_REVOKED_HOOKS: list[str] = [
-    "generation.services.on_cameo_revoked",
-    "feed.services.on_cameo_revoked",
-]
+# generation removes every video showing the cameo; the video hooks then take posts down.
+RIFF_CAMEO_REVOKED_HOOKS: list[str] = ["generation.services.on_cameo_revoked"]
 # A removed video (moderation, a cameo owner, its author) takes its post down.
 RIFF_VIDEO_REMOVED_HOOKS: list[str] = ["feed.services.on_video_removed"]
 RIFF_CAMEO_CONSENT_WITHDRAWN_HOOKS: list[str] = ["generation.services.on_cameo_consent_withdrawn"]
@@ -249,17 +250,22 @@ RIFF_DEFAULT_SECONDS = 2
 RIFF_GENERATION_LEASE_SECONDS = env_int("RIFF_GENERATION_LEASE_SECONDS", 120)
 RIFF_GENERATION_MAX_ATTEMPTS = env_int("RIFF_GENERATION_MAX_ATTEMPTS", 3)
 RIFF_DISPATCH_RESEND_AFTER = env_int("RIFF_DISPATCH_RESEND_AFTER", 60)
-RIFF_PROVENANCE_MAX_BYTES = 200 * 1024 * 1024
+RIFF_PROVENANCE_MAX_BYTES = env_int("RIFF_PROVENANCE_MAX_BYTES", 200 * 1024 * 1024)
+# Likenesses a request carries without naming them, each `fn(*, user, request) -> [Cameo]`
+# (a remix parent's cameos). Admission checks consent for every one; docs/generation.md.
+RIFF_ADMISSION_LIKENESS_SOURCES: list[str] = ["remix.checks.remix_parent_cameos"]
 # Extra admission checks, each `check(*, user, prompt, cameos, request)` raising an ApiError
 # (the rights app adds its IP policy check here).
 RIFF_ADMISSION_CHECKS: list[str] = [
-    "remix.checks.remix_allowed",
     # Keeps a generation's serve_id only when it was served to its creator (creation metrics).
     "feed.services.admission_serve_id",
 ]
 # Engine conditioning for remixes: `fn(*, job, height, width, count)` -> the parent clip's last
 # frames, uint8 [T, H, W, 3], or None. Empty: remixes are generated from the prompt alone.
 RIFF_REMIX_CONTEXT_PROVIDER = "remix.context.parent_frames"
+# `fn(*, video_id)` -> ids of the video's post and every remix below it, so a cameo owner's
+# removal reaches the remixes that carry the likeness in (generation.services.consent).
+RIFF_REMIX_SUBTREE_PROVIDER = "remix.selectors.subtree_post_ids"
 # C2PA signing credentials (PEM chain + PKCS#8 key). Unset: a dev CA under DATA_DIR/c2pa.
 RIFF_C2PA_CERT_PATH = env("RIFF_C2PA_CERT_PATH")
 RIFF_C2PA_KEY_PATH = env("RIFF_C2PA_KEY_PATH")
@@ -366,6 +372,10 @@ STATIC_ROOT = Path(env("STATIC_ROOT", str(DATA_DIR / "static")))
 STATIC_URL = "/static/"
 # Serve MEDIA_ROOT from Django (dev and single-box installs); behind S3 or a CDN, turn it off.
 RIFF_SERVE_MEDIA = env_bool("RIFF_SERVE_MEDIA", True)
+# The only MEDIA_ROOT prefixes served as plain files (profile pictures are public anyway).
+RIFF_PUBLIC_MEDIA_PREFIXES = ("avatars/",)
+# Lifetime of the signed URLs API responses hand out for video files (config.media).
+RIFF_MEDIA_URL_TTL = env_int("RIFF_MEDIA_URL_TTL", 3600)
 STORAGE_BACKEND = env("STORAGE_BACKEND", "filesystem")
 if STORAGE_BACKEND == "s3":
     _default_storage = {

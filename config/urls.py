@@ -1,10 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .health import healthz, readyz
+from .media import public_media
 from .observability import metrics_view
 
 api_v1 = [
@@ -26,14 +26,9 @@ urlpatterns = [
 ]
 
 if settings.RIFF_SERVE_MEDIA and settings.STORAGE_BACKEND == "filesystem":
-    # Single-box installs serve media from Django; at scale a CDN or S3 does (docs/operations.md).
-    urlpatterns.append(
-        re_path(
-            rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$",
-            serve,
-            {"document_root": settings.MEDIA_ROOT},
-        )
-    )
+    # Single-box installs serve the public media prefixes (avatars) from Django; recordings,
+    # reference frames and videos are never plain files (config.media, docs/operations.md).
+    urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", public_media))
 
 handler400 = "config.api.errors.json_400"
 handler403 = "config.api.errors.json_403"

@@ -331,15 +331,6 @@ def on_video_removed(*, video: Video) -> None:
         _post_remove(post, video.removed_reason or "video removed")
 
 
-def on_cameo_revoked(*, cameo) -> None:
-    """RIFF_CAMEO_REVOKED_HOOKS: posts showing a withdrawn likeness leave every list."""
-    video_ids = Appearance.objects.filter(cameo=cameo).values("video_id")
-    for post in Post.objects.select_for_update().filter(
-        video_id__in=video_ids, state=PostState.LIVE
-    ):
-        _post_remove(post, f"@{cameo.handle} was withdrawn by its owner")
-
-
 def on_account_deleted(*, user: User) -> None:
     """RIFF_ACCOUNT_DELETION_HOOKS: keeps other posts' counts exact before the cascade removes
     this user's likes, comments and remixes, and deletes their feed events (no FK there)."""

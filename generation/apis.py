@@ -11,6 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +21,7 @@ from cameos.selectors import cameo_owned
 from config.api.errors import Invalid, NotFound, TooLarge
 from config.api.pagination import page_of, paginated_response
 from config.api.schema import IDEMPOTENCY_HEADER, error_responses
+from config.media import signature_valid
 
 from . import selectors, services
 from .models import Video
@@ -30,10 +32,11 @@ from .serializers import (
     ProvenanceIn,
     ProvenanceOut,
     VideoOut,
+    media_path,
 )
 from .services.admission import AdmissionRequest
 
-ERR = error_responses(400, 403, 404, 409, 413, 422, 429)
+ERR = error_responses(400, 401, 403, 404, 409, 413, 422, 429)
 
 
 def admit_from_payload(request: Request, data: dict, **overrides) -> Response:
@@ -123,15 +126,44 @@ VARIANTS = {
 }
 
 
+class SignedOrAuthenticated(BasePermission):
+    """A bearer token, or a signed URL for this very file that has not expired."""
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated) or _signed(request, view)
+
+
+def _signed(request, view) -> bool:
+    variant = request.query_params.get("variant", "video")
+    path = media_path(view.kwargs.get("video_id"), variant)
+    return signature_valid(
+        path, request.query_params.get("expires"), request.query_params.get("sig")
+    )
+
+
 class VideoContentApi(APIView):
+    permission_classes = [SignedOrAuthenticated]
+
     @extend_schema(
-        parameters=[OpenApiParameter("variant", enum=list(VARIANTS), required=False)],
+        parameters=[
+            OpenApiParameter("variant", enum=list(VARIANTS), required=False),
+            OpenApiParameter(
+                "expires", str, required=False, description="From a signed `*_url` field."
+            ),
+            OpenApiParameter("sig", str, required=False, description="From a signed `*_url`."),
+        ],
+        auth=[{"bearerAuth": []}, {}],
         responses={
             (200, "video/mp4"): OpenApiTypes.BINARY,
             (200, "image/jpeg"): OpenApiTypes.BINARY,
             (200, "image/webp"): OpenApiTypes.BINARY,
+            400: ERR[400],
+            401: ERR[401],
             404: ERR[404],
         },
+        description="The file, for a caller who may see the video (bearer token), or for anyone "
+        "holding the signed URL an API response gave out, until it expires "
+        "(`RIFF_MEDIA_URL_TTL`). A removed video answers 404 either way.",
     )
     def get(self, request: Request, video_id):
         variant = request.query_params.get("variant", "video")
@@ -140,7 +172,10 @@ class VideoContentApi(APIView):
                 "variant must be video, poster or preview.",
                 fields={"variant": ["Unknown variant."]},
             )
-        video = selectors.video_visible(user=request.user, video_id=video_id)
+        if request.user.is_authenticated:
+            video = selectors.video_visible(user=request.user, video_id=video_id)
+        else:
+            video = selectors.video_unremoved(video_id=video_id)
         field, content_type = VARIANTS[variant]
         name = getattr(video, field)
         if not name or not default_storage.exists(name):

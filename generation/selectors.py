@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from accounts.selectors import blocked_user_ids
 from cameos.models import Cameo
 from config.api.errors import NotFound
 
@@ -26,17 +27,32 @@ def generation_of(*, user, generation_id) -> Generation:
 
 
 def videos_visible_to(user) -> QuerySet[Video]:
-    """The owner, owners of cameos in the video, or anyone once posted. Removed: nobody."""
+    """The owner, owners of cameos in the video, or anyone once posted unless a block stands
+    between them and its owner (the same rule as the post's). Removed: nobody.
+
+    A cameo owner keeps seeing a video with their likeness even across a block: they must be
+    able to find it to remove it.
+    """
     in_my_cameo = Exists(Appearance.objects.filter(video=OuterRef("pk"), cameo__owner_id=user.pk))
+    posted = Q(state=VideoState.POSTED) & ~Q(owner_id__in=blocked_user_ids(user))
     return (
         Video.objects.exclude(state=VideoState.REMOVED)
-        .filter(Q(owner_id=user.pk) | Q(state=VideoState.POSTED) | in_my_cameo)
+        .filter(Q(owner_id=user.pk) | posted | in_my_cameo)
         .select_related("owner")
     )
 
 
 def video_visible(*, user, video_id) -> Video:
     video = videos_visible_to(user).filter(pk=video_id).first()
+    if video is None:
+        raise NotFound("No such video.")
+    return video
+
+
+def video_unremoved(*, video_id) -> Video:
+    """For a signed content URL: the signature stands for the visibility check made when the
+    URL was handed out; removal still wins."""
+    video = Video.objects.exclude(state=VideoState.REMOVED).filter(pk=video_id).first()
     if video is None:
         raise NotFound("No such video.")
     return video

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefOut
 from config.api.fields import StrictCharField, StrictUUIDField
+from config.media import signed_query
 
 from .models import Aspect, Generation, Video
 
@@ -25,8 +28,16 @@ class GenerationIn(serializers.Serializer):
         return value
 
 
+def media_path(video_id, variant: str) -> str:
+    """What a signed content URL authorises: one variant of one video."""
+    return f"videos/{video_id}/{variant}"
+
+
 def _content_url(request, video: Video, variant: str) -> str:
-    path = f"/api/v1/videos/{video.pk}/content?variant={variant}"
+    """The content endpoint, signed: it works with the bearer token, or without one until the
+    signature expires (video players often can't send headers). Removal still wins."""
+    query = urlencode({"variant": variant, **signed_query(media_path(video.pk, variant))})
+    path = f"/api/v1/videos/{video.pk}/content?{query}"
     return request.build_absolute_uri(path) if request is not None else path
 
 

@@ -177,3 +177,24 @@ def remix_tree(
     root = TreeNode(id=post.pk, depth=post.depth, post=post)
     root.children = [c for c in (build(k) for k in edges.get(post.pk, ())) if c is not None]
     return RemixTree(root=root, depth=depth, truncated=truncated, nodes=[post, *visible.values()])
+
+
+# --- subtree (consent) --------------------------------------------------------------------
+
+SUBTREE_SQL = """
+WITH RECURSIVE subtree(id) AS (
+    SELECT id FROM feed_post WHERE video_id = %(video)s
+  UNION
+    SELECT p.id FROM feed_post p JOIN subtree s ON p.remix_of_id = s.id
+)
+SELECT id FROM subtree
+"""
+
+
+def subtree_post_ids(*, video_id) -> list:
+    """RIFF_REMIX_SUBTREE_PROVIDER: the post of `video_id` and every post below it, whatever
+    their state or visibility (a consent withdrawal must reach hidden remixes too). One
+    recursive statement walking the (remix_of) index; empty when the video was never posted."""
+    with connection.cursor() as cursor:
+        cursor.execute(SUBTREE_SQL, {"video": video_id})
+        return [row[0] for row in cursor.fetchall()]

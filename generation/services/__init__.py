@@ -1,14 +1,14 @@
 """Writes for generation: admission, the job state machine, videos and appearances."""
 
 from .admission import generation_admit
-from .jobs import (
-    TRANSITIONS,
-    generation_cancel,
-    generation_transition,
+from .consent import (
+    appearance_remove,
+    on_account_deleted,
     on_cameo_consent_withdrawn,
     on_cameo_revoked,
 )
-from .videos import appearance_remove, video_remove
+from .jobs import TRANSITIONS, generation_cancel, generation_transition
+from .videos import video_remove
 
 __all__ = [
     "TRANSITIONS",
@@ -16,6 +16,7 @@ __all__ = [
     "generation_admit",
     "generation_cancel",
     "generation_transition",
+    "on_account_deleted",
     "on_cameo_consent_withdrawn",
     "on_cameo_revoked",
     "video_remove",

@@ -1,6 +1,7 @@
 """Admission: everything decided before a job exists, in one transaction.
 
-Quota -> safety rules -> cameo resolution (ids and @handles) -> consent for each -> the
+Quota -> safety rules -> cameo resolution (ids, @handles, and the cameos a remix parent
+carries) -> consent for each -> the
 pluggable policy checks (`RIFF_ADMISSION_CHECKS`, e.g. rights) -> the job row `queued` ->
 dispatch after commit.
 """
@@ -86,12 +87,34 @@ def check_safety(user: User, prompt: str) -> None:
             raise Forbidden(rule.message, code="content_policy")
 
 
+def _refuse(cameo_id, message: str) -> Forbidden:
+    return Forbidden(message, code="cameo_permission_denied", fields={"cameos": [str(cameo_id)]})
+
+
+def carried_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
+    """Likenesses the request brings in without naming them: a remix parent's cameos, and
+    whatever else an upper layer registers in `RIFF_ADMISSION_LIKENESS_SOURCES`.
+
+    Each source is `fn(*, user, request) -> list[Cameo]` and may refuse (a remix of a post the
+    caller may not see is a 404 before any cameo is looked at, so nothing leaks).
+    """
+    carried: list[Cameo] = []
+    for path in settings.RIFF_ADMISSION_LIKENESS_SOURCES:
+        carried.extend(import_string(path)(user=user, request=request))
+    return carried
+
+
 def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
-    """Cameos named by id or by @handle in the prompt, each one checked for consent.
+    """Every likeness the video will carry, each one checked for consent.
+
+    Three ways a cameo reaches a video: by id, by @handle in the prompt, and carried in by the
+    input (a remix parent's frames show its cameos). Consent is required for all three: a remix
+    is never a way around a cameo's audience.
 
     An id the caller may not use (or that does not exist) is a 403 `cameo_permission_denied`, so
-    the answer never reveals whether someone else's cameo exists. An @word that is no cameo is
-    just text.
+    the answer never reveals whether someone else's cameo exists. An @handle resolves only to a
+    cameo the caller may use; any other @word (no such cameo, or one the caller may not use) is
+    just text, and both answer alike, so a prompt can't probe which handles exist.
     """
     ids = list(dict.fromkeys(request.cameo_ids))
     found = {c.pk: c for c in Cameo.objects.filter(pk__in=ids).select_related("owner")}
@@ -99,23 +122,22 @@ def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
     for cameo_id in ids:
         cameo = found.get(cameo_id)
         if cameo is None or not cameo_can_use(user, cameo).allowed:
-            raise Forbidden(
-                "You may not use this cameo.",
-                code="cameo_permission_denied",
-                fields={"cameos": [str(cameo_id)]},
-            )
+            raise _refuse(cameo_id, "You may not use this cameo.")
         cameos.append(cameo)
-    handles = HANDLE_RE.findall(request.prompt)
-    for cameo in cameos_by_handles(handles=handles):
+    for cameo in carried_cameos(user, request):
         if cameo.pk in found:
             continue
-        decision = cameo_can_use(user, cameo)
-        if not decision.allowed:
-            raise Forbidden(
-                f"You may not use @{cameo.handle}.",
-                code="cameo_permission_denied",
-                fields={"prompt": [f"@{cameo.handle}"]},
+        if not cameo_can_use(user, cameo).allowed:
+            raise _refuse(
+                cameo.pk,
+                f"The post you are remixing shows @{cameo.handle}, whom you may not use.",
             )
+        cameos.append(cameo)
+        found[cameo.pk] = cameo
+    handles = HANDLE_RE.findall(request.prompt)
+    for cameo in cameos_by_handles(handles=handles):
+        if cameo.pk in found or not cameo_can_use(user, cameo).allowed:
+            continue
         cameos.append(cameo)
         found[cameo.pk] = cameo
     if len(cameos) > settings.RIFF_MAX_CAMEOS_PER_VIDEO:

@@ -172,36 +172,3 @@ def generation_reap(*, max_attempts: int | None = None) -> dict[str, int]:
         send(pk)
         resent += 1
     return {"requeued": requeued, "failed": failed, "resent": resent}
-
-
-def _fail_jobs(qs, reason_code: str, message: str) -> int:
-    """Consent withdrawn: the job fails (the user did not cancel it); a running worker notices
-    at its next heartbeat and stops without producing a video."""
-    count = 0
-    for job in qs.filter(status__in=[G.QUEUED, G.RUNNING]).distinct():
-        try:
-            generation_transition(
-                generation=job, to=G.FAILED, error_code=reason_code, error_message=message
-            )
-            count += 1
-        except Conflict:
-            continue
-    return count
-
-
-def on_cameo_revoked(*, cameo) -> None:
-    """RIFF_CAMEO_REVOKED_HOOKS: queued and running jobs that use the cameo stop."""
-    _fail_jobs(
-        Generation.objects.filter(cameo_links__cameo=cameo),
-        "cameo_consent_revoked",
-        "A cameo in this video was withdrawn by its owner.",
-    )
-
-
-def on_cameo_consent_withdrawn(*, cameo, user) -> None:
-    """RIFF_CAMEO_CONSENT_WITHDRAWN_HOOKS: one user lost access (grant removed, block)."""
-    _fail_jobs(
-        Generation.objects.filter(cameo_links__cameo=cameo, owner=user),
-        "cameo_consent_revoked",
-        "You may no longer use a cameo in this video.",
-    )

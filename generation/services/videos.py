@@ -1,4 +1,4 @@
-"""Videos and appearances: creation by the worker, removal by owners of the cameos in them."""
+"""Videos: stored by the worker, removed by one function (video_remove) whoever asks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from accounts.services import notification_create
-from cameos.models import Cameo
 
 from ..models import Appearance, Generation, GenerationCameo, Video, VideoState
 
@@ -88,17 +87,3 @@ def video_remove(*, video: Video, reason: str) -> Video:
     names = [locked.content, locked.poster, locked.preview]
     transaction.on_commit(lambda: delete_files(names))
     return locked
-
-
-@transaction.atomic
-def appearance_remove(*, cameo: Cameo, video: Video, actor) -> Video:
-    """The cameo's owner takes a video with their likeness down, whoever made it."""
-    removed = video_remove(video=video, reason=f"removed by the owner of @{cameo.handle}")
-    if video.owner_id != actor.pk:
-        notification_create(
-            recipient=video.owner,
-            kind="video.removed",
-            actor=actor,
-            data={"video_id": str(video.pk), "reason": "a cameo owner removed it"},
-        )
-    return removed

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from accounts.models import Block
-from cameos.models import CameoGrant
+from cameos.models import Audience, Cameo, CameoGrant
 from generation.models import Generation, GenerationCameo, SafetyRule
 from tests.conftest import client_for
 from tests.factories import UserFactory
@@ -65,13 +65,20 @@ def test_cameo_refusals_leave_nothing(api, user, other, active_cameo, relation):
     assert Generation.objects.count() == 0
 
 
-def test_handle_in_prompt_is_checked(api, other, active_cameo):
-    active_cameo(other, handle="bobs.cat")
-    assert_error(
-        post(api, {"prompt": "@BOBS.CAT dances"}), 403, "cameo_permission_denied", "prompt"
-    )
-    # An @word that is no cameo is just text.
-    assert post(api, {"prompt": "@nobody.here dances"}).status_code == 202
+def test_handle_in_prompt_resolves_only_usable_cameos(api, user, other, active_cameo):
+    """A forbidden @handle and an unknown one answer alike (no probing which handles exist),
+    and neither puts a likeness in the video: both stay plain text."""
+    theirs = active_cameo(other, handle="bobs.cat")
+    forbidden = post(api, {"prompt": "@BOBS.CAT dances"})
+    unknown = post(api, {"prompt": "@nobody.here dances"})
+    assert forbidden.status_code == unknown.status_code == 202
+    assert forbidden.json()["cameos"] == unknown.json()["cameos"] == []
+    assert not GenerationCameo.objects.filter(cameo=theirs).exists()
+    # Once allowed, the same handle resolves to the cameo.
+    Cameo.objects.filter(pk=theirs.pk).update(audience=Audience.EVERYONE)
+    allowed = post(api, {"prompt": "@bobs.cat dances"})
+    assert allowed.status_code == 202
+    assert allowed.json()["cameos"] == [str(theirs.pk)]
 
 
 def test_anonymous(anon):
