@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from .models import AuthToken, Block, Follow, Invite, Notification, User
+from .tokens import token_revoke_all, tokens_revoke
 
 
 @admin.register(User)
@@ -42,6 +44,31 @@ class UserAdmin(BaseUserAdmin):
         ),
     )
 
+    # Staff actions that end a user's access also end their sessions and open websockets.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            token_revoke_all(user=obj)
+
+    def user_change_password(self, request, id, form_url=""):
+        user = self.get_object(request, unquote(id))
+        before = user.password if user is not None else None
+        response = super().user_change_password(request, id, form_url)
+        if user is not None and request.method == "POST":
+            user.refresh_from_db(fields=["password"])
+            if user.password != before:
+                token_revoke_all(user=user)
+        return response
+
+    def delete_model(self, request, obj):
+        token_revoke_all(user=obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            token_revoke_all(user=user)
+        super().delete_queryset(request, queryset)
+
 
 @admin.register(Invite)
 class InviteAdmin(admin.ModelAdmin):
@@ -76,9 +103,8 @@ class AuthTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
-        from django.utils import timezone
-
-        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        # Through the service, so websockets opened with these tokens close too.
+        tokens_revoke(tokens=queryset)
 
 
 admin.site.register(Follow)

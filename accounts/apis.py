@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from django.conf import settings
@@ -14,15 +13,15 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
 from config.api.errors import ApiError, Invalid
 from config.api.pagination import page_of, paginated_response
+from config.api.throttles import ScopedThrottle
 
 from . import selectors, services
 from .consumers import TICKET_PREFIX as REALTIME_TICKET_PREFIX
-from .names import name_key
+from .consumers import ticket_value
 from .serializers import (
     AuthOut,
     AvatarIn,
@@ -39,25 +38,15 @@ from .serializers import (
     RegisterIn,
     TicketOut,
 )
+from .throttles import LoginUsernameThrottle
 from .tokens import token_issue, token_revoke, token_revoke_all
 
 ERRORS = {
     400: OpenApiResponse(description="Validation error (error envelope)"),
     401: OpenApiResponse(description="Not authenticated"),
     404: OpenApiResponse(description="Not found"),
+    429: OpenApiResponse(description="rate_limited, with Retry-After"),
 }
-
-
-class LoginUsernameThrottle(SimpleRateThrottle):
-    """Limits attempts per target account, whatever the caller's IP."""
-
-    scope = "login"
-
-    def get_cache_key(self, request, view):
-        data = request.data if isinstance(request.data, dict) else {}
-        username = name_key(str(data.get("username", ""))[:64])
-        ident = hashlib.sha256(username.encode()).hexdigest()[:32]
-        return self.cache_format % {"scope": "login-user", "ident": ident}
 
 
 def _auth_response(request: Request, user, status_code: int) -> Response:
@@ -71,10 +60,12 @@ def _auth_response(request: Request, user, status_code: int) -> Response:
 class RegisterApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "register"
 
-    @extend_schema(request=RegisterIn, responses={201: AuthOut, 400: ERRORS[400]}, auth=[])
+    @extend_schema(
+        request=RegisterIn, responses={201: AuthOut, 400: ERRORS[400], 429: ERRORS[429]}, auth=[]
+    )
     def post(self, request: Request) -> Response:
         data = RegisterIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -85,10 +76,12 @@ class RegisterApi(APIView):
 class LoginApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [ScopedRateThrottle, LoginUsernameThrottle]
+    throttle_classes = [ScopedThrottle, LoginUsernameThrottle]
     throttle_scope = "login"
 
-    @extend_schema(request=LoginIn, responses={200: AuthOut, 400: ERRORS[400]}, auth=[])
+    @extend_schema(
+        request=LoginIn, responses={200: AuthOut, 400: ERRORS[400], 429: ERRORS[429]}, auth=[]
+    )
     def post(self, request: Request) -> Response:
         data = LoginIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -185,7 +178,17 @@ class ProfileApi(APIView):
 
 
 class FollowApi(APIView):
-    @extend_schema(request=None, responses={204: None, 404: ERRORS[404]})
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            400: OpenApiResponse(description="cannot_follow_self: the username is the caller's"),
+            403: OpenApiResponse(description="blocked: one of you blocked the other"),
+            404: ERRORS[404],
+        },
+        description="Follows the user (idempotent). Following yourself is refused with 400 "
+        "`cannot_follow_self`.",
+    )
     def post(self, request: Request, username: str) -> Response:
         user = selectors.user_visible_to(viewer=request.user, username=username)
         services.follow_create(follower=request.user, followee=user)
@@ -200,7 +203,14 @@ class FollowApi(APIView):
 
 class BlockApi(APIView):
     # Blocking must work even when the other side already blocked you, so no visibility filter.
-    @extend_schema(request=None, responses={204: None, 404: ERRORS[404]})
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            400: OpenApiResponse(description="cannot_block_self: the username is the caller's"),
+            404: ERRORS[404],
+        },
+    )
     def post(self, request: Request, username: str) -> Response:
         user = selectors.user_by_username(username)
         services.block_create(blocker=request.user, blocked=user)
@@ -214,7 +224,8 @@ class BlockApi(APIView):
 
 
 class FollowersApi(APIView):
-    pagination_ordering = ("-created_at", "-id")
+    # The tie-break is the other user's public UUID, never the Follow row's sequential id.
+    pagination_ordering = ("-created_at", "-follower_id")
 
     @extend_schema(responses={200: page_of(FollowerRowOut), 404: ERRORS[404]})
     def get(self, request: Request, username: str) -> Response:
@@ -224,7 +235,7 @@ class FollowersApi(APIView):
 
 
 class FollowingApi(APIView):
-    pagination_ordering = ("-created_at", "-id")
+    pagination_ordering = ("-created_at", "-followee_id")
 
     @extend_schema(responses={200: page_of(FollowingRowOut), 404: ERRORS[404]})
     def get(self, request: Request, username: str) -> Response:
@@ -260,7 +271,8 @@ class RealtimeTicketApi(APIView):
     def post(self, request: Request) -> Response:
         ticket = secrets.token_urlsafe(24)
         ttl = settings.RIFF_REALTIME_TICKET_TTL
-        cache.set(REALTIME_TICKET_PREFIX + ticket, str(request.user.pk), timeout=ttl)
+        # The ticket carries the token it was minted with: revoking that token voids it.
+        cache.set(REALTIME_TICKET_PREFIX + ticket, ticket_value(request.auth), timeout=ttl)
         scheme = "wss" if request.is_secure() else "ws"
         url = f"{scheme}://{request.get_host()}/ws/?ticket={ticket}"
         return Response(

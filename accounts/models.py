@@ -126,8 +126,13 @@ class Follow(models.Model):
             models.CheckConstraint(condition=~Q(follower=F("followee")), name="follow_not_self"),
         ]
         indexes = [
-            models.Index(fields=["followee", "-created_at", "-id"], name="follow_followee_idx"),
-            models.Index(fields=["follower", "-created_at", "-id"], name="follow_follower_idx"),
+            # The follower / following lists page by (created_at, the other user's id).
+            models.Index(
+                fields=["followee", "-created_at", "-follower"], name="follow_followee_page_idx"
+            ),
+            models.Index(
+                fields=["follower", "-created_at", "-followee"], name="follow_follower_page_idx"
+            ),
         ]
 
     def __str__(self) -> str:

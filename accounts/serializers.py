@@ -7,6 +7,43 @@ from rest_framework import serializers
 from config.api.fields import StrictCharField, StrictUUIDField
 
 from .models import Invite, Notification, User
+from .names import validate_name
+
+NAME_MIN_LENGTH = 3
+NAME_MAX_LENGTH = 30
+# accounts.names.validate_name in the form a schema can carry, for the canonical (ASCII) spelling:
+# letters/digits runs joined by "." / "_" separators, never two alike in a row ("a._b" passes,
+# "a..b" and "a__b" do not), starting and ending with a letter or digit. The server also folds
+# case, full-width and look-alike letters onto this form, and refuses reserved names
+# (tests/test_schema_rules.py checks the pattern against validate_name).
+NAME_PATTERN = r"^[A-Za-z0-9]+(?:(?:\.(?:_\.)*_?|_(?:\._)*\.?)[A-Za-z0-9]+)*$"
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": NAME_MIN_LENGTH,
+        "maxLength": NAME_MAX_LENGTH,
+        "pattern": NAME_PATTERN,
+        "description": "Letters, digits, '.' and '_' (no '..' or '__'), starting and ending "
+        "with a letter or digit; case-insensitive; reserved names (admin, support, ...) are "
+        "refused with 400.",
+    }
+)
+class NameField(StrictCharField):
+    """A username or cameo handle, checked with the same rule the services apply."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_length", NAME_MIN_LENGTH)
+        kwargs.setdefault("max_length", NAME_MAX_LENGTH)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        error = validate_name(value, min_length=NAME_MIN_LENGTH, max_length=NAME_MAX_LENGTH)
+        if error:
+            raise serializers.ValidationError(error)
+        return value
 
 
 def media_url(request, name: str) -> str | None:
@@ -120,7 +157,7 @@ class ProfileOut(serializers.ModelSerializer):
 
 
 class RegisterIn(serializers.Serializer):
-    username = StrictCharField(max_length=64)
+    username = NameField()
     email = serializers.EmailField(max_length=254)
     password = StrictCharField(max_length=128, write_only=True, trim_whitespace=False)
     invite_code = StrictCharField(max_length=64)

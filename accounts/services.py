@@ -24,6 +24,7 @@ from config.api.errors import ApiError, Forbidden, Invalid, TooLarge, Unsupporte
 from .models import Block, Follow, Invite, Notification, User, age_on
 from .names import name_key, normalize, validate_name
 from .realtime import send_to_user
+from .tokens import token_revoke_all
 
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
@@ -225,6 +226,8 @@ def user_delete(*, user: User) -> None:
         for path in settings.RIFF_ACCOUNT_DELETION_HOOKS:
             import_string(path)(user=user)
         Invite.objects.filter(used_by=user).update(used_by=None)
+        # The token rows go with the user; this also closes the user's open websockets.
+        token_revoke_all(user=user)
         user.delete()
     for name in files:
         default_storage.delete(name)

@@ -1,15 +1,23 @@
-"""Bearer tokens: random secrets handed out once, stored as SHA-256 hashes."""
+"""Bearer tokens: random secrets handed out once, stored as SHA-256 hashes.
+
+Revoking a token also closes the websockets it opened (directly, or through a ticket minted
+with it): every revocation below ends in `realtime.close_sockets`, which tells the user's
+sockets over the channel layer once the revocation has committed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import defaultdict
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import AuthToken, User
+from .realtime import close_sockets
 
 TOKEN_PREFIX = "riff_"  # noqa: S105 - a public marker, not a secret
 
@@ -49,11 +57,49 @@ def token_lookup(raw: str, *, now: datetime | None = None) -> AuthToken | None:
     return token
 
 
-def token_revoke(*, token: AuthToken) -> None:
-    AuthToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def token_is_live(*, token_id: int, user_id: object, now: datetime | None = None) -> bool:
+    """Whether token `token_id` of `user_id` still authenticates (websockets re-check this)."""
+    return AuthToken.objects.filter(
+        pk=token_id,
+        user_id=user_id,
+        user__is_active=True,
+        revoked_at__isnull=True,
+        expires_at__gt=now or timezone.now(),
+    ).exists()
+
+
+def token_revoke(*, token: AuthToken) -> bool:
+    """Revokes one token (logout); sockets opened with it close. False if it already was."""
+    revoked = AuthToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if revoked:
+        close_sockets(user_id=token.user_id, token_ids=[token.pk])
+    return bool(revoked)
 
 
 def token_revoke_all(*, user: User) -> int:
-    return AuthToken.objects.filter(user=user, revoked_at__isnull=True).update(
+    """Revokes every token of `user` and closes all their sockets (logout-all, deactivation,
+    deletion, a password set by staff)."""
+    count = AuthToken.objects.filter(user=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+    # Even with no live token left, a socket may outlive one that just expired: close them all.
+    close_sockets(user_id=user.pk, token_ids=None)
+    return count
+
+
+def tokens_revoke(*, tokens: QuerySet[AuthToken]) -> int:
+    """Revokes any set of tokens, across users (the admin's "revoke" action)."""
+    rows = list(tokens.filter(revoked_at__isnull=True).values_list("pk", "user_id"))
+    if not rows:
+        return 0
+    count = AuthToken.objects.filter(pk__in=[pk for pk, _ in rows], revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    by_user: dict[object, list[int]] = defaultdict(list)
+    for pk, user_id in rows:
+        by_user[user_id].append(pk)
+    for user_id, token_ids in by_user.items():
+        close_sockets(user_id=user_id, token_ids=token_ids)
+    return count

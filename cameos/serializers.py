@@ -3,7 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.serializers import UserBriefOut, _clean_text
+from accounts.serializers import NameField, UserBriefOut, _clean_text
 from config.api.fields import StrictCharField
 
 from .models import AccessRequest, Audience, Cameo, CameoGrant, CameoKind
@@ -66,7 +66,8 @@ class CameoOut(serializers.ModelSerializer):
 class CameoCreateIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CameoKind.choices)
     display_name = StrictCharField(max_length=60, min_length=1)
-    handle = StrictCharField(max_length=64, required=False)
+    # The username rules (cameos.services._validate_handle), stated in the schema.
+    handle = NameField(required=False)
 
     def validate_display_name(self, value: str) -> str:
         value = _clean_text(value)

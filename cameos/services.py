@@ -18,6 +18,7 @@ from accounts.models import User
 from accounts.names import name_key, normalize, validate_name
 from accounts.services import is_blocked_between, notification_create
 from config.api.errors import Conflict, Forbidden, Invalid
+from config.redis import enqueue_after_commit
 
 from .consent import cameo_can_use
 from .models import (
@@ -202,7 +203,8 @@ def cameo_submit_recording(*, cameo: Cameo, data: bytes, info: RecordingInfo) ->
             from .tasks import cameo_verify
 
             cameo_id = str(cameo.pk)
-            transaction.on_commit(lambda: cameo_verify.delay(cameo_id))
+            # cameos.tasks.cameo_verify_sweep re-sends it if the broker is down.
+            enqueue_after_commit(cameo_verify, cameo_id, component="cameo_verify")
     except BaseException:
         default_storage.delete(name)
         raise

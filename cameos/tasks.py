@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from celery import shared_task
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from config.redis import publish
 
 from .models import Cameo, CameoKind, CameoStatus
 from .recording import analyse_recording
@@ -47,3 +51,26 @@ def cameo_verify(cameo_id: str) -> str:
         default_storage.delete(name)
     logger.info("cameo %s verified: %s", cameo_id, cameo.status)
     return cameo.status
+
+
+# A verification whose message was lost (the broker was down at upload) is sent again after
+# this long; one still running by then is harmless to send twice (the task re-checks the
+# status, and only one decision can be recorded).
+VERIFY_RESEND_AFTER = timedelta(minutes=5)
+VERIFY_GIVE_UP_AFTER = timedelta(days=1)
+
+
+@shared_task(name="cameos.tasks.cameo_verify_sweep", ignore_result=True)
+def cameo_verify_sweep() -> int:
+    """Beat: re-sends the verification of cameos stuck in `verifying` (a lost message)."""
+    now = timezone.now()
+    stuck = Cameo.objects.filter(
+        status=CameoStatus.VERIFYING,
+        updated_at__lt=now - VERIFY_RESEND_AFTER,
+        updated_at__gt=now - VERIFY_GIVE_UP_AFTER,
+    ).values_list("pk", flat=True)[:500]
+    count = 0
+    for cameo_id in stuck:
+        publish(cameo_verify, str(cameo_id))
+        count += 1
+    return count

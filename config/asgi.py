@@ -12,13 +12,15 @@ from django.urls import path  # noqa: E402
 
 from accounts.consumers import RealtimeConsumer, TokenAuthMiddleware  # noqa: E402
 
+from .api.limits import BodyLimitMiddleware  # noqa: E402
 from .origins import OriginValidator  # noqa: E402
 
 websocket_urls = [path("ws/", RealtimeConsumer.as_asgi())]
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Body limits are enforced here, before Django's handler reads (and spools) the body.
+        "http": BodyLimitMiddleware(django_asgi_app),
         "websocket": OriginValidator(TokenAuthMiddleware(URLRouter(websocket_urls))),
     }
 )

@@ -184,6 +184,9 @@ def cmd_run(host: str, port: int) -> int:
                 host,
                 "--port",
                 str(port),
+                # uvicorn would rewrite the client address from X-Forwarded-For sent by any
+                # local process; Django decides alone (RIFF_TRUSTED_PROXIES, config.api.clientip).
+                "--no-proxy-headers",
             ],
             "worker": [
                 python,

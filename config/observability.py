@@ -1,14 +1,19 @@
 """Prometheus metrics: request counts and latencies by route, served at `/metrics`.
 
 With several worker processes, set PROMETHEUS_MULTIPROC_DIR (see docs/operations.md).
+`/metrics` is not public: it answers client addresses in RIFF_METRICS_ALLOWED_IPS (loopback by
+default) or a scraper sending `Authorization: Bearer <RIFF_METRICS_TOKEN>`; anyone else gets
+403 with the error envelope.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 
-from django.http import HttpResponse
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -17,6 +22,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from .api.clientip import address_in, client_ip, forwarded_by_trusted_proxy, parse_address
+from .api.errors import envelope
 
 REQUESTS = Counter("riff_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -42,7 +50,27 @@ class MetricsMiddleware:
         return response
 
 
+def _metrics_allowed(request) -> bool:
+    token = settings.RIFF_METRICS_TOKEN
+    if token:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            presented.strip().encode(), token.encode()
+        ):
+            return True
+    if "x-forwarded-for" in request.headers and not forwarded_by_trusted_proxy(request):
+        # Something proxied this request but is not a proxy we know, so the peer address is
+        # the proxy's (often loopback on a single box), not the caller's: no address grant.
+        return False
+    return address_in(parse_address(client_ip(request)), settings.RIFF_METRICS_ALLOWED_IPS)
+
+
 def metrics_view(request):
+    if not _metrics_allowed(request):
+        return JsonResponse(
+            envelope("permission_denied", "Metrics are restricted (docs/operations.md)."),
+            status=403,
+        )
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -1,18 +1,87 @@
-"""One Redis client per process for the structures Django's cache API can't express (sorted
-sets for inboxes and feed snapshots, SET NX for dedupe)."""
+"""Redis, and what Riff does while it is down.
+
+One client per process for the structures Django's cache API can't express (sorted sets for
+inboxes and feed snapshots, SET NX for dedupe). Redis holds nothing Riff can't lose or rebuild
+(rate-limit windows, websocket tickets, feed indexes and snapshots, Celery messages the sweeper
+re-sends), so an outage degrades the API and never takes it down (docs/operations.md, "When
+Redis is down"):
+
+- what can go on without Redis does, and says so: `degraded(component)` logs the error and
+  counts it in `riff_redis_degraded_total{component}` (throttles allow, feeds read the database);
+- what can't answers 503 `unavailable` with Retry-After: config.api.errors turns any Redis or
+  broker error that reaches a view into that (`BACKEND_DOWN_ERRORS`, `backend_unavailable`);
+- nothing waits long: every socket gives up after TIMEOUT_SECONDS (the Django cache's and the
+  Celery broker's too, see settings), and `publish` does not let kombu retry on top.
+"""
 
 from __future__ import annotations
 
 import functools
+import logging
+import sys
+from typing import Any
 
 import redis
 from django.conf import settings
+from prometheus_client import Counter
+
+logger = logging.getLogger(__name__)
+
+# Long enough for a loaded server, short enough that a frozen one costs a request seconds.
+TIMEOUT_SECONDS = 2
+# No retries by kombu on top of redis-py's own (which already reconnects a pooled connection that
+# died with a restarted server): each would hold the request another TIMEOUT_SECONDS while the
+# broker is really down, and the sweeper re-sends what could not be sent (generation.dispatch).
+PUBLISH_RETRY_POLICY = {"max_retries": 0}
+
+DEGRADED = Counter(
+    "riff_redis_degraded_total",
+    "Operations that went on without Redis or the Celery broker, by component",
+    ["component"],
+)
 
 
 @functools.cache
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return redis.Redis.from_url(
+        url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+    )
 
 
 def redis_client() -> redis.Redis:
     return _client(settings.REDIS_URL)
+
+
+def degraded(component: str, subject: object = "") -> None:
+    """Call from the `except` block of code that carries on without Redis (or the broker): one
+    warning line naming the error (a traceback per request would flood the logs of an outage),
+    one count for the dashboards."""
+    DEGRADED.labels(component).inc()
+    error = sys.exc_info()[1]
+    logger.warning("redis unavailable, %s degraded %s: %r", component, subject, error)
+
+
+def publish(task: Any, *args: Any, **options: Any) -> None:
+    """Sends a Celery task now, giving up after about TIMEOUT_SECONDS when the broker is down
+    (raises kombu.exceptions.OperationalError). For tasks whose message something re-sends, or
+    whose loss is harmless. Never stores the result (CELERY_TASK_IGNORE_RESULT says why)."""
+    task.apply_async(
+        args=args, ignore_result=True, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **options
+    )
+
+
+def enqueue_after_commit(task: Any, *args: Any, component: str, **options: Any) -> None:
+    """Sends `task` once the surrounding transaction commits. The write it follows stands
+    whether or not the broker takes the message: when it is down, `degraded(component)` records
+    it and a beat sweeper re-sends the work later (each caller names its sweeper)."""
+    from django.db import transaction
+
+    from .api.errors import BACKEND_DOWN_ERRORS
+
+    def send() -> None:
+        try:
+            publish(task, *args, **options)
+        except BACKEND_DOWN_ERRORS:
+            degraded(component, args[0] if args else "")
+
+    transaction.on_commit(send)

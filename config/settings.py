@@ -6,6 +6,7 @@ RIFF_DEV=1 (DEBUG on, http allowed) for a laptop. Every variable is listed in th
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from datetime import timedelta
@@ -54,6 +55,8 @@ SECRET_KEY = env("SECRET_KEY") or (
 )
 if not SECRET_KEY:
     raise RuntimeError("SECRET_KEY must be set (RIFF_DEV=1 for a local insecure default)")
+# Old keys still accepted while a rotation settles (signatures, list cursors).
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if (DEV or TESTING) else "")
 if TESTING:
@@ -83,6 +86,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.observability.MetricsMiddleware",
+    # Body limits and NUL-free URLs before anything reads the request (config.api.limits).
+    "config.api.limits.BodyLimitGuard",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -91,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # /api/v1 answers are tokens or the caller's own data: no-store unless a view says else.
+    "config.api.caching.ApiNoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -147,6 +154,9 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "riff",
         "TIMEOUT": 300,
+        # Bounded like every Redis call (config.redis.TIMEOUT_SECONDS): a frozen Redis costs a
+        # request seconds, never a hang, and the callers degrade (docs/operations.md).
+        "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
     }
 }
 
@@ -166,14 +176,26 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 # longest task (the hard time limit) or a slow generation would run twice.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 15 * 60)
 CELERY_TASK_ALWAYS_EAGER = False
+# Nothing reads task results (outcomes live in rows). Storing them would also make every sender
+# subscribe to Redis pub/sub, and while Redis is down that subscription holds a request ~20 s
+# before failing with a RuntimeError (a 500).
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "generation-sweep": {"task": "generation.tasks.generation_sweep", "schedule": 15.0},
     "idempotency-purge": {"task": "generation.tasks.idempotency_purge", "schedule": 3600.0},
     "feed-partitions": {"task": "feed.tasks.feed_partitions_ensure", "schedule": 86400.0},
     "feed-trending": {"task": "feed.tasks.feed_trending_refresh", "schedule": 240.0},
     "feed-cold-start": {"task": "feed.tasks.feed_cold_start_refresh", "schedule": 60.0},
+    # Work whose message was lost while the broker was down (config.redis.enqueue_after_commit).
+    "cameo-verify-sweep": {"task": "cameos.tasks.cameo_verify_sweep", "schedule": 60.0},
+    "feed-embeddings-sweep": {"task": "feed.tasks.feed_embeddings_sweep", "schedule": 300.0},
 }
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # Without these a frozen Redis holds a publishing request forever (config.redis.publish).
+    "socket_timeout": 2,
+    "socket_connect_timeout": 2,
+}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -310,9 +332,43 @@ RIFF_FEED_TEEN_DAILY_CAP = env_int("RIFF_FEED_TEEN_DAILY_CAP", 120)
 # Creation metrics: a session ends after this much inactivity (seconds).
 RIFF_FEED_METRICS_SESSION_GAP = env_int("RIFF_FEED_METRICS_SESSION_GAP", 30 * 60)
 
-# Upload size the web tier accepts at all; per-endpoint caps are tighter.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# --- Request body limits (docs/operations.md "Request body limits") ----------------------------
+# Enforced before the body is read (config.api.limits): a larger declared Content-Length, or
+# more bytes streamed, is 413 `too_large`. "Anonymous" means no Authorization header.
+RIFF_BODY_MAX_BYTES = env_int("RIFF_BODY_MAX_BYTES", 1024 * 1024)
+RIFF_BODY_MAX_BYTES_ANONYMOUS = env_int("RIFF_BODY_MAX_BYTES_ANONYMOUS", 64 * 1024)
+RIFF_BODY_MAX_BYTES_ADMIN = env_int("RIFF_BODY_MAX_BYTES_ADMIN", 2 * 1024 * 1024)
+# Room for the multipart boundaries and part headers around an uploaded file.
+RIFF_BODY_MULTIPART_OVERHEAD = env_int("RIFF_BODY_MULTIPART_OVERHEAD", 64 * 1024)
+# (methods, path regex, limit, anonymous limit): the first match wins, anything else gets
+# RIFF_BODY_MAX_BYTES (RIFF_BODY_MAX_BYTES_ANONYMOUS without an Authorization header).
+RIFF_BODY_LIMITS: list[tuple[str, str, int, int]] = [
+    (
+        "PUT",
+        r"^/api/v1/cameos/[^/]+/recording$",
+        RIFF_CAMEO_MAX_BYTES + RIFF_BODY_MULTIPART_OVERHEAD,
+        RIFF_BODY_MAX_BYTES_ANONYMOUS,
+    ),
+    (
+        "PUT",
+        r"^/api/v1/me/avatar$",
+        RIFF_AVATAR_MAX_BYTES + RIFF_BODY_MULTIPART_OVERHEAD,
+        RIFF_BODY_MAX_BYTES_ANONYMOUS,
+    ),
+    (
+        "POST",
+        r"^/api/v1/provenance/verify$",
+        RIFF_PROVENANCE_MAX_BYTES + RIFF_BODY_MULTIPART_OVERHEAD,
+        RIFF_BODY_MAX_BYTES_ANONYMOUS,
+    ),
+    # The console signs in with a session cookie, so its requests carry no Authorization.
+    ("*", r"^/admin/", RIFF_BODY_MAX_BYTES_ADMIN, RIFF_BODY_MAX_BYTES_ADMIN),
+]
+# Django's own caps agree: no form field or JSON body may exceed the largest non-upload limit
+# (RequestDataTooBig is answered 413 too), and bodies up to the JSON limit stay in memory while
+# larger ones (uploads only) spool to disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(RIFF_BODY_MAX_BYTES, RIFF_BODY_MAX_BYTES_ADMIN)
+FILE_UPLOAD_MAX_MEMORY_SIZE = RIFF_BODY_MAX_BYTES
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -320,24 +376,36 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.KeysetPagination",
     "PAGE_SIZE": 20,
+    # Keyed on config.api.clientip.client_ip (RIFF_TRUSTED_PROXIES), never the raw header.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "config.api.throttles.AnonThrottle",
+        "config.api.throttles.UserThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("THROTTLE_ANON", "120/min"),
         "user": env("THROTTLE_USER", "1200/min"),
         "login": env("THROTTLE_LOGIN", "10/min"),
         "register": env("THROTTLE_REGISTER", "20/hour"),
+        # /admin/login/ POSTs, per client address and per account (accounts.admin_login).
+        "admin_login": env("THROTTLE_ADMIN_LOGIN", "10/min"),
     },
     "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # JSON only; upload endpoints opt into multipart themselves.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON only (hardened: depth, NaN, NUL; config.api.parsers); uploads opt into multipart.
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "NUM_PROXIES": env_int("NUM_PROXIES", 0) if env("NUM_PROXIES") else None,
 }
+# Proxies whose X-Forwarded-For is believed (IPs / CIDRs); empty: the TCP peer is the client.
+RIFF_TRUSTED_PROXIES = env_list("RIFF_TRUSTED_PROXIES")
+if env("NUM_PROXIES"):
+    # A hop count trusted whatever sat at those hops; refuse to start rather than guess.
+    raise RuntimeError("NUM_PROXIES is gone: list your proxies in RIFF_TRUSTED_PROXIES")
+# /metrics answers these client addresses, or a request with `Authorization: Bearer <token>`.
+RIFF_METRICS_ALLOWED_IPS = env_list("RIFF_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+RIFF_METRICS_TOKEN = env("RIFF_METRICS_TOKEN")
+for _entry in (*RIFF_TRUSTED_PROXIES, *RIFF_METRICS_ALLOWED_IPS):
+    ipaddress.ip_network(_entry, strict=False)  # a typo fails at start-up, not silently
 if TESTING:
     REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(anon="100000/min", user="100000/min")
 
@@ -361,6 +429,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.add_error_envelope",
+        "config.api.schema.document_list_paging",
     ],
 }
 

@@ -234,7 +234,8 @@ class CreationMetricsApi(APIView):
         from .metrics import creation_metrics
 
         raw = request.query_params.get("days", "30")
-        if not raw.isdigit() or not 1 <= int(raw) <= 365:
+        # isdigit() alone passes "²" and 5,000-digit strings, which int() then refuses (a 500).
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= 365:
             raise Invalid("days must be 1-365.", fields={"days": ["An integer from 1 to 365."]})
         end = timezone.now()
         start = end - timedelta(days=int(raw))

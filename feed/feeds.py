@@ -8,13 +8,21 @@ cursor, so a client can cross from one to the other mid-scroll.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rest_framework.request import Request
 
 from accounts.selectors import blocked_user_ids
-from config.api.pagination import decode_cursor, encode_cursor, keyset_filter, parse_limit
+from config.api.pagination import (
+    cursor_scope,
+    decode_cursor,
+    encode_cursor,
+    keyset_filter,
+    parse_limit,
+)
 
 from . import inbox
 from .models import Post
@@ -23,6 +31,7 @@ from .serializers import PostOut
 from .serving import serve_id_make
 
 ORDER = ("-created_at", "-id")
+CURSOR_TYPES = (datetime, uuid.UUID)
 
 
 @dataclass
@@ -47,9 +56,14 @@ def post_items(posts: list[Post], reasons: list[str], *, request: Request) -> li
     ]
 
 
-def _cursor(request: Request) -> list | None:
+def feed_scope(request: Request, kind: str) -> str:
+    """Each feed kind seals its own cursors: a Latest cursor does not open Following."""
+    return cursor_scope(f"feed.{kind}", request)
+
+
+def _cursor(request: Request, kind: str) -> list | None:
     raw = request.query_params.get("cursor")
-    return decode_cursor(raw, 2) if raw else None
+    return decode_cursor(raw, scope=feed_scope(request, kind), types=CURSOR_TYPES) if raw else None
 
 
 def _db_page(qs, before: list | None, limit: int) -> tuple[list[Post], bool]:
@@ -62,12 +76,12 @@ def _db_page(qs, before: list | None, limit: int) -> tuple[list[Post], bool]:
 
 def latest_page(request: Request) -> FeedPage:
     limit = parse_limit(request)
-    posts, more = _db_page(posts_visible_to(request.user), _cursor(request), limit)
-    return _page(request, posts, ["latest"] * len(posts), more)
+    posts, more = _db_page(posts_visible_to(request.user), _cursor(request, "latest"), limit)
+    return _page(request, posts, ["latest"] * len(posts), more, kind="latest")
 
 
 def following_page(request: Request) -> FeedPage:
-    user, limit, before = request.user, parse_limit(request), _cursor(request)
+    user, limit, before = request.user, parse_limit(request), _cursor(request, "following")
     want = limit + 1
     blocked = blocked_user_ids(user)
     posts: list[Post] = []
@@ -103,9 +117,14 @@ def following_page(request: Request) -> FeedPage:
         posts += rest
     more = len(posts) > limit
     posts = posts[:limit]
-    return _page(request, posts, ["following"] * len(posts), more)
+    return _page(request, posts, ["following"] * len(posts), more, kind="following")
 
 
-def _page(request: Request, posts: list[Post], reasons: list[str], more: bool) -> FeedPage:
-    cursor = encode_cursor([posts[-1].created_at, posts[-1].pk]) if more and posts else None
+def _page(
+    request: Request, posts: list[Post], reasons: list[str], more: bool, *, kind: str
+) -> FeedPage:
+    cursor = None
+    if more and posts:
+        last = posts[-1]
+        cursor = encode_cursor([last.created_at, last.pk], scope=feed_scope(request, kind))
     return FeedPage(items=post_items(posts, reasons, request=request), cursor=cursor)

@@ -10,15 +10,11 @@ blocks, whether the viewer still follows the author), so a stale entry can never
 
 from __future__ import annotations
 
-import logging
-
 import redis
 
-from config.redis import redis_client
+from config.redis import degraded, redis_client
 
 from .models import Post, PostState
-
-logger = logging.getLogger(__name__)
 
 INBOX_SIZE = 1000
 INBOX_TTL = 7 * 24 * 3600
@@ -54,7 +50,7 @@ def fanout(*, post_id, created_at, follower_ids: list) -> int:
             added += len(alive)
     except redis.RedisError:
         # The database path serves everyone correctly; inboxes are rebuilt on the next read.
-        logger.warning("inbox fan-out for %s failed", post_id, exc_info=True)
+        degraded("feed_inbox", f"(fan-out of {post_id})")
     return added
 
 
@@ -74,7 +70,7 @@ def rebuild(*, user) -> bool:
         pipe.expire(key, INBOX_TTL)
         pipe.execute()
     except redis.RedisError:
-        logger.warning("inbox rebuild for %s failed", user.pk, exc_info=True)
+        degraded("feed_inbox", f"(rebuild for {user.pk})")
         return False
     return True
 
@@ -83,7 +79,8 @@ def drop(*, user_id) -> None:
     try:
         redis_client().delete(inbox_key(user_id))
     except redis.RedisError:
-        logger.warning("inbox drop for %s failed", user_id, exc_info=True)
+        # Nobody reads a deleted account's inbox; it expires on its own (INBOX_TTL).
+        degraded("feed_inbox", f"(drop for {user_id})")
 
 
 def read(*, user, before: tuple[float, str] | None, count: int):
@@ -103,7 +100,7 @@ def read(*, user, before: tuple[float, str] | None, count: int):
         )
         truncated = client.zcard(key) - 1 >= INBOX_SIZE
     except redis.RedisError:
-        logger.warning("inbox read for %s failed", user.pk, exc_info=True)
+        degraded("feed_inbox", f"(read for {user.pk}; served from the database)")
         return None
     out = []
     for raw, value in rows:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -16,7 +17,7 @@ from accounts.models import Follow, User
 from accounts.services import is_blocked_between, notification_create
 from cameos.consent import cameo_can_use
 from config.api.errors import Forbidden, NotFound
-from config.redis import redis_client
+from config.redis import degraded, enqueue_after_commit, redis_client
 from generation.models import Appearance, Generation, Video, VideoState
 
 from . import inbox
@@ -160,7 +161,7 @@ def _enqueue_fanout(post: Post) -> None:
     if followers.count() > INLINE_FANOUT_MAX:
         from .tasks import post_fanout
 
-        transaction.on_commit(lambda: post_fanout.delay(str(post.pk)))
+        enqueue_after_commit(post_fanout, str(post.pk), component="feed_fanout")
         return
     follower_ids = list(followers.values_list("follower_id", flat=True))
     transaction.on_commit(
@@ -169,10 +170,11 @@ def _enqueue_fanout(post: Post) -> None:
 
 
 def _enqueue_embedding(post: Post) -> None:
-    """The prompt embedding (diversity, steering) is computed on a worker (torch lives there)."""
+    """The prompt embedding (diversity, steering) is computed on a worker (torch lives there);
+    feed.tasks.feed_embeddings_sweep catches up on any whose message was lost."""
     from .tasks import post_embed
 
-    transaction.on_commit(lambda: post_embed.delay(str(post.pk)))
+    enqueue_after_commit(post_embed, str(post.pk), component="feed_embedding")
 
 
 def _post_remove(post: Post, reason: str) -> bool:
@@ -244,18 +246,53 @@ COUNTED_EVENTS = {
 }
 
 
-def _first_counted(user: User, keys: list[str]) -> list[bool]:
-    """Per event key (serve_id:post[:kind]), whether this is its first arrival (SET NX in
-    Redis). When Redis is down every event counts rather than none: a counter may run high,
-    never stall."""
+def _dedupe_key(row: FeedEvent) -> str:
+    # impressions keep their historical dedupe key; other kinds are keyed by kind too
+    kind = "" if row.kind == EventKind.IMPRESSION else f":{row.kind}"
+    return f"{row.serve_id}:{row.post_id}{kind}"
+
+
+def _first_counted(user: User, rows: list[FeedEvent]) -> list[bool]:
+    """Per counted event (inserted in this transaction), whether it is the first arrival of its
+    serve_id, post and kind: SET NX in Redis, or the event table itself when Redis is down."""
     try:
         pipe = redis_client().pipeline(transaction=False)
-        for key in keys:
-            pipe.set(f"riff:imp:{user.pk}:{key}", 1, nx=True, ex=EVENT_DEDUPE_TTL)
+        for row in rows:
+            pipe.set(f"riff:imp:{user.pk}:{_dedupe_key(row)}", 1, nx=True, ex=EVENT_DEDUPE_TTL)
         return [bool(ok) for ok in pipe.execute()]
     except redis.RedisError:
-        logger.warning("feed event dedupe unavailable", exc_info=True)
-        return [True] * len(keys)
+        degraded("feed_event_dedupe", f"(for {user.pk}; checked in the database)")
+        return _first_counted_in_db(user, rows)
+
+
+def _first_counted_in_db(user: User, rows: list[FeedEvent]) -> list[bool]:
+    """An event is first unless an earlier row of the viewer has its serve_id, post and kind
+    within the dedupe window. A lock per viewer, held to commit, keeps two concurrent batches
+    from both counting one event (the second one's query sees the first one's rows). The one
+    gap: a replay that straddles Redis' return is counted again, as Redis never saw the first.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"riff:imp:{user.pk}"]
+        )
+    since = min(r.created_at for r in rows) - timedelta(seconds=EVENT_DEDUPE_TTL)
+    earlier = FeedEvent.objects.filter(
+        user_id=user.pk,
+        created_at__gte=since,
+        post_id__in={r.post_id for r in rows},
+        kind__in={r.kind for r in rows},
+        serve_id__in={r.serve_id for r in rows},
+    ).exclude(pk__in=[r.pk for r in rows])
+    seen = {
+        (sid, str(pid), kind)
+        for sid, pid, kind in earlier.values_list("serve_id", "post_id", "kind")
+    }
+    first = []
+    for r in rows:
+        key = (r.serve_id, str(r.post_id), r.kind)
+        first.append(key not in seen)
+        seen.add(key)  # a batch may carry the same event twice
+    return first
 
 
 @transaction.atomic
@@ -287,12 +324,7 @@ def events_record(*, user: User, events: list[dict[str, Any]]) -> tuple[int, int
             counted.append(row)
     FeedEvent.objects.bulk_create(rows)
     if counted:
-        # impressions keep their historical dedupe key; other kinds are keyed by kind too
-        keys = [
-            f"{r.serve_id}:{r.post_id}" + ("" if r.kind == EventKind.IMPRESSION else f":{r.kind}")
-            for r in counted
-        ]
-        first = _first_counted(user, keys)
+        first = _first_counted(user, counted)
         for kind, field in COUNTED_EVENTS.items():
             deltas = Counter(
                 r.post_id for r, ok in zip(counted, first, strict=True) if ok and r.kind == kind
@@ -317,7 +349,7 @@ def preferences_set(*, user: User, steer: str, personalized: bool) -> FeedPrefer
     if changed and steer:
         from .tasks import preference_embed
 
-        transaction.on_commit(lambda: preference_embed.delay(str(user.pk)))
+        enqueue_after_commit(preference_embed, str(user.pk), component="feed_embedding")
     return pref
 
 

@@ -77,3 +77,37 @@ def feed_cold_start_refresh() -> int:
     from .ranking.sources import cold_start_refresh
 
     return len(cold_start_refresh())
+
+
+@shared_task(name="feed.tasks.feed_embeddings_sweep", queue="default", ignore_result=True)
+def feed_embeddings_sweep() -> int:
+    """Beat: embeds recent live posts and steering texts still without an embedding (their
+    task's message was lost, e.g. the broker was down at publish). Bounded per run."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from config.redis import publish
+
+    now = timezone.now()
+    settled = now - timedelta(minutes=5)
+    posts = Post.objects.filter(
+        state="live",
+        embedding__isnull=True,
+        created_at__lt=settled,
+        created_at__gt=now - timedelta(days=settings.RIFF_FEED_CANDIDATE_DAYS),
+    ).values_list("pk", flat=True)[:500]
+    prefs = (
+        FeedPreference.objects.filter(steer_embedding__isnull=True, updated_at__lt=settled)
+        .exclude(steer="")
+        .values_list("user_id", flat=True)[:500]
+    )
+    sent = 0
+    for post_id in posts:
+        publish(post_embed, str(post_id))
+        sent += 1
+    for user_id in prefs:
+        publish(preference_embed, str(user_id))
+        sent += 1
+    return sent

@@ -1,7 +1,9 @@
 """Getting queued jobs to the `gpu` queue, exactly when their row is committed.
 
-`dispatch_after_commit` sends the task from an on_commit hook; if the process dies between
-commit and send, the beat task `generation_sweep` re-sends every job still queued after
+`dispatch_after_commit` sends the task from an on_commit hook. A job whose message could not be
+sent (the broker, Redis, is down: publishing gives up within seconds, config.redis.publish)
+stays `queued` with no `dispatched_at`, and so does one whose process died between commit and
+send: the beat task `generation_sweep` re-sends every job still queued after
 `RIFF_DISPATCH_RESEND_AFTER` seconds. A re-send is harmless: the worker's claim is a
 conditional UPDATE, so a job runs once however many messages arrive.
 """
@@ -13,27 +15,44 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Generation
+from config.api.errors import BACKEND_DOWN_ERRORS
+from config.redis import degraded, publish
+
+from .models import Generation, GenerationStatus
 
 logger = logging.getLogger(__name__)
 
 
 def send(generation_id) -> None:
+    """Publishes the job's message; raises kombu's OperationalError when the broker is down.
+
+    `dispatched_at` is stamped before publishing (a worker may claim the job the moment the
+    message lands, and the dispatch latency is measured from it) and cleared again when the
+    broker refused the message, so that only a job with a message out carries it.
+    """
     from .tasks import generation_run
 
-    Generation.objects.filter(pk=generation_id).update(dispatched_at=timezone.now())
-    generation_run.apply_async(args=[str(generation_id)], queue="gpu")
+    job = Generation.objects.filter(pk=generation_id)
+    job.update(dispatched_at=timezone.now())
+    try:
+        publish(generation_run, str(generation_id), queue="gpu")
+    except Exception:
+        job.filter(status=GenerationStatus.QUEUED).update(dispatched_at=None)
+        raise
 
 
 def dispatch_after_commit(generation: Generation) -> None:
     generation_id = generation.pk
 
     def _send():
+        # The job is committed either way; the sweeper re-sends what was not sent.
         try:
             send(generation_id)
-        except Exception:  # the sweeper will re-send it
+        except BACKEND_DOWN_ERRORS:
+            degraded("generation_dispatch", generation_id)
+        except Exception:
             logger.warning(
-                "dispatch of %s failed; the sweeper will retry", generation_id, exc_info=True
+                "dispatch of %s failed; the sweeper will re-send it", generation_id, exc_info=True
             )
 
     transaction.on_commit(_send)

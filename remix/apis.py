@@ -13,6 +13,7 @@ from accounts.idempotency import idempotent
 from config.api.errors import Invalid
 from config.api.pagination import (
     KeysetPagination,
+    cursor_scope,
     decode_cursor,
     encode_cursor,
     next_link,
@@ -85,11 +86,9 @@ class LineageApi(APIView):
     def get(self, request: Request, post_id) -> Response:
         post = post_visible(user=request.user, post_id=post_id)
         limit = parse_limit(request)
-        offset = 0
+        offset, scope = 0, cursor_scope("remix.lineage", request)
         if raw := request.query_params.get("cursor"):
-            (offset,) = decode_cursor(raw, 1)
-            if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-                raise Invalid("The cursor is not valid.", fields={"cursor": ["Not valid."]})
+            (offset,) = decode_cursor(raw, scope=scope, types=(int,))
         page = selectors.lineage(user=request.user, post=post, offset=offset, limit=limit)
         posts = [a["post"] for a in page.ancestors if a["post"] is not None]
         annotate_posts(posts, viewer=request.user)
@@ -101,7 +100,7 @@ class LineageApi(APIView):
             data[str(a["id"])] if a["post"] is not None else _placeholder(a["id"], a["depth"])
             for a in page.ancestors
         ]
-        cursor = encode_cursor([offset + len(results)]) if page.more else None
+        cursor = encode_cursor([offset + len(results)], scope=scope) if page.more else None
         return Response({"results": results, "next": next_link(request, cursor, limit)})
 
 
@@ -110,7 +109,8 @@ class TreeApi(APIView):
         parameters=[
             OpenApiParameter(
                 "depth",
-                int,
+                # The bounds _depth() enforces, so generated clients and fuzzers know them.
+                {"type": "integer", "minimum": 1, "maximum": selectors.TREE_MAX_DEPTH},
                 required=False,
                 description=f"Levels below the post (default {selectors.TREE_DEFAULT_DEPTH}, "
                 f"1 to {selectors.TREE_MAX_DEPTH}).",

@@ -1,10 +1,17 @@
 """Schemathesis over the whole OpenAPI schema, authenticated, every operation.
 
 Each operation gets generated requests; none may answer 5xx and every response must match the
-schema (status code, content type, body). New endpoints are picked up automatically.
+schema (status code, content type, body). New endpoints are picked up automatically. Both tests
+run with DEBUG off, as production does (DEBUG turns some refusals into HTML debug pages).
+
+Generated data rarely hits the hostile corners (forged cursors, deeply nested JSON, NUL bytes,
+declared-huge uploads), so a second test walks the same schema and sends those to every
+operation that takes them.
 """
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 import schemathesis
@@ -16,12 +23,20 @@ from schemathesis.checks import load_all_checks
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.factories import UserFactory, token_for
+from tests.test_hostile_input import HOSTILE_CURSORS
 
 load_all_checks()
 
 
 @pytest.fixture
-def api_schema(db):
+def production_debug(settings):
+    settings.DEBUG = False
+    yield
+    assert settings.DEBUG is False
+
+
+@pytest.fixture
+def api_schema(db, production_debug):
     # Like Django's test client: keep the test's connection (and transaction) open across
     # requests instead of closing it when each request finishes.
     request_started.disconnect(close_old_connections)
@@ -59,3 +74,77 @@ def test_every_operation_conforms(case, fuzz_user):
         # Business rules (invite codes, reserved names) refuse much schema-valid input by design.
         excluded_checks=[positive_data_acceptance],
     )
+
+
+def _operations(client) -> list[tuple[str, str, dict]]:
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    return [
+        (method.upper(), path, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+
+
+def _fill(path: str, operation: dict, username: str) -> tuple[str, bool]:
+    """`path` with its parameters filled: uuids get a fresh (missing) one, names the caller's.
+    The flag says whether an object must exist (a 404 then comes before anything else)."""
+    lookups = False
+    for param in operation.get("parameters", []):
+        if param["in"] != "path":
+            continue
+        if param["schema"].get("format") == "uuid":
+            value, lookups = str(uuid.uuid4()), True
+        else:
+            value = username
+        path = path.replace("{" + param["name"] + "}", value)
+    return path, lookups
+
+
+def test_every_operation_refuses_hostile_input_without_5xx(fuzz_user, production_debug):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(fuzz_user)}")
+    deep = "[" * 50_000 + "]" * 50_000
+    failures: list[tuple] = []
+    checked = {"cursor": 0, "json": 0, "multipart": 0, "nul": 0}
+
+    def expect(response, allowed: set[int], what: str, path: str) -> None:
+        body = response.json() if response.get("Content-Type") == "application/json" else {}
+        if response.status_code not in allowed or "error" not in body:
+            failures.append((what, path, response.status_code, str(body)[:160]))
+
+    for method, template, operation in _operations(client):
+        path, lookups = _fill(template, operation, fuzz_user.username)
+        # A missing object may answer 404 (or 403) before the input is looked at.
+        refused = {400, 403, 404} if lookups else {400}
+        query = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
+        if method == "GET" and "cursor" in query:
+            for label, cursor in HOSTILE_CURSORS.items():
+                response = client.get(path, {"cursor": cursor})
+                expect(response, refused, f"cursor {label}", path)
+                checked["cursor"] += 1
+        if method == "GET":
+            for name in query:
+                expect(client.get(path, {name: "x\x00"}), {400}, f"NUL in {name}", path)
+                checked["nul"] += 1
+        content = operation.get("requestBody", {}).get("content", {})
+        call = getattr(client, method.lower())
+        if "application/json" in content:
+            response = call(path, data=deep, content_type="application/json")
+            expect(response, refused, "deep JSON", path)
+            checked["json"] += 1
+        if "multipart/form-data" in content:
+            response = call(
+                path,
+                data=b"--x--",
+                content_type="multipart/form-data; boundary=x",
+                CONTENT_LENGTH=str(10**12),
+            )
+            expect(response, {413}, "declared terabyte", path)
+            checked["multipart"] += 1
+    assert not failures, failures
+    # The walk found what it was meant to (a schema change that hid them would pass vacuously).
+    assert checked["cursor"] >= 13 * len(HOSTILE_CURSORS)
+    assert checked["json"] >= 10 and checked["multipart"] == 3 and checked["nul"] >= 20

@@ -26,8 +26,27 @@ def test_readyz_reports_redis_down(anon, settings):
         }
     }
     response = anon.get("/readyz")
+    # Degraded, still ready: the API serves without Redis (docs/operations.md).
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "degraded",
+        "checks": {"database": "ok", "redis": "down"},
+    }
+
+
+def test_readyz_fails_without_the_database(anon, monkeypatch):
+    import config.health
+
+    def down():
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(config.health, "_check_db", down)
+    response = anon.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "ok", "redis": "down"}
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {"database": "down", "redis": "ok"},
+    }
 
 
 def test_unknown_api_path_is_enveloped(anon):

@@ -11,7 +11,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import kombu.exceptions
+import redis.exceptions
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -80,10 +88,36 @@ class UnsupportedMedia(ApiError):
     default_detail = "This media type is not supported."
 
 
+# Django's own refusals of an oversized body (DATA_UPLOAD_MAX_MEMORY_SIZE, _NUMBER_FIELDS,
+# _NUMBER_FILES). Django files them under SuspiciousOperation (a 400); to a client they are the
+# same thing as the body limits of config.api.limits, so they answer 413 `too_large` too.
+TOO_LARGE_ERRORS = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
+
+
 class Unavailable(ApiError):
     status_code = 503
     default_code = "unavailable"
     default_detail = "The service is temporarily unavailable."
+
+
+# Redis or the Celery broker unreachable, too slow, or refusing writes (a failover, out of
+# memory). What can do without Redis degrades on its own (config.redis); whatever still reaches
+# a view answers 503 `unavailable` with Retry-After, never 500.
+BACKEND_DOWN_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+    kombu.exceptions.OperationalError,
+)
+BACKEND_RETRY_AFTER_SECONDS = 5  # a restart or failover of Redis takes seconds
+
+
+def backend_unavailable() -> Unavailable:
+    return Unavailable(
+        "This is temporarily unavailable; try again in a few seconds.",
+        headers={"Retry-After": str(BACKEND_RETRY_AFTER_SECONDS)},
+    )
 
 
 _DRF_CODES: dict[type[exceptions.APIException], str] = {
@@ -138,6 +172,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = Forbidden()
+    elif isinstance(exc, TOO_LARGE_ERRORS):
+        exc = TooLarge("The request body is too large.")
+    elif isinstance(exc, SuspiciousOperation):
+        logger.warning("suspicious request refused: %s", exc)
+        exc = Invalid("The request is invalid.")
+    elif isinstance(exc, BACKEND_DOWN_ERRORS):
+        request = context.get("request")
+        logger.warning("redis/broker down on %s: %r", getattr(request, "path", "?"), exc)
+        exc = backend_unavailable()
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -187,4 +230,7 @@ def json_403(request, exception=None):  # noqa: ARG001
 
 
 def json_400(request, exception=None):  # noqa: ARG001
+    # Django answers its SuspiciousOperations here (outside DRF: the admin's forms, say).
+    if isinstance(exception, TOO_LARGE_ERRORS):
+        return JsonResponse(envelope("too_large", "The request body is too large."), status=413)
     return JsonResponse(envelope("invalid", "Bad request."), status=400)

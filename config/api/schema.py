@@ -1,4 +1,4 @@
-"""OpenAPI post-processing: every operation documents the error envelope.
+"""OpenAPI post-processing: every operation documents the error envelope, every list its paging.
 
 Whatever status an endpoint refuses with, the body is `ErrorEnvelope` (API.md "Errors"); the
 `default` response says so once per operation, so generated clients can decode any error.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+from .pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 # The header of every endpoint API.md marks idempotent (accounts.idempotency.idempotent).
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -57,4 +59,53 @@ def add_error_envelope(result, generator, request, public):
                 "description": "Error (see API.md: error envelope with a stable code)",
                 "content": {"application/json": {"schema": ref}},
             }
+    return result
+
+
+def _page_component(operation: dict, schemas: dict) -> bool:
+    """Whether the operation's 200 body is a `{"results": [...], "next": ...}` page."""
+    content = operation.get("responses", {}).get("200", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref", "")
+    properties = schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}) if ref else {}
+    return "results" in properties and "next" in properties
+
+
+def document_list_paging(result, generator, request, public):
+    """Every list states `cursor` and `limit`, and `limit` says it is at least 1.
+
+    Lists are built by views calling `paginated_response` or `parse_limit` directly, so
+    drf-spectacular does not see a paginator; without this a client (or a fuzzer) learns
+    neither parameter, or learns `limit` without the `minimum` that `parse_limit` enforces.
+    """
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"Page size: default {DEFAULT_LIMIT}, at least 1, capped at {MAX_LIMIT}.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+    cursor = {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "Opaque position from a previous page's `next`.",
+        "schema": {"type": "string"},
+    }
+    schemas = result.get("components", {}).get("schemas", {})
+    for path_item in result.get("paths", {}).values():
+        operation = path_item.get("get")
+        if not isinstance(operation, dict):
+            continue
+        parameters = operation.get("parameters", [])
+        present = {(p.get("name"), p.get("in")) for p in parameters}
+        if _page_component(operation, schemas):
+            for parameter in (cursor, limit):
+                if (parameter["name"], "query") not in present:
+                    parameters.append(dict(parameter, schema=dict(parameter["schema"])))
+        for parameter in parameters:
+            if parameter.get("name") == "limit" and parameter.get("in") == "query":
+                parameter.setdefault("schema", {"type": "integer"})["minimum"] = 1
+        if parameters:
+            operation["parameters"] = parameters
     return result

@@ -17,9 +17,11 @@ from django.utils import timezone
 from rest_framework.request import Request
 
 from accounts.selectors import blocked_user_ids
-from config.api.pagination import decode_cursor, encode_cursor, parse_limit
+from config.api.errors import backend_unavailable
+from config.api.pagination import cursor_opens, decode_cursor, encode_cursor, parse_limit
+from config.redis import degraded
 
-from ..feeds import FeedPage, latest_page, post_items
+from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items
 from ..selectors import posts_visible_to
 from .cards import card_item, plan_load, plan_save
 from .rerank import rerank
@@ -52,11 +54,21 @@ def build_order(user) -> list[tuple[str, str]]:
 
 
 def for_you_page(request: Request) -> FeedPage:
+    raw = request.query_params.get("cursor")
+    if raw and cursor_opens(raw, scope=feed_scope(request, "latest"), types=CURSOR_TYPES):
+        # The previous page was Latest served in place of For You (Redis was down, below):
+        # that scroll goes on as Latest rather than failing on a cursor For You did not mint.
+        return latest_page(request)
     try:
         return _for_you_page(request)
-    except redis.RedisError:
+    except redis.RedisError as exc:
+        if raw:
+            # The cursor names a snapshot that lives in Redis alone: no page can continue it,
+            # and restarting the scroll from the top would repeat what the viewer has seen.
+            logger.warning("For You page refused: its snapshot can't be read (%s)", exc)
+            raise backend_unavailable() from exc
         # No snapshot store: Latest is stable under keyset paging, For You is not.
-        logger.warning("For You unavailable, serving Latest", exc_info=True)
+        degraded("feed_for_you", "(serving Latest)")
         return latest_page(request)
 
 
@@ -65,9 +77,7 @@ def _for_you_page(request: Request) -> FeedPage:
     raw = request.query_params.get("cursor")
     entries, session, offset = None, None, 0
     if raw:
-        session, offset = decode_cursor(raw, 2)
-        if not isinstance(offset, int) or offset < 0:
-            offset = 0
+        session, offset = decode_cursor(raw, scope=feed_scope(request, "for_you"), types=(str, int))
         entries = snapshot_read(user_id=user.pk, session=session)
     if entries is None:
         # First page, or the session expired: a fresh order (seen posts sink to its end).
@@ -105,5 +115,7 @@ def _for_you_page(request: Request) -> FeedPage:
     plan_save(plan, card_served_at=timezone.now() if had_card else None)
     post_rows = post_items(posts, reasons, request=request)
     items = [post_rows[value] if kind == "post" else value for kind, value in slots]
-    cursor = encode_cursor([session, offset]) if offset < len(entries) else None
+    cursor = None
+    if offset < len(entries):
+        cursor = encode_cursor([session, offset], scope=feed_scope(request, "for_you"))
     return FeedPage(items=items, cursor=cursor)

@@ -22,7 +22,6 @@ Teens (User.is_teen) get `RIFF_FEED_TEEN_DAILY_CAP` feed posts a day across all 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,14 +32,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from cameos.consent import usable_cameos
-from config.redis import redis_client
+from config.redis import degraded, redis_client
 from generation.models import Generation
 
 from ..feeds import FeedPage
-from ..models import Post
+from ..models import EventKind, FeedEvent, Post
 from ..serving import serve_id_make
-
-logger = logging.getLogger(__name__)
 
 CARD_TYPES = ("remix_this", "use_cameo", "cameo_open")
 STATE_TTL = 7 * 24 * 3600
@@ -215,31 +212,50 @@ def daily_limit_item(user: User) -> dict:
 
 def teen_cap_apply(user: User, page: FeedPage) -> FeedPage:
     """Cuts a teen's page at the day's remaining allowance (post items; cards are free) and
-    ends the feed with a `daily_limit` card once it is used up. Without Redis the page passes
-    uncapped rather than blocking the feed (logged)."""
+    ends the feed with a `daily_limit` card once it is used up. The count of posts served lives
+    in Redis; without Redis the day's impressions in the database stand in for it (a limit
+    for minors is not dropped because a cache is down)."""
     if not getattr(user, "is_teen", False):
         return page
-    key = f"riff:feedcap:{user.pk}:{timezone.now():%Y%m%d}"
+    now = timezone.now()
+    key = f"riff:feedcap:{user.pk}:{now:%Y%m%d}"
     cap = settings.RIFF_FEED_TEEN_DAILY_CAP
+    client = redis_client()
     try:
-        client = redis_client()
         used = int(client.get(key) or 0)
-        remaining = max(cap - used, 0)
-        kept, posts = [], 0
-        for item in page.items:
-            if item["kind"] == "post":
-                if posts >= remaining:
-                    break
-                posts += 1
-            kept.append(item)
-        if posts:
+    except redis.RedisError:
+        degraded("feed_teen_cap", f"(for {user.pk}; counted from impressions)")
+        client, used = None, _impressions_today(user, now=now)
+    remaining = max(cap - used, 0)
+    kept, posts = [], 0
+    for item in page.items:
+        if item["kind"] == "post":
+            if posts >= remaining:
+                break
+            posts += 1
+        kept.append(item)
+    if posts and client is not None:
+        try:
             pipe = client.pipeline(transaction=False)
             pipe.incrby(key, posts)
             pipe.expire(key, 2 * 24 * 3600)
             pipe.execute()
-    except redis.RedisError:
-        logger.warning("teen feed cap unavailable", exc_info=True)
-        return page
+        except redis.RedisError:
+            degraded("feed_teen_cap", f"(for {user.pk}; this page uncounted)")
     if used + posts >= cap and (len(kept) < len(page.items) or page.cursor or not kept):
         return FeedPage(items=[*kept, daily_limit_item(user)], cursor=None)
     return page
+
+
+def _impressions_today(user: User, *, now: datetime) -> int:
+    """Distinct posts the viewer reported seeing since midnight UTC (the Redis count's day):
+    at most what was served (an impression is only accepted for a post served to the viewer)."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (
+        FeedEvent.objects.filter(
+            user_id=user.pk, kind=EventKind.IMPRESSION, created_at__gte=midnight
+        )
+        .values("post_id")
+        .distinct()
+        .count()
+    )

@@ -232,7 +232,12 @@ def trending_refresh() -> list:
 
 
 def source_trending(ctx: Context) -> list:
-    """The shared trending list (per-viewer filtering happens in load_candidates)."""
+    """The shared trending list (per-viewer filtering happens in load_candidates).
+
+    A Redis error propagates on purpose, here and in `source_cold_start`: For You can't keep a
+    snapshot without Redis and serves Latest instead (ranking.for_you_page), so computing the
+    list inline would put the feed's heaviest queries on every request of an outage for nothing.
+    """
     ids = cache.get(TRENDING_CACHE_KEY)
     if ids is None:
         ids = trending_refresh()
