@@ -9,13 +9,19 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint format check schema bench bench-feed clean
 
+# Quiet pip, but never silent: each step says what it is doing and roughly how long it takes.
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	# The CPU wheel first: anything that pulls torch later must not fetch a CUDA build.
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[worker,embedded,dev]'
-	touch $(STAMP)
+	@echo "riff: installing into $(VENV) (first time: about 2 minutes; next times: seconds)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "riff: [1/3] pip"
+	@$(PIP) install -q --upgrade pip
+	@# The CPU wheel first: anything that pulls torch later must not fetch a CUDA build.
+	@echo "riff: [2/3] torch 2.13.0, CPU build (the largest download)"
+	@$(PIP) install -q torch==2.13.0
+	@echo "riff: [3/3] Riff and its dependencies (web, worker, embedded PostgreSQL/Redis, dev)"
+	@$(PIP) install -q -e '.[worker,embedded,dev]'
+	@touch $(STAMP)
+	@echo "riff: installed"
 
 install: $(STAMP)
 
@@ -28,6 +34,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .

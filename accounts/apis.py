@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
-
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.core.cache import cache
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
@@ -15,13 +12,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import ApiError, Invalid
+from config.api.errors import Invalid
 from config.api.pagination import page_of, paginated_response
 from config.api.throttles import ScopedThrottle
+from config.api.uploads import upload_file
 
 from . import selectors, services
-from .consumers import TICKET_PREFIX as REALTIME_TICKET_PREFIX
-from .consumers import ticket_value
+from .realtime import realtime_ticket_issue
 from .serializers import (
     AuthOut,
     AvatarIn,
@@ -140,13 +137,10 @@ class AvatarApi(APIView):
         },
     )
     def put(self, request: Request) -> Response:
-        upload = request.FILES.get("image")
-        if upload is None:
-            raise Invalid(
-                "Send the image as multipart field 'image'.", fields={"image": ["Required."]}
-            )
-        if upload.size > settings.RIFF_AVATAR_MAX_BYTES:
-            raise ApiError("The image is too large.", code="too_large", status_code=413)
+        AvatarIn.refuse_unknown(request.data)
+        upload = upload_file(
+            request, field="image", max_bytes=settings.RIFF_AVATAR_MAX_BYTES, what="image"
+        )
         user = services.user_set_avatar(user=request.user, content=upload.read())
         return Response(MeOut(user, context={"request": request}).data)
 
@@ -269,12 +263,10 @@ class RealtimeTicketApi(APIView):
 
     @extend_schema(request=None, responses={201: TicketOut})
     def post(self, request: Request) -> Response:
-        ticket = secrets.token_urlsafe(24)
-        ttl = settings.RIFF_REALTIME_TICKET_TTL
-        # The ticket carries the token it was minted with: revoking that token voids it.
-        cache.set(REALTIME_TICKET_PREFIX + ticket, ticket_value(request.auth), timeout=ttl)
+        issued = realtime_ticket_issue(token=request.auth)
         scheme = "wss" if request.is_secure() else "ws"
-        url = f"{scheme}://{request.get_host()}/ws/?ticket={ticket}"
+        url = f"{scheme}://{request.get_host()}/ws/?ticket={issued.ticket}"
         return Response(
-            {"ticket": ticket, "expires_in": ttl, "url": url}, status=status.HTTP_201_CREATED
+            TicketOut({"ticket": issued.ticket, "expires_in": issued.expires_in, "url": url}).data,
+            status=status.HTTP_201_CREATED,
         )

@@ -23,11 +23,10 @@ from django.core.cache import cache
 from config.api.errors import BACKEND_DOWN_ERRORS
 from config.redis import degraded
 
-from .models import AuthToken, User
-from .realtime import user_group
+from .models import User
+from .realtime import TICKET_PREFIX, user_group
 from .tokens import token_is_live, token_lookup
 
-TICKET_PREFIX = "rt-ticket:"
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_REVOKED = 4001
 # Redis (tickets, the channel layer) can't be reached: the standard "try again later".
@@ -35,11 +34,6 @@ CLOSE_TRY_LATER = 1013
 # Besides the push on revocation, a ping re-reads the token at most this often, which also
 # ends sockets whose token expired or whose revocation push was lost (Redis hiccup).
 RECHECK_SECONDS = 60
-
-
-def ticket_value(token: AuthToken) -> str:
-    """What the ticket key holds: the user and the token the ticket was minted with."""
-    return f"{token.user_id}:{token.pk}"
 
 
 @database_sync_to_async

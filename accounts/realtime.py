@@ -8,22 +8,33 @@ about rows they cannot read yet.
 tokens (or none, meaning all of them). Each socket remembers the token that opened it and
 closes itself (code 4001) when its token is named. It goes through Redis, so it reaches sockets
 held by any web process.
+
+`realtime_ticket_issue` mints the one-time tickets browsers open the socket with (they can't set
+headers on a websocket); accounts.consumers redeems them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 from config.redis import TIMEOUT_SECONDS, degraded
 
+from .models import AuthToken
+
 logger = logging.getLogger(__name__)
+
+TICKET_PREFIX = "rt-ticket:"
 
 
 def user_group(user_id: uuid.UUID | str) -> str:
@@ -74,3 +85,25 @@ def close_sockets(*, user_id: uuid.UUID | str, token_ids: list[int] | None) -> N
     """
     ids = None if token_ids is None else [int(pk) for pk in token_ids]
     transaction.on_commit(lambda: _close_now(user_id, ids))
+
+
+def ticket_value(token: AuthToken) -> str:
+    """What the ticket key holds: the user and the token the ticket was minted with."""
+    return f"{token.user_id}:{token.pk}"
+
+
+@dataclass(frozen=True)
+class RealtimeTicket:
+    ticket: str
+    expires_in: int  # seconds
+
+
+def realtime_ticket_issue(*, token: AuthToken) -> RealtimeTicket:
+    """A one-time websocket ticket for the holder of `token`, valid RIFF_REALTIME_TICKET_TTL
+    seconds. It records the token it was minted with, so revoking that token voids it
+    (accounts.consumers checks on redemption). Raises the Redis error when the cache is down:
+    a ticket that was not stored can't open anything, so the caller must not hand it out."""
+    ticket = secrets.token_urlsafe(24)
+    ttl = settings.RIFF_REALTIME_TICKET_TTL
+    cache.set(TICKET_PREFIX + ticket, ticket_value(token), timeout=ttl)
+    return RealtimeTicket(ticket=ticket, expires_in=ttl)

@@ -4,7 +4,12 @@ from django.core.files.storage import default_storage
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api.fields import StrictCharField, StrictUUIDField
+from config.api.fields import (
+    InputSerializer,
+    OutputModelSerializer,
+    StrictCharField,
+    StrictUUIDField,
+)
 
 from .models import Invite, Notification, User
 from .names import validate_name
@@ -54,7 +59,7 @@ def media_url(request, name: str) -> str | None:
     return request.build_absolute_uri(url) if request is not None else url
 
 
-class UserBriefOut(serializers.ModelSerializer):
+class UserBriefOut(OutputModelSerializer):
     """How another user is shown inside lists and objects."""
 
     avatar_url = serializers.SerializerMethodField()
@@ -68,7 +73,7 @@ class UserBriefOut(serializers.ModelSerializer):
         return media_url(self.context.get("request"), obj.avatar_small)
 
 
-class MeOut(serializers.ModelSerializer):
+class MeOut(OutputModelSerializer):
     avatar_url = serializers.SerializerMethodField()
     avatar_small_url = serializers.SerializerMethodField()
     is_teen = serializers.BooleanField(read_only=True)
@@ -96,7 +101,7 @@ class MeOut(serializers.ModelSerializer):
         return media_url(self.context.get("request"), obj.avatar_small)
 
 
-class MeIn(serializers.Serializer):
+class MeIn(InputSerializer):
     display_name = StrictCharField(max_length=60, allow_blank=True, required=False)
     bio = StrictCharField(max_length=300, allow_blank=True, required=False)
 
@@ -117,7 +122,7 @@ def _clean_text(value: str) -> str:
     return cleaned.strip()
 
 
-class ProfileOut(serializers.ModelSerializer):
+class ProfileOut(OutputModelSerializer):
     avatar_url = serializers.SerializerMethodField()
     is_teen = serializers.SerializerMethodField()
     followers_count = serializers.IntegerField()
@@ -156,7 +161,7 @@ class ProfileOut(serializers.ModelSerializer):
         return bool(obj.is_following and obj.follows_me)
 
 
-class RegisterIn(serializers.Serializer):
+class RegisterIn(InputSerializer):
     username = NameField()
     email = serializers.EmailField(max_length=254)
     password = StrictCharField(max_length=128, write_only=True, trim_whitespace=False)
@@ -164,7 +169,7 @@ class RegisterIn(serializers.Serializer):
     birth_date = serializers.DateField()
 
 
-class LoginIn(serializers.Serializer):
+class LoginIn(InputSerializer):
     username = StrictCharField(max_length=64)
     password = StrictCharField(max_length=128, trim_whitespace=False)
 
@@ -174,7 +179,7 @@ class AuthOut(serializers.Serializer):
     user = MeOut()
 
 
-class InviteOut(serializers.ModelSerializer):
+class InviteOut(OutputModelSerializer):
     used_by = UserBriefOut(allow_null=True)
 
     class Meta:
@@ -182,7 +187,7 @@ class InviteOut(serializers.ModelSerializer):
         fields = ["code", "created_at", "used_by", "used_at"]
 
 
-class NotificationOut(serializers.ModelSerializer):
+class NotificationOut(OutputModelSerializer):
     actor = UserBriefOut(allow_null=True)
     read = serializers.SerializerMethodField()
 
@@ -194,7 +199,7 @@ class NotificationOut(serializers.ModelSerializer):
         return obj.read_at is not None
 
 
-class NotificationsReadIn(serializers.Serializer):
+class NotificationsReadIn(InputSerializer):
     ids = serializers.ListField(child=StrictUUIDField(), required=False, max_length=500)
 
 
@@ -216,7 +221,7 @@ class FollowingRowOut(serializers.Serializer):
     followed_at = serializers.DateTimeField(source="created_at")
 
 
-class AvatarIn(serializers.Serializer):
+class AvatarIn(InputSerializer):
     image = serializers.FileField()
 
 

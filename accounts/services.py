@@ -16,11 +16,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from config import hooks
 from config.api.errors import ApiError, Forbidden, Invalid, TooLarge, UnsupportedMedia
 
+from .hooks import ACCOUNT_DELETED, USER_BLOCKED
 from .models import Block, Follow, Invite, Notification, User, age_on
 from .names import name_key, normalize, validate_name
 from .realtime import send_to_user
@@ -217,14 +218,13 @@ def user_set_avatar(*, user: User, content: bytes) -> User:
 def user_delete(*, user: User) -> None:
     """Deletes an account and everything it owns.
 
-    Each upper layer registers a hook in `RIFF_ACCOUNT_DELETION_HOOKS` (revoke cameos, remove
+    Each upper layer implements the `account.deleted` hook (revoke cameos, remove
     appearances and posts, ...); they run first, inside the same transaction, then the user row
     goes and database cascades take the rest. Stored files are deleted after commit.
     """
     files = [name for name in (user.avatar_large, user.avatar_small) if name]
     with transaction.atomic():
-        for path in settings.RIFF_ACCOUNT_DELETION_HOOKS:
-            import_string(path)(user=user)
+        hooks.run(ACCOUNT_DELETED.name, user=user)
         Invite.objects.filter(used_by=user).update(used_by=None)
         # The token rows go with the user; this also closes the user's open websockets.
         token_revoke_all(user=user)
@@ -263,9 +263,6 @@ def follow_delete(*, follower: User, followee: User) -> bool:
     return bool(deleted)
 
 
-BLOCK_HOOKS_SETTING = "RIFF_BLOCK_HOOKS"
-
-
 @transaction.atomic
 def block_create(*, blocker: User, blocked: User) -> bool:
     """Blocks `blocked`: removes follows both ways; upper layers void cameo access via hooks."""
@@ -274,8 +271,7 @@ def block_create(*, blocker: User, blocked: User) -> bool:
     _, created = Block.objects.get_or_create(blocker=blocker, blocked=blocked)
     Follow.objects.filter(follower=blocker, followee=blocked).delete()
     Follow.objects.filter(follower=blocked, followee=blocker).delete()
-    for path in getattr(settings, BLOCK_HOOKS_SETTING, []):
-        import_string(path)(blocker=blocker, blocked=blocked)
+    hooks.run(USER_BLOCKED.name, blocker=blocker, blocked=blocked)
     return created
 
 

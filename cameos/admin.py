@@ -3,11 +3,12 @@ transition service as everything else, each decision written to the cameo's audi
 
 from django.contrib import admin, messages
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.api.errors import ApiError
+from config.api.files import FileStream
 
 from .models import (
     AccessRequest,
@@ -108,7 +109,7 @@ class CameoAdmin(admin.ModelAdmin):
         name = cameo.reference_frames[index]
         if not default_storage.exists(name):
             raise Http404
-        response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
+        response = FileStream(default_storage.open(name, "rb"), content_type="image/png")
         response["Cache-Control"] = "private, no-store"
         return response
 

@@ -11,8 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import user_by_username
-from config.api.errors import Invalid, NotFound, TooLarge
+from config.api.errors import Invalid, NotFound
 from config.api.pagination import page_of, paginated_response
+from config.api.uploads import upload_file
 
 from . import selectors, services
 from .models import AccessRequest, AccessRequestStatus, CameoKind
@@ -102,15 +103,10 @@ class RecordingApi(APIView):
     )
     def put(self, request: Request, cameo_id) -> Response:
         cameo = selectors.cameo_owned(user=request.user, cameo_id=cameo_id)
-        # The declared and streamed body size was already held to this route's limit before the
-        # body was read (config.api.limits); the file's own cap is checked below.
-        upload = request.FILES.get("video")
-        if upload is None:
-            raise Invalid(
-                "Send the recording as multipart field 'video'.", fields={"video": ["Required."]}
-            )
-        if upload.size > settings.RIFF_CAMEO_MAX_BYTES:
-            raise TooLarge("The recording is too large.", code="too_large")
+        RecordingIn.refuse_unknown(request.data)
+        upload = upload_file(
+            request, field="video", max_bytes=settings.RIFF_CAMEO_MAX_BYTES, what="recording"
+        )
         data = upload.read()
         info = probe_recording(data, require_audio=cameo.kind == CameoKind.PERSON)
         cameo = services.cameo_submit_recording(cameo=cameo, data=data, info=info)

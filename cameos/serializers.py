@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import NameField, UserBriefOut, _clean_text
-from config.api.fields import StrictCharField
+from config.api.fields import InputSerializer, OutputModelSerializer, StrictCharField
 
 from .models import AccessRequest, Audience, Cameo, CameoGrant, CameoKind
 
@@ -16,7 +16,7 @@ class ChallengeOut(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-class CameoOut(serializers.ModelSerializer):
+class CameoOut(OutputModelSerializer):
     owner = UserBriefOut()
     challenge = serializers.SerializerMethodField()
     monetization_enabled = serializers.SerializerMethodField()
@@ -63,7 +63,7 @@ class CameoOut(serializers.ModelSerializer):
         return None if reason is None else reason in {"owner", "granted", "everyone", "mutual"}
 
 
-class CameoCreateIn(serializers.Serializer):
+class CameoCreateIn(InputSerializer):
     kind = serializers.ChoiceField(choices=CameoKind.choices)
     display_name = StrictCharField(max_length=60, min_length=1)
     # The username rules (cameos.services._validate_handle), stated in the schema.
@@ -76,7 +76,7 @@ class CameoCreateIn(serializers.Serializer):
         return value
 
 
-class CameoUpdateIn(serializers.Serializer):
+class CameoUpdateIn(InputSerializer):
     display_name = StrictCharField(max_length=60, min_length=1, required=False)
     audience = serializers.ChoiceField(choices=Audience.choices, required=False)
     instructions = StrictCharField(max_length=500, allow_blank=True, required=False)
@@ -92,15 +92,15 @@ class CameoUpdateIn(serializers.Serializer):
         return attrs
 
 
-class RecordingIn(serializers.Serializer):
+class RecordingIn(InputSerializer):
     video = serializers.FileField()
 
 
-class GrantIn(serializers.Serializer):
+class GrantIn(InputSerializer):
     username = StrictCharField(max_length=64)
 
 
-class GrantOut(serializers.ModelSerializer):
+class GrantOut(OutputModelSerializer):
     user = UserBriefOut()
 
     class Meta:
@@ -108,11 +108,11 @@ class GrantOut(serializers.ModelSerializer):
         fields = ["user", "created_at"]
 
 
-class AccessRequestIn(serializers.Serializer):
+class AccessRequestIn(InputSerializer):
     message = StrictCharField(max_length=300, allow_blank=True, required=False)
 
 
-class AccessRequestOut(serializers.ModelSerializer):
+class AccessRequestOut(OutputModelSerializer):
     requester = UserBriefOut()
     cameo_id = serializers.UUIDField(read_only=True)
 

@@ -12,15 +12,17 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from accounts.models import User
 from accounts.names import name_key, normalize, validate_name
 from accounts.services import is_blocked_between, notification_create
+from config import hooks
 from config.api.errors import Conflict, Forbidden, Invalid
 from config.redis import enqueue_after_commit
+from config.states import StateMachine
 
 from .consent import cameo_can_use
+from .hooks import CAMEO_CONSENT_WITHDRAWN, CAMEO_REVOKED
 from .models import (
     AccessRequest,
     AccessRequestStatus,
@@ -35,15 +37,28 @@ from .models import (
 from .recording import RecordingInfo
 
 S = CameoStatus
+R = AccessRequestStatus
 # The only status changes there are. Everything else is refused.
-TRANSITIONS: dict[str, set[str]] = {
-    S.AWAITING_RECORDING: {S.VERIFYING, S.REVOKED},
-    S.VERIFYING: {S.ACTIVE, S.REJECTED, S.NEEDS_REVIEW, S.REVOKED},
-    S.NEEDS_REVIEW: {S.ACTIVE, S.REJECTED, S.REVOKED},
-    S.REJECTED: {S.VERIFYING, S.REVOKED},
-    S.ACTIVE: {S.REVOKED},
-    S.REVOKED: set(),
-}
+CAMEO_STATES = StateMachine(
+    "cameo",
+    {
+        S.AWAITING_RECORDING: {S.VERIFYING, S.REVOKED},
+        S.VERIFYING: {S.ACTIVE, S.REJECTED, S.NEEDS_REVIEW, S.REVOKED},
+        S.NEEDS_REVIEW: {S.ACTIVE, S.REJECTED, S.REVOKED},
+        S.REJECTED: {S.VERIFYING, S.REVOKED},
+        S.ACTIVE: {S.REVOKED},
+        S.REVOKED: set(),
+    },
+)
+ACCESS_REQUEST_STATES = StateMachine(
+    "access request",
+    {
+        R.PENDING: {R.APPROVED, R.DENIED, R.CANCELLED},
+        R.APPROVED: set(),
+        R.DENIED: set(),
+        R.CANCELLED: set(),
+    },
+)
 
 HEAD_TURNS = ("left", "right", "up", "down")
 
@@ -128,10 +143,7 @@ def cameo_transition(
 ) -> Cameo:
     """The only way a cameo's status changes. Locks the row; writes the audit event."""
     locked = Cameo.objects.select_for_update().get(pk=cameo.pk)
-    if to not in TRANSITIONS[locked.status]:
-        raise Conflict(
-            f"A cameo cannot go from {locked.status} to {to}.", code="invalid_transition"
-        )
+    CAMEO_STATES.check(locked.status, to)
     CameoEvent.objects.create(
         cameo=locked, from_status=locked.status, to_status=to, actor=actor, reason=reason[:200]
     )
@@ -173,12 +185,11 @@ def _drop_likeness_files(cameo: Cameo) -> None:
 
 
 def _on_revoked(cameo: Cameo) -> None:
-    AccessRequest.objects.filter(cameo=cameo, status=AccessRequestStatus.PENDING).update(
-        status=AccessRequestStatus.CANCELLED, decided_at=timezone.now()
+    ACCESS_REQUEST_STATES.bulk(
+        AccessRequest.objects.filter(cameo=cameo), R.CANCELLED, decided_at=timezone.now()
     )
     # Upper layers (generation: cancel queued/running jobs that use it) hook in here.
-    for path in settings.RIFF_CAMEO_REVOKED_HOOKS:
-        import_string(path)(cameo=cameo)
+    hooks.run(CAMEO_REVOKED.name, cameo=cameo)
 
 
 def cameo_submit_recording(*, cameo: Cameo, data: bytes, info: RecordingInfo) -> Cameo:
@@ -301,9 +312,11 @@ def cameo_grant(*, cameo: Cameo, user: User, granted_by: User) -> CameoGrant:
         cameo=cameo, user=user, defaults={"granted_by": granted_by}
     )
     if created:
-        AccessRequest.objects.filter(
-            cameo=cameo, requester=user, status=AccessRequestStatus.PENDING
-        ).update(status=AccessRequestStatus.APPROVED, decided_at=timezone.now())
+        ACCESS_REQUEST_STATES.bulk(
+            AccessRequest.objects.filter(cameo=cameo, requester=user),
+            R.APPROVED,
+            decided_at=timezone.now(),
+        )
         notification_create(
             recipient=user,
             kind="cameo.granted",
@@ -317,18 +330,8 @@ def cameo_grant(*, cameo: Cameo, user: User, granted_by: User) -> CameoGrant:
 def cameo_ungrant(*, cameo: Cameo, user: User) -> bool:
     deleted, _ = CameoGrant.objects.filter(cameo=cameo, user=user).delete()
     if deleted:
-        for path in settings.RIFF_CAMEO_CONSENT_WITHDRAWN_HOOKS:
-            import_string(path)(cameo=cameo, user=user)
+        hooks.run(CAMEO_CONSENT_WITHDRAWN.name, cameo=cameo, user=user)
     return bool(deleted)
-
-
-REQUEST_TRANSITIONS = {
-    AccessRequestStatus.PENDING: {
-        AccessRequestStatus.APPROVED,
-        AccessRequestStatus.DENIED,
-        AccessRequestStatus.CANCELLED,
-    },
-}
 
 
 @transaction.atomic
@@ -364,8 +367,7 @@ def access_request_transition(*, request: AccessRequest, to: str, actor: User) -
         .select_related("cameo", "requester")
         .get(pk=request.pk)
     )
-    if to not in REQUEST_TRANSITIONS.get(locked.status, set()):
-        raise Conflict(f"This request is already {locked.status}.", code="invalid_transition")
+    ACCESS_REQUEST_STATES.check(locked.status, to)
     locked.status = to
     locked.decided_at = timezone.now()
     locked.save(update_fields=["status", "decided_at"])
@@ -397,6 +399,8 @@ def on_block(*, blocker: User, blocked: User) -> None:
             "cameo"
         ):
             cameo_ungrant(cameo=grant.cameo, user=other)
-        AccessRequest.objects.filter(
-            cameo__owner=owner, requester=other, status=AccessRequestStatus.PENDING
-        ).update(status=AccessRequestStatus.CANCELLED, decided_at=timezone.now())
+        ACCESS_REQUEST_STATES.bulk(
+            AccessRequest.objects.filter(cameo__owner=owner, requester=other),
+            R.CANCELLED,
+            decided_at=timezone.now(),
+        )

@@ -12,16 +12,30 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+# Every task's queue, by task name, and nowhere else: no `queue=` on a task decorator or a
+# send. A task missing here would silently run on `default`, so tests/test_tasks.py checks that
+# every registered task has exactly one entry and every entry names a registered task.
+TASK_QUEUES = {
+    "accounts.tasks.idempotency_purge": "default",
+    "cameos.tasks.cameo_verify": "media",
+    "cameos.tasks.cameo_verify_sweep": "default",
+    "generation.tasks.generation_run": "gpu",
+    "generation.tasks.generation_sweep": "default",
+    "feed.tasks.post_embed": "default",
+    "feed.tasks.preference_embed": "default",
+    "feed.tasks.post_fanout": "default",
+    "feed.tasks.feed_partitions_ensure": "default",
+    "feed.tasks.feed_trending_refresh": "default",
+    "feed.tasks.feed_cold_start_refresh": "default",
+    "feed.tasks.feed_embeddings_sweep": "default",
+}
+
 app = Celery("riff")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_queues=[Queue("default"), Queue("media"), Queue("gpu")],
     task_default_queue="default",
-    task_routes={
-        "generation.tasks.generation_run": {"queue": "gpu"},
-        "generation.tasks.media_*": {"queue": "media"},
-        "cameos.tasks.*": {"queue": "media"},
-    },
+    task_routes={name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

@@ -43,6 +43,12 @@ def _free_port(preferred: int) -> int:
 
 @contextlib.contextmanager
 def embedded_postgres() -> Iterator[str]:
+    # pgserver keeps a lock file in the XDG runtime dir; where none is set (containers, ssh,
+    # root) platformdirs warns on every start. Give it one under .data.
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = DATA / "run"
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     try:
         import pgserver
     except ImportError:
@@ -139,6 +145,8 @@ def services() -> Iterator[dict[str, str]]:
         env["REDIS_URL"] = os.environ.get("REDIS_URL") or stack.enter_context(embedded_redis())
         os.environ.update(env)
         ensure_database(env["DATABASE_URL"])
+        # Unwound first: a second Ctrl-C while the servers stop must not leave them running.
+        stack.callback(signal.signal, signal.SIGINT, signal.SIG_IGN)
         yield env
 
 
@@ -167,6 +175,16 @@ def cmd_up() -> int:
 
 
 def cmd_run(host: str, port: int) -> int:
+    try:
+        return _run_all(host, port)
+    except KeyboardInterrupt:
+        # Ctrl-C during migrations or demo data: the user stopping it is not a failure (make
+        # would print "Error 1").
+        log("stopped")
+        return 0
+
+
+def _run_all(host: str, port: int) -> int:
     os.environ.setdefault("RIFF_DEV", "1")
     python = sys.executable
     with services() as env:
@@ -187,6 +205,9 @@ def cmd_run(host: str, port: int) -> int:
                 # uvicorn would rewrite the client address from X-Forwarded-For sent by any
                 # local process; Django decides alone (RIFF_TRUSTED_PROXIES, config.api.clientip).
                 "--no-proxy-headers",
+                # Django has no lifespan events; without this uvicorn warns at every start.
+                "--lifespan",
+                "off",
             ],
             "worker": [
                 python,
@@ -216,8 +237,10 @@ def cmd_run(host: str, port: int) -> int:
                 str(DATA / "celerybeat-schedule"),
             ],
         }
+        # Their own sessions: Ctrl-C reaches this process alone, which stops them once, in
+        # order, instead of each getting the terminal's SIGINT and then our SIGTERM.
         running = {
-            name: subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT)
+            name: subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, start_new_session=True)
             for name, cmd in procs.items()
         }
         base = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"  # noqa: S104
@@ -251,8 +274,9 @@ def _terminate_as_interrupt(signum, frame):  # noqa: ARG001 - signal handler sig
 
 
 def main() -> int:
-    # A supervisor's SIGTERM stops everything we started, exactly like Ctrl-C.
+    # A supervisor's SIGTERM, or the terminal closing, stops everything we started like Ctrl-C.
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    signal.signal(signal.SIGHUP, _terminate_as_interrupt)
     parser = argparse.ArgumentParser(prog="python -m config.devserver")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run")

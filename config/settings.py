@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,7 +55,11 @@ SECRET_KEY = env("SECRET_KEY") or (
     "riff-insecure-dev-key-" + "x" * 40 if (DEV or TESTING or DEBUG) else None
 )
 if not SECRET_KEY:
-    raise RuntimeError("SECRET_KEY must be set (RIFF_DEV=1 for a local insecure default)")
+    # One line, no traceback: manage.py prints it and exits 1.
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: export SECRET_KEY=<50+ random characters> in production, or "
+        "RIFF_DEV=1 on a laptop for an insecure local key (make run sets it)"
+    )
 # Old keys still accepted while a rotation settles (signatures, list cursors).
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 
@@ -74,6 +79,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and ReDoc as static files: /api/docs/ and /api/redoc/ work offline.
+    "drf_spectacular_sidecar",
     "channels",
     "accounts",
     "cameos",
@@ -82,14 +89,20 @@ INSTALLED_APPS = [
     "feed",
     "remix",
     "moderation",
+    # Development tooling (seed, benchmarks, engine CLIs as manage.py commands); no app imports it.
+    "config.devtools",
 ]
 
 MIDDLEWARE = [
     "config.observability.MetricsMiddleware",
+    # Outside all the others: /api/ and /v1/ errors are the JSON envelope even where Django
+    # answers itself, in DEBUG too (config.api.errors).
+    "config.api.errors.ApiErrorsMiddleware",
     # Body limits and NUL-free URLs before anything reads the request (config.api.limits).
     "config.api.limits.BodyLimitGuard",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, streaming block by block under uvicorn (config.api.files).
+    "config.api.files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,7 +120,8 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project overrides of library templates (ReDoc's page without web fonts).
+        "DIRS": [BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -182,7 +196,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "generation-sweep": {"task": "generation.tasks.generation_sweep", "schedule": 15.0},
-    "idempotency-purge": {"task": "generation.tasks.idempotency_purge", "schedule": 3600.0},
+    "idempotency-purge": {"task": "accounts.tasks.idempotency_purge", "schedule": 3600.0},
     "feed-partitions": {"task": "feed.tasks.feed_partitions_ensure", "schedule": 86400.0},
     "feed-trending": {"task": "feed.tasks.feed_trending_refresh", "schedule": 240.0},
     "feed-cold-start": {"task": "feed.tasks.feed_cold_start_refresh", "schedule": 60.0},
@@ -224,17 +238,36 @@ RIFF_AVATAR_MAX_BYTES = env_int("RIFF_AVATAR_MAX_BYTES", 10 * 1024 * 1024)
 RIFF_AVATAR_MAX_PIXELS = env_int("RIFF_AVATAR_MAX_PIXELS", 40_000_000)
 RIFF_AVATAR_SIZES = (512, 128)
 RIFF_REALTIME_TICKET_TTL = 60
-# Services run, in order, when an account is deleted. Each app that owns user data adds its
-# own here (the lower layer defines the hook; the upper layers implement it).
-RIFF_ACCOUNT_DELETION_HOOKS: list[str] = [
-    "feed.services.on_account_deleted",
-    # Revokes the cameos: every video showing the likeness goes, other people's drafts included.
-    "cameos.services.on_account_deleted",
-    # Then the user's own videos and their files.
-    "generation.services.on_account_deleted",
-]
-# Services run when one user blocks another (cameo access is voided both ways).
-RIFF_BLOCK_HOOKS: list[str] = ["cameos.services.on_block"]
+
+# --- Hooks (config.hooks): lower layers declare them (<app>/hooks.py), upper layers implement --
+# Each name maps to dotted paths called in order (a provider hook takes one). `manage.py check`
+# imports every path. The protocols in each app's hooks.py say what a hook receives.
+RIFF_HOOKS: dict[str, list[str]] = {
+    # accounts
+    "account.deleted": [
+        "feed.services.on_account_deleted",
+        # Revokes the cameos: every video showing the likeness goes, others' drafts included.
+        "cameos.services.on_account_deleted",
+        # Then the user's own videos and their files.
+        "generation.services.on_account_deleted",
+    ],
+    "user.blocked": ["cameos.services.on_block"],
+    # cameos: generation stops jobs and removes every video showing the cameo
+    "cameo.revoked": ["generation.services.on_cameo_revoked"],
+    "cameo.consent_withdrawn": ["generation.services.on_cameo_consent_withdrawn"],
+    # generation
+    "video.removed": ["feed.services.on_video_removed"],
+    # Likenesses a request carries without naming them (docs/generation.md, admission).
+    "admission.likeness_sources": ["remix.checks.remix_parent_cameos"],
+    # Policy checks that may refuse (the rights app adds its IP check here).
+    "admission.check": [],
+    # Rewrites of the request: keep a serve_id only when it was served to its creator.
+    "admission.adjust": ["feed.services.admission_serve_id"],
+    # The parent clip's last frames for a remix; unset: remixes use the prompt alone.
+    "remix.context": ["remix.context.parent_frames"],
+    # A post and every remix below it (consent withdrawal reaches remixes).
+    "remix.subtree": ["remix.selectors.subtree_post_ids"],
+}
 
 # --- Cameos ---------------------------------------------------------------------------------
 RIFF_CAMEO_MAX_BYTES = env_int("RIFF_CAMEO_MAX_BYTES", 50 * 1024 * 1024)
@@ -244,12 +277,6 @@ RIFF_CAMEO_MAX_SECONDS = 20.0
 RIFF_CAMEO_CHALLENGE_TTL = env_int("RIFF_CAMEO_CHALLENGE_TTL", 15 * 60)
 # "auto": a human reviews only borderline recordings (and every character); "always": every one.
 RIFF_CAMEO_REVIEW_POLICY = env("RIFF_CAMEO_REVIEW_POLICY", "auto")
-# Upper layers hook in (e.g. generation cancels jobs using a revoked cameo).
-# generation removes every video showing the cameo; the video hooks then take posts down.
-RIFF_CAMEO_REVOKED_HOOKS: list[str] = ["generation.services.on_cameo_revoked"]
-# A removed video (moderation, a cameo owner, its author) takes its post down.
-RIFF_VIDEO_REMOVED_HOOKS: list[str] = ["feed.services.on_video_removed"]
-RIFF_CAMEO_CONSENT_WITHDRAWN_HOOKS: list[str] = ["generation.services.on_cameo_consent_withdrawn"]
 
 # --- Generation -----------------------------------------------------------------------------
 # The engine backend (generation.engine registry) and its options; workers load it once.
@@ -273,21 +300,6 @@ RIFF_GENERATION_LEASE_SECONDS = env_int("RIFF_GENERATION_LEASE_SECONDS", 120)
 RIFF_GENERATION_MAX_ATTEMPTS = env_int("RIFF_GENERATION_MAX_ATTEMPTS", 3)
 RIFF_DISPATCH_RESEND_AFTER = env_int("RIFF_DISPATCH_RESEND_AFTER", 60)
 RIFF_PROVENANCE_MAX_BYTES = env_int("RIFF_PROVENANCE_MAX_BYTES", 200 * 1024 * 1024)
-# Likenesses a request carries without naming them, each `fn(*, user, request) -> [Cameo]`
-# (a remix parent's cameos). Admission checks consent for every one; docs/generation.md.
-RIFF_ADMISSION_LIKENESS_SOURCES: list[str] = ["remix.checks.remix_parent_cameos"]
-# Extra admission checks, each `check(*, user, prompt, cameos, request)` raising an ApiError
-# (the rights app adds its IP policy check here).
-RIFF_ADMISSION_CHECKS: list[str] = [
-    # Keeps a generation's serve_id only when it was served to its creator (creation metrics).
-    "feed.services.admission_serve_id",
-]
-# Engine conditioning for remixes: `fn(*, job, height, width, count)` -> the parent clip's last
-# frames, uint8 [T, H, W, 3], or None. Empty: remixes are generated from the prompt alone.
-RIFF_REMIX_CONTEXT_PROVIDER = "remix.context.parent_frames"
-# `fn(*, video_id)` -> ids of the video's post and every remix below it, so a cameo owner's
-# removal reaches the remixes that carry the likeness in (generation.services.consent).
-RIFF_REMIX_SUBTREE_PROVIDER = "remix.selectors.subtree_post_ids"
 # C2PA signing credentials (PEM chain + PKCS#8 key). Unset: a dev CA under DATA_DIR/c2pa.
 RIFF_C2PA_CERT_PATH = env("RIFF_C2PA_CERT_PATH")
 RIFF_C2PA_KEY_PATH = env("RIFF_C2PA_KEY_PATH")
@@ -400,7 +412,7 @@ REST_FRAMEWORK = {
 RIFF_TRUSTED_PROXIES = env_list("RIFF_TRUSTED_PROXIES")
 if env("NUM_PROXIES"):
     # A hop count trusted whatever sat at those hops; refuse to start rather than guess.
-    raise RuntimeError("NUM_PROXIES is gone: list your proxies in RIFF_TRUSTED_PROXIES")
+    raise ImproperlyConfigured("NUM_PROXIES is gone: list your proxies in RIFF_TRUSTED_PROXIES")
 # /metrics answers these client addresses, or a request with `Authorization: Bearer <token>`.
 RIFF_METRICS_ALLOWED_IPS = env_list("RIFF_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 RIFF_METRICS_TOKEN = env("RIFF_METRICS_TOKEN")
@@ -418,6 +430,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # The docs pages load Swagger UI / ReDoc from this server (drf-spectacular-sidecar).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "APPEND_COMPONENTS": {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
     },
@@ -430,6 +446,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.add_error_envelope",
         "config.api.schema.document_list_paging",
+        "config.api.schema.forbid_unknown_request_fields",
     ],
 }
 

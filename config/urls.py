@@ -1,10 +1,15 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
 
 from accounts.admin_login import admin_login
 
+from .api.errors import api_not_found
 from .health import healthz, readyz
 from .media import public_media
 from .observability import metrics_view
@@ -26,13 +31,20 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Swagger UI and ReDoc load only this server's static files (drf-spectacular-sidecar), so
+    # the docs work offline and behind a strict firewall.
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
 
 if settings.RIFF_SERVE_MEDIA and settings.STORAGE_BACKEND == "filesystem":
     # Single-box installs serve the public media prefixes (avatars) from Django; recordings,
     # reference frames and videos are never plain files (config.media, docs/operations.md).
     urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", public_media))
+
+# Last: under the API prefixes, whatever no route above matched is the JSON envelope's 404,
+# DEBUG or not (config.api.errors.api_not_found).
+urlpatterns += [re_path(r"^api/", api_not_found), re_path(r"^v1/", api_not_found)]
 
 handler400 = "config.api.errors.json_400"
 handler403 = "config.api.errors.json_403"

@@ -15,8 +15,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.idempotency import idempotent
+from accounts.selectors import user_visible_to
 from config.api.errors import Forbidden, Invalid
-from config.api.pagination import next_link, page_of, paginated_response, parse_limit
+from config.api.pagination import (
+    KeysetPagination,
+    next_link,
+    page_of,
+    paginated_response,
+    parse_limit,
+)
 from config.api.schema import IDEMPOTENCY_HEADER, error_responses
 
 from . import selectors, services
@@ -122,6 +129,27 @@ class CommentsApi(APIView):
         )
         return Response(
             CommentOut(comment, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+
+class UserPostsApi(APIView):
+    pagination_ordering = ("-created_at", "-id")
+
+    @extend_schema(
+        responses={200: page_of(PostOut), 400: ERR[400], 404: ERR[404]},
+        description="The user's live posts, newest first, that the caller may see. 404 when "
+        "the user does not exist or a block stands between you.",
+    )
+    def get(self, request: Request, username: str) -> Response:
+        author = user_visible_to(viewer=request.user, username=username)
+        paginator = KeysetPagination()
+        page = paginator.paginate_queryset(
+            selectors.posts_by(user=request.user, author=author), request, self
+        )
+        # Counts, likes and cameos for the whole page in three queries.
+        selectors.annotate_posts(page, viewer=request.user)
+        return paginator.get_paginated_response(
+            PostOut(page, many=True, context={"request": request}).data
         )
 
 

@@ -39,6 +39,7 @@ def posts_following(*, user) -> QuerySet[Post]:
 
 
 def posts_by(*, user, author) -> QuerySet[Post]:
+    """`author`'s posts that `user` may see (none when a block stands between them)."""
     return posts_visible_to(user).filter(author=author)
 
 

@@ -4,13 +4,19 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefOut
-from config.api.fields import StrictBooleanField, StrictCharField, StrictUUIDField
+from config.api.fields import (
+    InputSerializer,
+    OutputModelSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictUUIDField,
+)
 from generation.serializers import VideoOut
 
 from .models import Comment, EventKind, Post
 
 
-class PostIn(serializers.Serializer):
+class PostIn(InputSerializer):
     video_id = StrictUUIDField()
     caption = StrictCharField(max_length=2200, required=False, allow_blank=True, default="")
     allow_remix = StrictBooleanField(required=False, default=True)
@@ -21,7 +27,7 @@ class CameoBriefOut(serializers.Serializer):
     handle = serializers.CharField()
 
 
-class PostOut(serializers.ModelSerializer):
+class PostOut(OutputModelSerializer):
     """Expects a post passed through feed.selectors.annotate_posts."""
 
     author = UserBriefOut()
@@ -65,7 +71,7 @@ class LikeOut(serializers.Serializer):
     like_count = serializers.IntegerField()
 
 
-class CommentIn(serializers.Serializer):
+class CommentIn(InputSerializer):
     body = StrictCharField(max_length=1000, min_length=1)
 
     def validate_body(self, value: str) -> str:
@@ -75,7 +81,7 @@ class CommentIn(serializers.Serializer):
         return value
 
 
-class CommentOut(serializers.ModelSerializer):
+class CommentOut(OutputModelSerializer):
     author = UserBriefOut()
     post = serializers.UUIDField(source="post_id")
 
@@ -87,14 +93,14 @@ class CommentOut(serializers.ModelSerializer):
 EVENT_NAMES = {label: value for value, label in EventKind.choices}
 
 
-class FeedEventIn(serializers.Serializer):
+class FeedEventIn(InputSerializer):
     post_id = StrictUUIDField()
     serve_id = StrictCharField(max_length=64)
     event = serializers.ChoiceField(choices=sorted(EVENT_NAMES))
     watched_ms = serializers.IntegerField(required=False, min_value=0, max_value=3_600_000)
 
 
-class FeedEventsIn(serializers.Serializer):
+class FeedEventsIn(InputSerializer):
     events = FeedEventIn(many=True, allow_empty=False, max_length=200)
 
 
@@ -120,7 +126,7 @@ class FeedItemOut(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class FeedPreferencesIn(serializers.Serializer):
+class FeedPreferencesIn(InputSerializer):
     steer = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
     personalized = StrictBooleanField(required=False, default=True)
 

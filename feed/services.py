@@ -18,7 +18,9 @@ from accounts.services import is_blocked_between, notification_create
 from cameos.consent import cameo_can_use
 from config.api.errors import Forbidden, NotFound
 from config.redis import degraded, enqueue_after_commit, redis_client
+from config.states import StateMachine
 from generation.models import Appearance, Generation, Video, VideoState
+from generation.services.videos import video_transition
 
 from . import inbox
 from .models import (
@@ -135,8 +137,7 @@ def post_publish(
     else:
         post.root_id = post.id
     post.save()
-    video.state = VideoState.POSTED
-    video.save(update_fields=["state"])
+    video_transition(video=video, to=VideoState.POSTED)
     if parent is not None:
         counter_add(post_id=parent.pk, field="remixes", delta=1)
         if parent.author_id != user.pk:
@@ -177,13 +178,25 @@ def _enqueue_embedding(post: Post) -> None:
     enqueue_after_commit(post_embed, str(post.pk), component="feed_embedding")
 
 
+POST_STATES = StateMachine(
+    "post", {PostState.LIVE: {PostState.REMOVED}, PostState.REMOVED: set()}, field="state"
+)
+
+
+def post_transition(*, post: Post, to: str, reason: str = "") -> Post:
+    """The only way a post's state changes. The caller holds the row lock."""
+    POST_STATES.check(post.state, to)
+    post.state = to
+    post.removed_reason = reason[:200]
+    post.save(update_fields=["state", "removed_reason"])
+    return post
+
+
 def _post_remove(post: Post, reason: str) -> bool:
     """Takes a live post out of every list; keeps the parent's remix count exact."""
     if post.state != PostState.LIVE:
         return False
-    post.state = PostState.REMOVED
-    post.removed_reason = reason[:200]
-    post.save(update_fields=["state", "removed_reason"])
+    post_transition(post=post, to=PostState.REMOVED, reason=reason)
     if post.remix_of_id is not None:
         counter_add(post_id=post.remix_of_id, field="remixes", delta=-1)
     return True
@@ -357,14 +370,14 @@ def preferences_set(*, user: User, steer: str, personalized: bool) -> FeedPrefer
 
 
 def on_video_removed(*, video: Video) -> None:
-    """RIFF_VIDEO_REMOVED_HOOKS: a removed video takes its post down with it."""
+    """`video.removed` hook: a removed video takes its post down with it."""
     post = Post.objects.select_for_update().filter(video_id=video.pk).first()
     if post is not None:
         _post_remove(post, video.removed_reason or "video removed")
 
 
 def on_account_deleted(*, user: User) -> None:
-    """RIFF_ACCOUNT_DELETION_HOOKS: keeps other posts' counts exact before the cascade removes
+    """`account.deleted` hook: keeps other posts' counts exact before the cascade removes
     this user's likes, comments and remixes, and deletes their feed events (no FK there)."""
     likes = Counter(Like.objects.filter(user=user).values_list("post_id", flat=True))
     counters_add(field="likes", deltas={k: -v for k, v in likes.items()})
@@ -376,8 +389,8 @@ def on_account_deleted(*, user: User) -> None:
     inbox.drop(user_id=user.pk)
 
 
-def admission_serve_id(*, user: User, request, **_: Any) -> None:
-    """RIFF_ADMISSION_CHECKS: keeps a generation's `serve_id` only when it was served to this
+def admission_serve_id(*, user: User, request) -> None:
+    """`admission.adjust` hook: keeps a generation's `serve_id` only when it was served to this
     user, so creation metrics can't be inflated with invented or borrowed ids. An invalid one
     never blocks the generation; it is just not recorded."""
     if request.serve_id and serve_id_parse(request.serve_id, user_id=user.pk) is None:

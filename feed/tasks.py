@@ -8,7 +8,7 @@ from django.db import connection
 from .models import FeedPreference, Post
 
 
-@shared_task(queue="default", acks_late=True, ignore_result=True)
+@shared_task(name="feed.tasks.post_embed", acks_late=True, ignore_result=True)
 def post_embed(post_id: str) -> bool:
     """Stores the MiniLM embedding of the post's prompt and caption. Idempotent."""
     post = Post.objects.select_related("video__generation").filter(pk=post_id).first()
@@ -23,7 +23,7 @@ def post_embed(post_id: str) -> bool:
     return True
 
 
-@shared_task(queue="default", acks_late=True, ignore_result=True)
+@shared_task(name="feed.tasks.preference_embed", acks_late=True, ignore_result=True)
 def preference_embed(user_id: str) -> bool:
     """Embeds the user's steering text; a newer text written meanwhile is left to its own task."""
     pref = FeedPreference.objects.filter(user_id=user_id).first()
@@ -37,7 +37,7 @@ def preference_embed(user_id: str) -> bool:
     return True
 
 
-@shared_task(queue="default", acks_late=True, ignore_result=True)
+@shared_task(name="feed.tasks.post_fanout", acks_late=True, ignore_result=True)
 def post_fanout(post_id: str) -> int:
     """Fan-out for authors with many followers (feed.services._enqueue_fanout). Idempotent:
     ZADD of the same member is a no-op."""
@@ -56,14 +56,14 @@ def post_fanout(post_id: str) -> int:
     )
 
 
-@shared_task(queue="default", ignore_result=True)
+@shared_task(name="feed.tasks.feed_partitions_ensure", ignore_result=True)
 def feed_partitions_ensure() -> list[str]:
     from .partitions import ensure_partitions
 
     return ensure_partitions(connection)
 
 
-@shared_task(queue="default", ignore_result=True, expires=240)
+@shared_task(name="feed.tasks.feed_trending_refresh", ignore_result=True, expires=240)
 def feed_trending_refresh() -> int:
     """Recomputes the global trending list For You reads (beat, every few minutes)."""
     from .ranking.sources import trending_refresh
@@ -71,7 +71,7 @@ def feed_trending_refresh() -> int:
     return len(trending_refresh())
 
 
-@shared_task(queue="default", ignore_result=True, expires=60)
+@shared_task(name="feed.tasks.feed_cold_start_refresh", ignore_result=True, expires=60)
 def feed_cold_start_refresh() -> int:
     """Recomputes the shared cold-start list (beat, every minute) so no viewer pays for it."""
     from .ranking.sources import cold_start_refresh
@@ -79,7 +79,7 @@ def feed_cold_start_refresh() -> int:
     return len(cold_start_refresh())
 
 
-@shared_task(name="feed.tasks.feed_embeddings_sweep", queue="default", ignore_result=True)
+@shared_task(name="feed.tasks.feed_embeddings_sweep", ignore_result=True)
 def feed_embeddings_sweep() -> int:
     """Beat: embeds recent live posts and steering texts still without an embedding (their
     task's message was lost, e.g. the broker was down at publish). Bounded per run."""

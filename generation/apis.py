@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission
@@ -18,13 +15,14 @@ from rest_framework.views import APIView
 
 from accounts.idempotency import idempotent
 from cameos.selectors import cameo_owned
-from config.api.errors import Invalid, NotFound, TooLarge
+from config.api.errors import Invalid, NotFound
+from config.api.files import FileStream
 from config.api.pagination import page_of, paginated_response
 from config.api.schema import IDEMPOTENCY_HEADER, error_responses
+from config.api.uploads import upload_file
 from config.media import signature_valid
 
 from . import selectors, services
-from .models import Video
 from .serializers import (
     AppearanceOut,
     GenerationIn,
@@ -34,32 +32,9 @@ from .serializers import (
     VideoOut,
     media_path,
 )
-from .services.admission import AdmissionRequest
+from .services.admission import admit
 
 ERR = error_responses(400, 401, 403, 404, 409, 413, 422, 429)
-
-
-def admit_from_payload(request: Request, data: dict, **overrides) -> Response:
-    payload = GenerationIn(data=data)
-    payload.is_valid(raise_exception=True)
-    values = payload.validated_data
-    admission = AdmissionRequest(
-        prompt=values["prompt"],
-        cameo_ids=values.get("cameos", []),
-        remix_of_id=values.get("remix_of"),
-        seconds=values.get("seconds", settings.RIFF_DEFAULT_SECONDS),
-        aspect=values.get("aspect", "9:16"),
-        seed=values.get("seed"),
-        serve_id=values.get("serve_id", ""),
-    )
-    for key, value in overrides.items():
-        setattr(admission, key, value)
-    generation = services.generation_admit(user=request.user, request=admission)
-    generation = selectors.generation_of(user=request.user, generation_id=generation.pk)
-    return Response(
-        GenerationOut(generation, context={"request": request}).data,
-        status=status.HTTP_202_ACCEPTED,
-    )
 
 
 class GenerationsApi(APIView):
@@ -85,7 +60,14 @@ class GenerationsApi(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        return admit_from_payload(request, request.data)
+        payload = GenerationIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        generation = admit(user=request.user, payload=payload.validated_data)
+        generation = selectors.generation_of(user=request.user, generation_id=generation.pk)
+        return Response(
+            GenerationOut(generation, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 class GenerationApi(APIView):
@@ -124,6 +106,26 @@ VARIANTS = {
     "poster": ("poster", "image/jpeg"),
     "preview": ("preview", "image/webp"),
 }
+# Served instead of the variant's own type to a client whose Accept names only this (generic
+# generated clients: openapi-python-client reads a binary body only under this type).
+OCTET_STREAM = "application/octet-stream"
+
+
+def _content_type(request: Request, native: str) -> str:
+    accepted = {
+        part.split(";", 1)[0].strip().lower()
+        for part in request.META.get("HTTP_ACCEPT", "").split(",")
+    }
+    return OCTET_STREAM if OCTET_STREAM in accepted and native not in accepted else native
+
+
+CONTENT_TYPES = [media for _, media in VARIANTS.values()]
+CONTENT_200 = OpenApiResponse(
+    OpenApiTypes.BINARY,
+    description="The file: `video/mp4` (variant `video`), `image/jpeg` (`poster`) or "
+    "`image/webp` (`preview`); `application/octet-stream` instead when the Accept header names "
+    "that and not the variant's own type.",
+)
 
 
 class SignedOrAuthenticated(BasePermission):
@@ -144,6 +146,11 @@ def _signed(request, view) -> bool:
 class VideoContentApi(APIView):
     permission_classes = [SignedOrAuthenticated]
 
+    def perform_content_negotiation(self, request, force=False):
+        # The file bypasses DRF's renderers, so an Accept header naming its type (a player's
+        # `video/mp4`) must not be a 406; errors still answer the JSON envelope.
+        return super().perform_content_negotiation(request, force=True)
+
     @extend_schema(
         parameters=[
             OpenApiParameter("variant", enum=list(VARIANTS), required=False),
@@ -154,9 +161,7 @@ class VideoContentApi(APIView):
         ],
         auth=[{"bearerAuth": []}, {}],
         responses={
-            (200, "video/mp4"): OpenApiTypes.BINARY,
-            (200, "image/jpeg"): OpenApiTypes.BINARY,
-            (200, "image/webp"): OpenApiTypes.BINARY,
+            **{(200, media): CONTENT_200 for media in (*CONTENT_TYPES, OCTET_STREAM)},
             400: ERR[400],
             401: ERR[401],
             404: ERR[404],
@@ -180,7 +185,9 @@ class VideoContentApi(APIView):
         name = getattr(video, field)
         if not name or not default_storage.exists(name):
             raise NotFound("No such file.")
-        response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+        response = FileStream(
+            default_storage.open(name, "rb"), content_type=_content_type(request, content_type)
+        )
         response["Cache-Control"] = "private, max-age=3600"
         response["X-Content-Type-Options"] = "nosniff"
         return response
@@ -216,31 +223,9 @@ class ProvenanceVerifyApi(APIView):
         responses={200: ProvenanceOut, 400: ERR[400], 413: ERR[413]},
     )
     def post(self, request: Request) -> Response:
-        upload = request.FILES.get("file")
-        if upload is None:
-            raise Invalid(
-                "Send the file as multipart field 'file'.", fields={"file": ["Required."]}
-            )
-        if upload.size > settings.RIFF_PROVENANCE_MAX_BYTES:
-            raise TooLarge("The file is too large.", code="too_large")
-        data = upload.read()
-        digest = hashlib.sha256(data).hexdigest()
-        from .provenance import verify_media
-
-        result = verify_media(data, mime="video/mp4")
-        # Ours when the bytes are exactly a video we made, or when our own signature vouches
-        # for the file (a re-muxed copy keeps its manifest but changes the hash).
-        video = Video.objects.filter(sha256=digest).only("pk", "sha256").first()
-        if video is None and result.valid and result.trusted and result.riff:
-            video = (
-                Video.objects.filter(pk=result.riff.get("video_id")).only("pk", "sha256").first()
-            )
-        return Response(
-            {
-                "ours": video is not None,
-                "video_id": str(video.pk) if video is not None else None,
-                "manifest": result.riff if result.has_manifest else None,
-                "valid_signature": bool(result.valid),
-                "sha256": digest,
-            }
+        ProvenanceIn.refuse_unknown(request.data)
+        upload = upload_file(
+            request, field="file", max_bytes=settings.RIFF_PROVENANCE_MAX_BYTES, what="file"
         )
+        provenance = selectors.provenance_of(data=upload.read())
+        return Response(ProvenanceOut(provenance).data)

@@ -35,7 +35,7 @@ def send(generation_id) -> None:
     job = Generation.objects.filter(pk=generation_id)
     job.update(dispatched_at=timezone.now())
     try:
-        publish(generation_run, str(generation_id), queue="gpu")
+        publish(generation_run, str(generation_id))  # routed to `gpu` (config.celery)
     except Exception:
         job.filter(status=GenerationStatus.QUEUED).update(dispatched_at=None)
         raise

@@ -13,10 +13,12 @@ import io
 import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.utils.module_loading import import_string
 from PIL import Image
 
+from config import hooks
+
 from .engine.backends import Engine, EngineUnavailable, GenerationRequest, get_engine
+from .hooks import REMIX_CONTEXT
 from .models import Generation, GenerationCameo
 
 # EngineUnavailable is the backends' own class, re-exported: the one a worker catches
@@ -87,13 +89,13 @@ def letterbox(frames: np.ndarray, aspect: str) -> np.ndarray:
 
 
 def context_frames(job: Generation, backend: Engine) -> np.ndarray | None:
-    """The parent clip's frames for a remix, from the provider RIFF_REMIX_CONTEXT_PROVIDER names
-    (the remix app; generation never imports it), at the backend's frame size. None: generate
-    without context (not a remix, no provider, or a backend that takes no context frames)."""
-    path = getattr(settings, "RIFF_REMIX_CONTEXT_PROVIDER", "")
-    if job.remix_of_id is None or not path or backend.max_context_frames <= 0:
+    """The parent clip's frames for a remix, from the `remix.context` provider (the remix app;
+    generation never imports it), at the backend's frame size. None: generate without context
+    (not a remix, no provider, or a backend that takes no context frames)."""
+    if job.remix_of_id is None or backend.max_context_frames <= 0:
         return None
-    return import_string(path)(
+    return hooks.provide(
+        REMIX_CONTEXT.name,
         job=job,
         height=int(backend.height),
         width=int(backend.width),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+from dataclasses import dataclass
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.selectors import blocked_user_ids
@@ -68,3 +72,43 @@ def appearances_of(*, cameo: Cameo) -> QuerySet[Appearance]:
         .exclude(video__state=VideoState.REMOVED)
         .select_related("video", "video__owner")
     )
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a file says about where it came from (`POST /provenance/verify`)."""
+
+    ours: bool
+    video_id: uuid.UUID | None
+    manifest: dict | None  # our `riff.generation` assertion, when the file has a manifest
+    valid_signature: bool
+    sha256: str
+
+
+def provenance_of(*, data: bytes) -> Provenance:
+    """Was this file made here? Ours when the bytes are exactly a video we made (its SHA-256),
+    or when our own signature vouches for it (a re-muxed copy keeps its manifest but changes
+    the hash). Any bytes are fine: a file with no or a broken manifest is simply not ours."""
+    from .provenance import verify_media  # c2pa loads on first use, not with the web tier
+
+    digest = hashlib.sha256(data).hexdigest()
+    result = verify_media(data, mime="video/mp4")
+    video_id = Video.objects.filter(sha256=digest).values_list("pk", flat=True).first()
+    if video_id is None and result.valid and result.trusted and result.riff:
+        claimed = _uuid_or_none(result.riff.get("video_id"))
+        if claimed is not None:
+            video_id = Video.objects.filter(pk=claimed).values_list("pk", flat=True).first()
+    return Provenance(
+        ours=video_id is not None,
+        video_id=video_id,
+        manifest=result.riff if result.has_manifest else None,
+        valid_signature=bool(result.valid),
+        sha256=digest,
+    )
+
+
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

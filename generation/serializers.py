@@ -6,13 +6,18 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefOut
-from config.api.fields import StrictCharField, StrictUUIDField
+from config.api.fields import (
+    InputSerializer,
+    OutputModelSerializer,
+    StrictCharField,
+    StrictUUIDField,
+)
 from config.media import signed_query
 
 from .models import Aspect, Generation, Video
 
 
-class GenerationIn(serializers.Serializer):
+class GenerationIn(InputSerializer):
     prompt = StrictCharField(max_length=1000, min_length=1)
     cameos = serializers.ListField(child=StrictUUIDField(), required=False, max_length=10)
     remix_of = StrictUUIDField(required=False, allow_null=True)
@@ -41,7 +46,7 @@ def _content_url(request, video: Video, variant: str) -> str:
     return request.build_absolute_uri(path) if request is not None else path
 
 
-class VideoOut(serializers.ModelSerializer):
+class VideoOut(OutputModelSerializer):
     owner = UserBriefOut()
     generation = serializers.UUIDField(source="generation_id")
     content_url = serializers.SerializerMethodField()
@@ -81,7 +86,7 @@ class ErrorOut(serializers.Serializer):
     message = serializers.CharField()
 
 
-class GenerationOut(serializers.ModelSerializer):
+class GenerationOut(OutputModelSerializer):
     cameos = serializers.SerializerMethodField()
     remix_of = serializers.UUIDField(source="remix_of_id", allow_null=True)
     error = serializers.SerializerMethodField()
@@ -128,7 +133,7 @@ class AppearanceOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class ProvenanceIn(serializers.Serializer):
+class ProvenanceIn(InputSerializer):
     file = serializers.FileField()
 
 

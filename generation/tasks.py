@@ -17,6 +17,7 @@ from django.db import transaction
 
 from cameos.consent import cameo_can_use
 
+from .dispatch import dispatch_after_commit
 from .engine.backends import EngineUnavailable
 from .models import Generation, GenerationCameo, GenerationStatus
 from .runner import render_job, sample_job
@@ -31,10 +32,6 @@ from .services.videos import delete_files, store_rendered, video_create
 
 logger = logging.getLogger(__name__)
 G = GenerationStatus
-
-
-class TransientEngineError(Exception):
-    """An engine failure worth another attempt (out of memory, device lost)."""
 
 
 def _consent_lost(job: Generation) -> str | None:
@@ -90,8 +87,6 @@ def generation_run(self, generation_id: str) -> str:
     except LostLease:
         logger.info("generation %s: lease lost or cancelled; stopping", generation_id)
         return "lost"
-    except TransientEngineError as exc:
-        return _retry_or_fail(job, attempt, "engine_error", str(exc))
     except EngineUnavailable as exc:
         logger.error("generation %s: engine unavailable: %s", generation_id, exc)
         return _fail(
@@ -120,11 +115,11 @@ def _retry_or_fail(job: Generation, attempt: int, code: str, message: str) -> st
     if attempt >= settings.RIFF_GENERATION_MAX_ATTEMPTS:
         return _fail(job, attempt, code, message)
     try:
-        from .dispatch import send
-
         with transaction.atomic():
             generation_transition(generation=job, to=G.QUEUED, attempt=attempt)
-            transaction.on_commit(lambda: send(job.pk))
+            # Sent once the retry is committed; a message the broker refused is re-sent by
+            # generation_sweep (generation.dispatch).
+            dispatch_after_commit(job)
     except LostLease:
         return "lost"
     return "retrying"
@@ -133,10 +128,3 @@ def _retry_or_fail(job: Generation, attempt: int, code: str, message: str) -> st
 @shared_task(name="generation.tasks.generation_sweep")
 def generation_sweep() -> dict[str, int]:
     return generation_reap()
-
-
-@shared_task(name="generation.tasks.idempotency_purge")
-def idempotency_purge() -> int:
-    from accounts.idempotency import purge_expired
-
-    return purge_expired()

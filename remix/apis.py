@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,8 +25,9 @@ from config.api.schema import IDEMPOTENCY_HEADER, error_responses
 from feed.selectors import annotate_posts, post_visible
 from feed.serializers import PostOut
 from feed.serving import serve_id_parse
-from generation.apis import admit_from_payload
+from generation.selectors import generation_of
 from generation.serializers import GenerationOut
+from generation.services.admission import admit
 
 from . import selectors
 from .serializers import ChainPostOut, RemixIn, RemixTreeNodeOut, RemixTreeOut
@@ -43,12 +45,21 @@ class RemixApi(APIView):
     @idempotent
     def post(self, request: Request, post_id) -> Response:
         parent = selectors.remix_parent(user=request.user, post_id=post_id)
-        data = dict(request.data) if isinstance(request.data, dict) else {}
-        data.pop("remix_of", None)
-        serve_id = data.get("serve_id")
-        valid = isinstance(serve_id, str) and serve_id_parse(serve_id, user_id=request.user.pk)
-        return admit_from_payload(
-            request, data, remix_of_id=parent.pk, serve_id=serve_id if valid else ""
+        # The path names the parent: RemixIn has no `remix_of`, so a body that names one is
+        # refused like any unknown key.
+        payload = RemixIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = dict(payload.validated_data)
+        serve_id = values.get("serve_id", "")
+        if serve_id and not serve_id_parse(serve_id, user_id=request.user.pk):
+            serve_id = ""  # not served to this caller: ignored, as documented above
+        generation = admit(
+            user=request.user, payload={**values, "remix_of": parent.pk, "serve_id": serve_id}
+        )
+        generation = generation_of(user=request.user, generation_id=generation.pk)
+        return Response(
+            GenerationOut(generation, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
         )
 
 

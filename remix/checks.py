@@ -12,7 +12,7 @@ from .selectors import remix_parent
 
 
 def remix_parent_cameos(*, user: User, request: Any) -> list[Cameo]:
-    """RIFF_ADMISSION_LIKENESS_SOURCES: the cameos a remix carries in from its parent.
+    """`admission.likeness_sources` hook: the cameos a remix carries in from its parent.
 
     A remix continues the parent's clip from its last frames, so every likeness in the parent
     can appear in the child: the child inherits the parent's appearances (which already include

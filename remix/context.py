@@ -1,4 +1,4 @@
-"""Engine conditioning for remixes: the parent clip's last frames (RIFF_REMIX_CONTEXT_PROVIDER).
+"""Engine conditioning for remixes: the parent clip's last frames (the `remix.context` hook).
 
 Runs on GPU workers, called by generation.runner.sample_job when a job has `remix_of_id`.
 The parent is read back from its delivered MP4 (the only copy of the frames we keep): decoded

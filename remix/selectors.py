@@ -192,7 +192,7 @@ SELECT id FROM subtree
 
 
 def subtree_post_ids(*, video_id) -> list:
-    """RIFF_REMIX_SUBTREE_PROVIDER: the post of `video_id` and every post below it, whatever
+    """`remix.subtree` provider: the post of `video_id` and every post below it, whatever
     their state or visibility (a consent withdrawal must reach hidden remixes too). One
     recursive statement walking the (remix_of) index; empty when the video was never posted."""
     with connection.cursor() as cursor:

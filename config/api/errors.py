@@ -3,7 +3,8 @@
 `{"error": {"code": "...", "message": "...", "fields": {...}}}` with a stable `code`.
 Services raise `ApiError` subclasses (or Django/DRF exceptions); `exception_handler` turns
 whatever reaches the view layer into the envelope, and `json_404`/`json_500` cover the
-requests that never reach DRF.
+requests that never reach DRF. Under `/api/` and `/v1/` the envelope answers in DEBUG too
+(`api_not_found`, `ApiErrorsMiddleware`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import get_urlconf, is_valid_path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -234,3 +237,61 @@ def json_400(request, exception=None):  # noqa: ARG001
     if isinstance(exception, TOO_LARGE_ERRORS):
         return JsonResponse(envelope("too_large", "The request body is too large."), status=413)
     return JsonResponse(envelope("invalid", "Bad request."), status=400)
+
+
+# Everything under these prefixes is API: its errors are the envelope, DEBUG or not. Django's
+# DEBUG pages (an HTML 404 listing every URL pattern, an HTML traceback) never answer here.
+API_PREFIXES = ("/api/", "/v1/")
+
+
+@csrf_exempt  # a POST to an unknown path is a 404, not a CSRF refusal page
+def api_not_found(request, *args, **kwargs):  # noqa: ARG001 - any route shape lands here
+    """The last route under each API prefix: whatever no other route matched (an unknown path,
+    a malformed UUID in a path) is the envelope's 404. Like APPEND_SLASH, a GET that only lacks
+    its trailing slash (`/api/docs`) is redirected to the page that has it."""
+    path = request.path_info
+    if request.method in ("GET", "HEAD") and not path.endswith("/"):
+        match = is_valid_path(f"{path}/", get_urlconf())
+        if match and match.func is not api_not_found:
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    return json_404(request)
+
+
+# The envelope for an error status some other layer answered in HTML.
+_STATUS_ERRORS = {
+    400: ("invalid", "Bad request."),
+    403: ("permission_denied", "Forbidden."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "Method not allowed."),
+    413: ("too_large", "The request body is too large."),
+}
+
+
+class ApiErrorsMiddleware:
+    """Near the top of MIDDLEWARE: under the API prefixes an error answered with anything but
+    JSON becomes the envelope with the same status. Routes and DRF views answer JSON already;
+    this covers what Django answers itself, which in DEBUG is an HTML page (a bad Host header,
+    an exception in a middleware or in a view outside DRF). The log keeps the details."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and request.path_info.startswith(API_PREFIXES)
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            status_code = response.status_code
+            code, message = _STATUS_ERRORS.get(status_code, ("error", response.reason_phrase))
+            if status_code >= 500:
+                code, message = "server_error", "Something went wrong on our side."
+            enveloped = JsonResponse(envelope(code, message), status=status_code)
+            for header in ("Retry-After", "Allow", "WWW-Authenticate"):
+                if response.has_header(header):
+                    enveloped[header] = response[header]
+            enveloped["Cache-Control"] = "no-store"
+            response.close()
+            return enveloped
+        return response

@@ -1,6 +1,65 @@
-"""Serializer fields that refuse what DRF would silently coerce (`{"bio": 0}` -> "0")."""
+"""Serializer bases and fields for strict request bodies and exact response bodies.
+
+- `InputSerializer`: every request body. A key it does not declare is refused with 400
+  `invalid` naming it (`fields.<name>`), instead of being dropped: a client that sends
+  `"remember": true` or `"duration": 5` learns at once that the server ignores it.
+- `OutputModelSerializer`: every response built from a model. Each listed field is always in
+  the body (`null` when empty), so the schema marks it required; a field that may be left out
+  must be declared on the serializer with `required=False`.
+- The `Strict*` fields refuse what DRF would silently coerce (`{"bio": 0}` -> "0").
+"""
+
+from collections.abc import Mapping
+from typing import Any
 
 from rest_framework import serializers
+
+UNKNOWN_FIELD = "Unknown field."
+# A hostile body may carry thousands of keys, or a megabyte-long one; the error names a few.
+_UNKNOWN_REPORTED = 10
+_NAME_REPORTED_CHARS = 100
+
+
+def refuse_unknown_fields(data: Any, allowed) -> None:
+    """Raises a ValidationError naming the keys of `data` outside `allowed` (a mapping or
+    multipart QueryDict; anything else is left to the serializer to refuse)."""
+    if not isinstance(data, Mapping):
+        return
+    unknown = [key for key in data if key not in allowed]
+    if unknown:
+        names = sorted(str(key)[:_NAME_REPORTED_CHARS] for key in unknown)[:_UNKNOWN_REPORTED]
+        raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in names})
+
+
+# No docstrings on these two bases: drf-spectacular would show them as the description of
+# every component that inherits them.
+class InputSerializer(serializers.Serializer):
+    # A request body: only the declared, writable fields are accepted (nested ones too).
+
+    @classmethod
+    def refuse_unknown(cls, data: Any) -> None:
+        """For views that read a multipart body themselves: the same refusal, up front."""
+        cls().refuse_unknown_keys(data)
+
+    def refuse_unknown_keys(self, data: Any) -> None:
+        allowed = {name for name, field in self.fields.items() if not field.read_only}
+        refuse_unknown_fields(data, allowed)
+
+    def to_internal_value(self, data):
+        self.refuse_unknown_keys(data)
+        return super().to_internal_value(data)
+
+
+class OutputModelSerializer(serializers.ModelSerializer):
+    # A response body from a model: every field in `Meta.fields` is always present, so each is
+    # read-only, which drf-spectacular states as required. Without this a model field with a
+    # default (`status`, `created_at`) would be optional to a generated client.
+
+    def get_extra_kwargs(self):
+        extra = super().get_extra_kwargs()
+        for name in getattr(self.Meta, "fields", ()):
+            extra[name] = {**extra.get(name, {}), "read_only": True}
+        return extra
 
 
 class StrictCharField(serializers.CharField):

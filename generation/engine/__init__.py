@@ -8,7 +8,8 @@ wheel, never on Django. The layout:
     backends/                             the Engine protocol, the registry, "riff-world"
     training/                             TrainConfig, the data, the loop, checkpoints, the CLI
     evaluation/                           image analysis, metrics, targets, the report
-    bench.py viz.py                       speed; PNG grids and loss curves
+    viz.py                                PNG grids and loss curves (the speed benchmark is
+                                          tooling: config/devtools/bench/engine.py)
 
 The public API is loaded lazily so that `generation.engine.world` (numpy only) and
 `generation.engine.backends` (no torch until an engine is built) import where torch is not

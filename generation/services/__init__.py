@@ -7,11 +7,11 @@ from .consent import (
     on_cameo_consent_withdrawn,
     on_cameo_revoked,
 )
-from .jobs import TRANSITIONS, generation_cancel, generation_transition
+from .jobs import JOB_STATES, generation_cancel, generation_transition
 from .videos import video_remove
 
 __all__ = [
-    "TRANSITIONS",
+    "JOB_STATES",
     "appearance_remove",
     "generation_admit",
     "generation_cancel",

@@ -2,7 +2,8 @@
 
 Quota -> safety rules -> cameo resolution (ids, @handles, and the cameos a remix parent
 carries) -> consent for each -> the
-pluggable policy checks (`RIFF_ADMISSION_CHECKS`, e.g. rights) -> the job row `queued` ->
+pluggable policy checks (the `admission.check` hook, e.g. rights) -> request rewrites
+(`admission.adjust`) -> the job row `queued` ->
 dispatch after commit.
 """
 
@@ -18,15 +19,16 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from accounts.models import User
 from cameos.consent import cameo_can_use
 from cameos.models import Cameo
 from cameos.selectors import cameos_by_handles
+from config import hooks
 from config.api.errors import ApiError, Forbidden
 
-from ..models import Generation, GenerationCameo, GenerationStatus, SafetyRule
+from ..hooks import ADMISSION_ADJUST, ADMISSION_CHECK, LIKENESS_SOURCES
+from ..models import Aspect, Generation, GenerationCameo, GenerationStatus, SafetyRule
 
 HANDLE_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_.]{3,30})")
 
@@ -93,15 +95,13 @@ def _refuse(cameo_id, message: str) -> Forbidden:
 
 def carried_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
     """Likenesses the request brings in without naming them: a remix parent's cameos, and
-    whatever else an upper layer registers in `RIFF_ADMISSION_LIKENESS_SOURCES`.
+    whatever else an upper layer registers for the `admission.likeness_sources` hook.
 
     Each source is `fn(*, user, request) -> list[Cameo]` and may refuse (a remix of a post the
     caller may not see is a 404 before any cameo is looked at, so nothing leaks).
     """
-    carried: list[Cameo] = []
-    for path in settings.RIFF_ADMISSION_LIKENESS_SOURCES:
-        carried.extend(import_string(path)(user=user, request=request))
-    return carried
+    found = hooks.run(LIKENESS_SOURCES.name, user=user, request=request)
+    return [cameo for cameos in found for cameo in cameos]
 
 
 def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
@@ -156,8 +156,10 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     _check_quota(user)
     check_safety(user, request.prompt)
     cameos = resolve_cameos(user, request)
-    for path in settings.RIFF_ADMISSION_CHECKS:
-        import_string(path)(user=user, prompt=request.prompt, cameos=cameos, request=request)
+    hooks.run(
+        ADMISSION_CHECK.name, user=user, prompt=request.prompt, cameos=cameos, request=request
+    )
+    hooks.run(ADMISSION_ADJUST.name, user=user, request=request)
     generation = Generation.objects.create(
         owner=user,
         prompt=request.prompt,
@@ -177,3 +179,20 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
 
     dispatch_after_commit(generation)
     return generation
+
+
+def admit(*, user: User, payload: dict[str, Any]) -> Generation:
+    """Admits a generation from a request body already validated by `GenerationIn` (or the
+    remix endpoint's `RemixIn`, with the parent from its path as `remix_of`), keyed by the
+    serializer's field names. The one way an API view starts a generation: it validates, calls
+    this, and serializes the result."""
+    request = AdmissionRequest(
+        prompt=payload["prompt"],
+        cameo_ids=list(payload.get("cameos", [])),
+        remix_of_id=payload.get("remix_of"),
+        seconds=payload.get("seconds", settings.RIFF_DEFAULT_SECONDS),
+        aspect=payload.get("aspect", Aspect.PORTRAIT),
+        seed=payload.get("seed"),
+        serve_id=payload.get("serve_id", ""),
+    )
+    return generation_admit(user=user, request=request)

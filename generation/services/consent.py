@@ -14,13 +14,13 @@ likeness there:
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
-from django.utils.module_loading import import_string
 
 from accounts.services import notification_create
+from config import hooks
 from config.api.errors import Conflict
 
+from ..hooks import REMIX_SUBTREE
 from ..models import Generation, GenerationStatus, Video, VideoState
 from .jobs import generation_transition
 from .videos import video_remove
@@ -60,7 +60,7 @@ def _remove_showing(*, videos, cameo, reason: str, actor=None) -> int:
 
 
 def on_cameo_revoked(*, cameo) -> None:
-    """RIFF_CAMEO_REVOKED_HOOKS: jobs that use the cameo stop; every video showing it goes."""
+    """`cameo.revoked` hook: jobs that use the cameo stop; every video showing it goes."""
     _fail_jobs(
         Generation.objects.filter(cameo_links__cameo=cameo),
         "cameo_consent_revoked",
@@ -74,7 +74,7 @@ def on_cameo_revoked(*, cameo) -> None:
 
 
 def on_cameo_consent_withdrawn(*, cameo, user) -> None:
-    """RIFF_CAMEO_CONSENT_WITHDRAWN_HOOKS: one user lost access (grant removed, block)."""
+    """`cameo.consent_withdrawn` hook: one user lost access (grant removed, block)."""
     _fail_jobs(
         Generation.objects.filter(cameo_links__cameo=cameo, owner=user),
         "cameo_consent_revoked",
@@ -83,7 +83,7 @@ def on_cameo_consent_withdrawn(*, cameo, user) -> None:
 
 
 def on_account_deleted(*, user) -> None:
-    """RIFF_ACCOUNT_DELETION_HOOKS: the user's own videos are removed with their files before
+    """`account.deleted` hook: the user's own videos are removed with their files before
     the rows cascade away (the cameos hook, run before this one, removed other people's videos
     showing the user's likeness)."""
     _fail_jobs(Generation.objects.filter(owner=user), "account_deleted", "The account was deleted.")
@@ -92,10 +92,9 @@ def on_account_deleted(*, user) -> None:
 
 
 def remix_subtree_post_ids(video: Video) -> list:
-    """Posts at and below the post of `video` in its remix tree, from the provider the remix
-    layer registers (RIFF_REMIX_SUBTREE_PROVIDER); generation never imports it."""
-    path = getattr(settings, "RIFF_REMIX_SUBTREE_PROVIDER", "")
-    return list(import_string(path)(video_id=video.pk)) if path else []
+    """Posts at and below the post of `video` in its remix tree, from the `remix.subtree`
+    provider the remix layer registers; generation never imports it."""
+    return list(hooks.provide(REMIX_SUBTREE.name, video_id=video.pk) or [])
 
 
 @transaction.atomic

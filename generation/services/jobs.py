@@ -19,20 +19,24 @@ from django.utils import timezone
 
 from accounts.realtime import send_to_user
 from config.api.errors import Conflict
+from config.states import StateMachine
 
 from ..models import Generation, GenerationStatus
 
 logger = logging.getLogger(__name__)
 G = GenerationStatus
 
-TRANSITIONS: dict[str, set[str]] = {
-    G.QUEUED: {G.RUNNING, G.CANCELLED, G.FAILED},
-    # running -> queued is the retry after a lost worker or a transient engine error.
-    G.RUNNING: {G.SUCCEEDED, G.FAILED, G.CANCELLED, G.QUEUED},
-    G.SUCCEEDED: set(),
-    G.FAILED: set(),
-    G.CANCELLED: set(),
-}
+JOB_STATES = StateMachine(
+    "generation",
+    {
+        G.QUEUED: {G.RUNNING, G.CANCELLED, G.FAILED},
+        # running -> queued is the retry after a lost worker or a transient engine error.
+        G.RUNNING: {G.SUCCEEDED, G.FAILED, G.CANCELLED, G.QUEUED},
+        G.SUCCEEDED: set(),
+        G.FAILED: set(),
+        G.CANCELLED: set(),
+    },
+)
 TERMINAL = {G.SUCCEEDED, G.FAILED, G.CANCELLED}
 
 
@@ -65,10 +69,7 @@ def generation_transition(
     locked = Generation.objects.select_for_update().get(pk=generation.pk)
     if attempt is not None and (locked.attempts != attempt or locked.status != G.RUNNING):
         raise LostLease(str(locked.pk))
-    if to not in TRANSITIONS[locked.status]:
-        raise Conflict(
-            f"A generation cannot go from {locked.status} to {to}.", code="invalid_transition"
-        )
+    JOB_STATES.check(locked.status, to)
     now = timezone.now()
     locked.status = to
     fields = ["status"]
@@ -97,11 +98,13 @@ def generation_transition(
 
 
 def generation_claim(*, generation_id) -> Generation | None:
-    """Takes a queued job for this worker (conditional UPDATE; None when someone else has it)."""
+    """Takes a queued job for this worker (conditional UPDATE through the state table; None
+    when someone else has it or it is no longer queued)."""
     now = timezone.now()
     lease = timedelta(seconds=settings.RIFF_GENERATION_LEASE_SECONDS)
-    claimed = Generation.objects.filter(pk=generation_id, status=G.QUEUED).update(
-        status=G.RUNNING,
+    claimed = JOB_STATES.bulk(
+        Generation.objects.filter(pk=generation_id),
+        G.RUNNING,
         attempts=F("attempts") + 1,
         lease_expires_at=now + lease,
         started_at=now,
@@ -138,7 +141,7 @@ def generation_cancel(*, generation: Generation) -> Generation:
 def generation_reap(*, max_attempts: int | None = None) -> dict[str, int]:
     """Beat task body: expired leases are re-queued (or failed after the last attempt), and
     queued jobs nobody picked up are sent again."""
-    from ..dispatch import send
+    from ..dispatch import dispatch_after_commit, send
 
     max_attempts = max_attempts or settings.RIFF_GENERATION_MAX_ATTEMPTS
     now = timezone.now()
@@ -156,7 +159,7 @@ def generation_reap(*, max_attempts: int | None = None) -> dict[str, int]:
                 failed += 1
             else:
                 generation_transition(generation=job, to=G.QUEUED, attempt=job.attempts)
-                transaction.on_commit(lambda pk=job.pk: send(pk))
+                dispatch_after_commit(job)
                 requeued += 1
         except (LostLease, Conflict):
             continue

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.utils.module_loading import import_string
 
 from accounts.services import notification_create
+from config import hooks
+from config.states import StateMachine
 
+from ..hooks import VIDEO_REMOVED
 from ..models import Appearance, Generation, GenerationCameo, Video, VideoState
 
 
@@ -73,17 +74,37 @@ def video_create(
     return video
 
 
+V = VideoState
+VIDEO_STATES = StateMachine(
+    "video",
+    {V.DRAFT: {V.POSTED, V.REMOVED}, V.POSTED: {V.REMOVED}, V.REMOVED: set()},
+    field="state",
+)
+
+
+@transaction.atomic
+def video_transition(*, video: Video, to: str, reason: str = "") -> Video:
+    """The only way a video's state changes (publishing, removal). Locks the row."""
+    locked = Video.objects.select_for_update().get(pk=video.pk)
+    VIDEO_STATES.check(locked.state, to)
+    locked.state = to
+    fields = ["state"]
+    if to == V.REMOVED:
+        locked.removed_reason = reason[:200]
+        fields.append("removed_reason")
+    locked.save(update_fields=fields)
+    video.state = locked.state
+    return locked
+
+
 @transaction.atomic
 def video_remove(*, video: Video, reason: str) -> Video:
     """Removes a video everywhere (draft or post); files are deleted after commit."""
     locked = Video.objects.select_for_update().get(pk=video.pk)
     if locked.state == VideoState.REMOVED:
         return locked
-    locked.state = VideoState.REMOVED
-    locked.removed_reason = reason[:200]
-    locked.save(update_fields=["state", "removed_reason"])
-    for path in settings.RIFF_VIDEO_REMOVED_HOOKS:
-        import_string(path)(video=locked)
+    locked = video_transition(video=locked, to=V.REMOVED, reason=reason)
+    hooks.run(VIDEO_REMOVED.name, video=locked)
     names = [locked.content, locked.poster, locked.preview]
     transaction.on_commit(lambda: delete_files(names))
     return locked

@@ -149,7 +149,10 @@ def record_deletion(*, user):
 def test_delete_me_removes_everything_and_runs_hooks(
     api, user, other, settings, django_capture_on_commit_callbacks
 ):
-    settings.RIFF_ACCOUNT_DELETION_HOOKS = ["tests.accounts.test_profile.record_deletion"]
+    settings.RIFF_HOOKS = {
+        **settings.RIFF_HOOKS,
+        "account.deleted": ["tests.accounts.test_profile.record_deletion"],
+    }
     with django_capture_on_commit_callbacks(execute=True):
         api.put("/api/v1/me/avatar", {"image": _upload(png_bytes(), "a.png")}, format="multipart")
     Follow.objects.create(follower=user, followee=other)

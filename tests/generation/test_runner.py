@@ -26,7 +26,7 @@ provided: list[dict] = []
 
 
 def recording_provider(*, job, height, width, count):
-    """A remix context provider (RIFF_REMIX_CONTEXT_PROVIDER) that says what it was asked."""
+    """A `remix.context` provider that says what it was asked."""
     provided.append({"job": job.pk, "height": height, "width": width, "count": count})
     return np.full((count, height, width, 3), 7, np.uint8)
 
@@ -62,7 +62,10 @@ def protocol_backend(settings):
     register_engine("protocol-only", factory)
     settings.RIFF_ENGINE = "protocol-only"
     settings.RIFF_ENGINE_OPTIONS = {}
-    settings.RIFF_REMIX_CONTEXT_PROVIDER = f"{__name__}.recording_provider"
+    settings.RIFF_HOOKS = {
+        **settings.RIFF_HOOKS,
+        "remix.context": [f"{__name__}.recording_provider"],
+    }
     provided.clear()
     yield built
     clear_engine_cache()

@@ -56,13 +56,15 @@ def test_remix_ignores_a_serve_id_not_served_to_the_caller(api, user, other, mak
 
 def test_remix_body_cannot_point_at_another_parent(api, other, make_post):
     post, elsewhere = make_post(other), make_post(other, allow_remix=False)
+    jobs = Generation.objects.count()
     r = api.post(
         f"/api/v1/posts/{post.pk}/remix",
         {"prompt": "x", "remix_of": str(elsewhere.pk)},
         format="json",
     )
-    assert r.status_code == 202, r.content
-    assert r.json()["remix_of"] == str(post.pk)
+    # Strict input: the path names the parent, and a body that names one is refused.
+    assert_error(r, 400, "invalid", "remix_of")
+    assert Generation.objects.count() == jobs
 
 
 def test_remix_is_idempotent(api, other, make_post):

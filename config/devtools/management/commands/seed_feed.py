@@ -1,4 +1,5 @@
-"""`manage.py seed_feed`: synthetic users, follows, posts, likes and feed events for benchmarks."""
+"""`manage.py seed_feed`: synthetic users, follows, posts, likes and feed events for benchmarks
+(config.devtools.seeding)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from feed.seeding import SeedSpec, seed, seed_delete, seeded_user_count
+from config.devtools.seeding import SeedSpec, seed, seed_delete, seeded_user_count
 
 
 class Command(BaseCommand):

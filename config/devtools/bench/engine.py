@@ -1,5 +1,10 @@
-"""Speed of the engine: forward throughput and achieved FLOP rate against a plain matmul,
-seconds per clip at the default sampler settings, batched vs one-by-one requests."""
+"""Speed of the engine (`manage.py bench_engine`): forward throughput and achieved FLOP rate
+against a plain matmul, seconds per clip at the default sampler settings, batched vs one-by-one
+requests.
+
+Tooling, so it lives here rather than in the engine package; it reads the engine only through
+`generation.engine.backends`. Without Django: `python -m config.devtools.bench.engine`.
+"""
 
 from __future__ import annotations
 
@@ -77,7 +82,7 @@ def bench(
     reps: int = 3,
     log=print,
 ) -> dict:
-    from .backends import GenerationRequest, get_engine
+    from generation.engine.backends import GenerationRequest, get_engine
 
     if threads:
         torch.set_num_threads(threads)

@@ -1,6 +1,9 @@
-"""manage.py bench_engine: forward throughput, GFLOP/s vs torch.mm, seconds per clip."""
+"""`manage.py bench_engine`: forward throughput, GFLOP/s vs torch.mm, seconds per clip
+(config.devtools.bench.engine; torch is imported only when it runs)."""
 
 from __future__ import annotations
+
+import argparse
 
 from django.core.management.base import BaseCommand
 
@@ -9,13 +12,11 @@ class Command(BaseCommand):
     help = "Benchmark the riff-world engine; writes a JSON report to --out."
 
     def add_arguments(self, parser):
-        from generation.engine.bench import add_arguments
+        from config.devtools.bench.engine import add_arguments
 
         add_arguments(parser)
 
     def handle(self, *args, **options):
-        import argparse
-
-        from generation.engine.bench import run_from_args
+        from config.devtools.bench.engine import run_from_args
 
         run_from_args(argparse.Namespace(**options), log=lambda m: self.stdout.write(str(m)))

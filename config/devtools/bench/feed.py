@@ -1,4 +1,5 @@
-"""`manage.py bench_feed`: feed latency and throughput against a real uvicorn server.
+"""The feed benchmark (`manage.py bench_feed`): latency and throughput against a real uvicorn
+server.
 
 Starts `uvicorn config.asgi:application` on a free port against this process's database and
 Redis, mints tokens for sample viewers (seeded users who follow people), and measures, at a
@@ -21,17 +22,16 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connection
 from tqdm import tqdm
 
 from accounts.models import AuthToken, User
 from accounts.tokens import hash_token, token_issue
-from feed.seeding import SEED_PREFIX
+from config.devtools.seeding import SEED_PREFIX
 
 KINDS = ("following", "latest", "for_you")
 TRIVIAL = "/api/v1/me"
@@ -288,149 +288,121 @@ def sample_viewers(n: int, *, min_follows: int, rng: random.Random) -> list[User
     return list(User.objects.filter(pk__in=chosen))
 
 
-class Command(BaseCommand):
-    help = "Benchmark the feed (p50/p99, requests/s per kind) against a real uvicorn server."
-
-    def add_arguments(self, parser):
-        parser.add_argument("--out", default="docs/bench-feed.json")
-        parser.add_argument("--viewers", type=int, default=50)
-        parser.add_argument(
-            "--requests", type=int, default=1000, help="page-1 requests per scenario"
-        )
-        parser.add_argument("--concurrency", type=int, default=8)
-        parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-        parser.add_argument("--pages", type=int, default=3, help="pages per scroll (via next)")
-        parser.add_argument("--min-follows", type=int, default=5)
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument(
-            "--timeout", type=float, default=30.0, help="per request (also statement_timeout)"
-        )
-        parser.add_argument(
-            "--max-seconds", type=float, default=300.0, help="no new task after this, per scenario"
-        )
-
-    def handle(self, *args, **opts):
-        quiet = opts["verbosity"] == 0
-        rng = random.Random(opts["seed"])
-        viewers = sample_viewers(opts["viewers"], min_follows=opts["min_follows"], rng=rng)
-        tokens = [token_issue(user=u, user_agent="bench_feed") for u in viewers]
-        server = Server(port=_free_port(), workers=opts["workers"], timeout=opts["timeout"])
-        try:
-            server.wait()
-            client = Client(server.port, opts["timeout"])
-            common = {
-                "concurrency": opts["concurrency"],
-                "quiet": quiet,
-                "max_seconds": opts["max_seconds"],
-            }
-            # Warm-up, not measured: imports, connection set-up, inboxes built on first read.
-            for kind in KINDS:
-                run_scenario(
-                    client,
-                    tokens,
-                    path=f"/api/v1/feed?kind={kind}",
-                    units=len(tokens),
-                    pages=opts["pages"],
-                    desc=f"warm-up {kind}",
-                    **common,
-                )
+def bench_feed(
+    *,
+    viewers: int,
+    requests: int,
+    concurrency: int,
+    workers: int,
+    pages: int,
+    min_follows: int,
+    seed: int,
+    timeout: float,
+    max_seconds: float,
+    quiet: bool,
+) -> dict:
+    """Runs the whole benchmark and returns its report (what `bench_feed --out` writes). The
+    sample viewers' tokens are revoked afterwards, however the run ends."""
+    rng = random.Random(seed)
+    chosen = sample_viewers(viewers, min_follows=min_follows, rng=rng)
+    tokens = [token_issue(user=u, user_agent="bench_feed") for u in chosen]
+    server = Server(port=_free_port(), workers=workers, timeout=timeout)
+    try:
+        server.wait()
+        client = Client(server.port, timeout)
+        common = {"concurrency": concurrency, "quiet": quiet, "max_seconds": max_seconds}
+        # Warm-up, not measured: imports, connection set-up, inboxes built on first read.
+        for kind in KINDS:
             run_scenario(
                 client,
                 tokens,
-                path=TRIVIAL,
+                path=f"/api/v1/feed?kind={kind}",
                 units=len(tokens),
-                pages=1,
-                desc="warm-up me",
+                pages=pages,
+                desc=f"warm-up {kind}",
                 **common,
             )
-            results = {
-                "trivial": run_scenario(
-                    client,
-                    tokens,
-                    path=TRIVIAL,
-                    units=opts["requests"],
-                    pages=1,
-                    desc="me",
-                    **common,
-                )
-            }
-            for kind in KINDS:
-                results[kind] = run_scenario(
-                    client,
-                    tokens,
-                    path=f"/api/v1/feed?kind={kind}",
-                    units=opts["requests"],
-                    pages=opts["pages"],
-                    desc=f"feed {kind}",
-                    **common,
-                )
-            # The trivial endpoint again at the end: the ratio uses the mean of both runs, so a
-            # background load that changed during the run shows up instead of skewing one side.
-            trivial_after = run_scenario(
+        run_scenario(
+            client, tokens, path=TRIVIAL, units=len(tokens), pages=1, desc="warm-up me", **common
+        )
+        results = {
+            "trivial": run_scenario(
+                client, tokens, path=TRIVIAL, units=requests, pages=1, desc="me", **common
+            )
+        }
+        for kind in KINDS:
+            results[kind] = run_scenario(
                 client,
                 tokens,
-                path=TRIVIAL,
-                units=opts["requests"],
-                pages=1,
-                desc="me (again)",
+                path=f"/api/v1/feed?kind={kind}",
+                units=requests,
+                pages=pages,
+                desc=f"feed {kind}",
                 **common,
             )
-            diversity = distinct_authors(client, tokens, max_seconds=opts["max_seconds"])
-        finally:
-            server.stop()
-            AuthToken.objects.filter(key_hash__in=[hash_token(t) for t in tokens]).delete()
+        # The trivial endpoint again at the end: the ratio uses the mean of both runs, so a
+        # background load that changed during the run shows up instead of skewing one side.
+        trivial_after = run_scenario(
+            client, tokens, path=TRIVIAL, units=requests, pages=1, desc="me (again)", **common
+        )
+        diversity = distinct_authors(client, tokens, max_seconds=max_seconds)
+    finally:
+        server.stop()
+        AuthToken.objects.filter(key_hash__in=[hash_token(t) for t in tokens]).delete()
 
-        base = results["trivial"]
-        base_p50 = statistics.fmean(x["p50_ms"] or 0 for x in (base, trivial_after))
-        base_rps = statistics.fmean(x["rps"] or 0 for x in (base, trivial_after))
-        for kind in KINDS:
-            r = results[kind]
-            r["ratio_p50_vs_trivial"] = (
-                round(r["p50_ms"] / base_p50, 2) if base_p50 and r["p50_ms"] else None
-            )
-            r["ratio_rps_vs_trivial"] = round(r["rps"] / base_rps, 3) if base_rps else None
-        report = {
-            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-            },
-            "data": _data_sizes(),
-            "settings": {
-                "viewers": len(tokens),
-                "requests_per_scenario": opts["requests"],
-                "concurrency": opts["concurrency"],
-                "uvicorn_workers": opts["workers"],
-                "pages_per_scroll": opts["pages"],
-                "request_timeout_s": opts["timeout"],
-                "max_seconds_per_scenario": opts["max_seconds"],
-            },
-            "trivial": {"path": TRIVIAL, "before": base, "after": trivial_after},
-            "feed": {kind: results[kind] for kind in KINDS},
-            "for_you_distinct_authors_top20": diversity,
-        }
-        out = Path(opts["out"])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        self._print(report)
+    base = results["trivial"]
+    base_p50 = statistics.fmean(x["p50_ms"] or 0 for x in (base, trivial_after))
+    base_rps = statistics.fmean(x["rps"] or 0 for x in (base, trivial_after))
+    for kind in KINDS:
+        r = results[kind]
+        r["ratio_p50_vs_trivial"] = (
+            round(r["p50_ms"] / base_p50, 2) if base_p50 and r["p50_ms"] else None
+        )
+        r["ratio_rps_vs_trivial"] = round(r["rps"] / base_rps, 3) if base_rps else None
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
+        "data": _data_sizes(),
+        "settings": {
+            "viewers": len(tokens),
+            "requests_per_scenario": requests,
+            "concurrency": concurrency,
+            "uvicorn_workers": workers,
+            "pages_per_scroll": pages,
+            "request_timeout_s": timeout,
+            "max_seconds_per_scenario": max_seconds,
+        },
+        "trivial": {"path": TRIVIAL, "before": base, "after": trivial_after},
+        "feed": {kind: results[kind] for kind in KINDS},
+        "for_you_distinct_authors_top20": diversity,
+    }
 
-    def _print(self, report: dict) -> None:
-        w = self.stdout.write
-        w(f"{'endpoint':<26}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'p50 x':>8}  pages 2-3 p50/p99")
-        for label, r in (
-            (("me (before)", report["trivial"]["before"]),)
-            + tuple((f"feed kind={k}", report["feed"][k]) for k in KINDS)
-            + (("me (after)", report["trivial"]["after"]),)
-        ):
-            later = r.get("pages_2_3")
-            extra = f"  {_f(later['p50_ms'])}/{_f(later['p99_ms'])}" if later else ""
-            w(
-                f"{label:<26}{_f(r['p50_ms']):>9}{_f(r['p99_ms']):>9}{_f(r['rps']):>9}"
-                f"{_f(r.get('ratio_p50_vs_trivial'), 2):>8}{extra}  {r['statuses']}"
-            )
-        d = report["for_you_distinct_authors_top20"]
-        w(f"for_you distinct authors in top 20: mean {d['mean']} (min {d['min']}, max {d['max']})")
+
+def report_lines(report: dict) -> list[str]:
+    """The table `bench_feed` prints."""
+    lines = [
+        f"{'endpoint':<26}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'p50 x':>8}  pages 2-3 p50/p99"
+    ]
+    for label, r in (
+        (("me (before)", report["trivial"]["before"]),)
+        + tuple((f"feed kind={k}", report["feed"][k]) for k in KINDS)
+        + (("me (after)", report["trivial"]["after"]),)
+    ):
+        later = r.get("pages_2_3")
+        extra = f"  {_f(later['p50_ms'])}/{_f(later['p99_ms'])}" if later else ""
+        lines.append(
+            f"{label:<26}{_f(r['p50_ms']):>9}{_f(r['p99_ms']):>9}{_f(r['rps']):>9}"
+            f"{_f(r.get('ratio_p50_vs_trivial'), 2):>8}{extra}  {r['statuses']}"
+        )
+    d = report["for_you_distinct_authors_top20"]
+    lines.append(
+        f"for_you distinct authors in top 20: mean {d['mean']} (min {d['min']}, max {d['max']})"
+    )
+    return lines
 
 
 def _f(value: float | None, digits: int = 1) -> str:

@@ -1,4 +1,4 @@
-"""The benchmark seed (feed.seeding) and `bench_feed` at a tiny scale."""
+"""The benchmark seed (config.devtools.seeding) and `bench_feed` at a tiny scale."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, F, Q, Sum
 
 from accounts.models import Follow, User
+from config.devtools.seeding import SEED_PREFIX, SeedSpec, seed, seed_delete
 from feed.models import EventKind, FeedEvent, Like, Post, PostCounter
-from feed.seeding import SEED_PREFIX, SeedSpec, seed, seed_delete
 from generation.models import Generation, Video
 
 # The bench starts a uvicorn subprocess, which only sees committed rows.
@@ -144,3 +144,37 @@ def test_bench_feed_end_to_end(seeded, tmp_path):
     assert report["data"]["posts"] >= 300
     # The bench's tokens are gone afterwards.
     assert not User.objects.filter(tokens__user_agent="bench_feed").exists()
+
+
+def test_seed_is_reproducible_and_speaks_the_models_enums():
+    from datetime import UTC, datetime
+
+    from feed.models import PostState
+    from generation.models import Aspect, GenerationStatus, VideoState
+
+    spec = SeedSpec(users=12, posts=40, events=200, follows_per_user=3, seed=9)
+    now = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+
+    def snapshot():
+        seed(spec, quiet=True, now=now)
+        posts = Post.objects.filter(author__username__startswith=SEED_PREFIX)
+        shot = {
+            "posts": sorted(posts.values_list("id", "author_id", "remix_of_id", "state")),
+            "events": sorted(
+                FeedEvent.objects.values_list("post_id", "user_id", "serve_id", "kind")
+            ),
+        }
+        assert set(posts.values_list("state", flat=True)) <= set(PostState.values)
+        videos = Video.objects.filter(owner__username__startswith=SEED_PREFIX)
+        assert set(videos.values_list("state", flat=True)) <= set(VideoState.values)
+        generations = Generation.objects.filter(owner__username__startswith=SEED_PREFIX)
+        assert set(generations.values_list("status", "aspect")) == {
+            (GenerationStatus.SUCCEEDED, Aspect.PORTRAIT)
+        }
+        assert {kind for *_, kind in shot["events"]} <= set(EventKind.values)
+        seed_delete(quiet=True)
+        return shot
+
+    first = snapshot()
+    assert first["posts"] and first["events"]
+    assert snapshot() == first
