@@ -267,7 +267,25 @@ RIFF_HOOKS: dict[str, list[str]] = {
     "remix.context": ["remix.context.parent_frames"],
     # A post and every remix below it (consent withdrawal reaches remixes).
     "remix.subtree": ["remix.selectors.subtree_post_ids"],
+    # Who shares a post's revenue (rights.split): IP holders, creator + cameo owners, ancestors.
+    "revenue.contributors": [
+        "rights.services.ip_contributors",
+        "feed.revenue.post_contributors",
+        "remix.revenue.ancestor_contributors",
+    ],
 }
+
+# --- Revenue (docs/rights.md "Revenue split") -----------------------------------------------
+# Basis points (1/100 of a percent) of a revenue event; the worked example is in the doc.
+RIFF_REVENUE_PLATFORM_FEE_BPS = env_int("RIFF_REVENUE_PLATFORM_FEE_BPS", 2000)
+RIFF_REVENUE_IP_CAP_BPS = env_int("RIFF_REVENUE_IP_CAP_BPS", 5000)
+RIFF_REVENUE_CAMEO_BPS = env_int("RIFF_REVENUE_CAMEO_BPS", 1000)
+RIFF_REVENUE_CAMEO_CAP_BPS = env_int("RIFF_REVENUE_CAMEO_CAP_BPS", 3000)
+RIFF_REVENUE_ANCESTOR_BPS = env_int("RIFF_REVENUE_ANCESTOR_BPS", 2000)
+RIFF_REVENUE_ANCESTOR_MAX_DEPTH = env_int("RIFF_REVENUE_ANCESTOR_MAX_DEPTH", 3)
+# The bearer token of internal services (billing, ads) on the service endpoints
+# (POST /revenue/events, POST /credits/grants). Empty: staff only. Compared in constant time.
+RIFF_SERVICE_TOKEN = env("RIFF_SERVICE_TOKEN", "")
 
 # --- Cameos ---------------------------------------------------------------------------------
 RIFF_CAMEO_MAX_BYTES = env_int("RIFF_CAMEO_MAX_BYTES", 50 * 1024 * 1024)

@@ -20,6 +20,7 @@ api_v1 = [
     path("", include("generation.urls")),
     path("", include("feed.urls")),
     path("", include("remix.urls")),
+    path("", include("rights.urls")),
 ]
 
 urlpatterns = [

@@ -186,8 +186,8 @@ def reader(db, make_user, active_cameo, make_video_row, make_post):
     }
 
 
-# Reads whose lists stay empty for this reader.
-MAY_BE_EMPTY: set[str] = set()
+# Reads whose lists stay empty for this reader (nothing has earned money here yet).
+MAY_BE_EMPTY = {"/api/v1/me/earnings", "/api/v1/me/payouts"}
 
 
 def test_every_read_returns_every_documented_required_field(api_schema, reader):
