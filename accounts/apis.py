@@ -12,10 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import Invalid
-from config.api.pagination import page_of, paginated_response
-from config.api.throttles import ScopedThrottle
-from config.api.uploads import upload_file
+from config.core.errors import Invalid
+from config.core.pagination import page_of, paginated_response
+from config.core.throttles import ScopedThrottle
+from config.core.uploads import upload_file
 
 from . import selectors, services
 from .realtime import realtime_ticket_issue

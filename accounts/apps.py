@@ -8,7 +8,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from config import hooks
+        from config.core import hooks
 
         # The lowest app registers the hooks check, so it runs whatever else is installed.
         checks.register(hooks.check)

@@ -20,8 +20,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 
-from config.api.errors import BACKEND_DOWN_ERRORS
-from config.redis import degraded
+from config.core.errors import BACKEND_DOWN_ERRORS
+from config.core.redis import degraded
 
 from .models import User
 from .realtime import TICKET_PREFIX, user_group

@@ -1,10 +1,10 @@
-"""Hooks accounts declares for upper layers (config.hooks; implementations in RIFF_HOOKS)."""
+"""Hooks accounts declares for upper layers (config.core.hooks; implementations in RIFF_HOOKS)."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from config import hooks
+from config.core import hooks
 
 from .models import User
 

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.response import Response
 
-from config.api.errors import ApiError, Conflict, Invalid
+from config.core.errors import ApiError, Conflict, Invalid
 
 from .models import IdempotencyRecord
 
@@ -94,7 +94,7 @@ def idempotent(view_method):
             if exc.status_code in (429, 503):
                 claimed.delete()
                 raise
-            from config.api.errors import envelope
+            from config.core.errors import envelope
 
             _finish(claimed, exc.status_code, envelope(exc.code, str(exc.detail), exc.fields))
             raise

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from config.redis import TIMEOUT_SECONDS, degraded
+from config.core.redis import TIMEOUT_SECONDS, degraded
 
 from .models import AuthToken
 

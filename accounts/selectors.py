@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
-from config.api.errors import NotFound
+from config.core.errors import NotFound
 
 from .models import Block, Follow, Invite, Notification, User
 from .names import name_key

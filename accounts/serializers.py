@@ -4,7 +4,7 @@ from django.core.files.storage import default_storage
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api.fields import (
+from config.core.fields import (
     InputSerializer,
     OutputModelSerializer,
     StrictCharField,

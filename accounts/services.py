@@ -18,8 +18,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from config import hooks
-from config.api.errors import ApiError, Forbidden, Invalid, TooLarge, UnsupportedMedia
+from config.core import hooks
+from config.core.errors import ApiError, Forbidden, Invalid, TooLarge, UnsupportedMedia
 
 from .hooks import ACCOUNT_DELETED, USER_BLOCKED
 from .models import Block, Follow, Invite, Notification, User, age_on

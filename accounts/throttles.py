@@ -1,6 +1,6 @@
 """Throttles for signing in: the API login (per account) and the admin login (per address and
 per account). Both sit on DRF's cache-backed `SimpleRateThrottle`, so the windows live in Redis
-like every other rate limit; addresses come from `config.api.clientip.client_ip`.
+like every other rate limit; addresses come from `config.core.clientip.client_ip`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 from django.http import HttpRequest, HttpResponse
 from rest_framework.throttling import SimpleRateThrottle
 
-from config.api.throttles import ClientIpThrottleMixin
+from config.core.throttles import ClientIpThrottleMixin
 
 from .names import name_key
 

@@ -7,8 +7,8 @@ from django.http import Http404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from config.api.errors import ApiError
-from config.api.files import FileStream
+from config.core.errors import ApiError
+from config.core.files import FileStream
 
 from .models import (
     AccessRequest,

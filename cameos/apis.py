@@ -11,9 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import user_by_username
-from config.api.errors import Invalid, NotFound
-from config.api.pagination import page_of, paginated_response
-from config.api.uploads import upload_file
+from config.core.errors import Invalid, NotFound
+from config.core.pagination import page_of, paginated_response
+from config.core.uploads import upload_file
 
 from . import selectors, services
 from .models import AccessRequest, AccessRequestStatus, CameoKind

@@ -1,11 +1,11 @@
-"""Hooks cameos declares for upper layers (config.hooks; implementations in RIFF_HOOKS)."""
+"""Hooks cameos declares for upper layers (config.core.hooks; implementations in RIFF_HOOKS)."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from accounts.models import User
-from config import hooks
+from config.core import hooks
 
 from .models import Cameo
 

@@ -18,7 +18,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from config.api.errors import ApiError, UnsupportedMedia
+from config.core.errors import ApiError, UnsupportedMedia
 
 # FFmpeg demuxer names we accept; everything else (hls, concat, image2, ...) is refused.
 ALLOWED_DEMUXERS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}

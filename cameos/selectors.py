@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from accounts.models import Block
-from config.api.errors import Forbidden, NotFound
+from config.core.errors import Forbidden, NotFound
 
 from .consent import usable_cameos
 from .models import AccessRequest, Audience, Cameo, CameoGrant, CameoStatus

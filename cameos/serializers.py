@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import NameField, UserBriefOut, _clean_text
-from config.api.fields import InputSerializer, OutputModelSerializer, StrictCharField
+from config.core.fields import InputSerializer, OutputModelSerializer, StrictCharField
 
 from .models import AccessRequest, Audience, Cameo, CameoGrant, CameoKind
 

@@ -16,10 +16,10 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.names import name_key, normalize, validate_name
 from accounts.services import is_blocked_between, notification_create
-from config import hooks
-from config.api.errors import Conflict, Forbidden, Invalid
-from config.redis import enqueue_after_commit
-from config.states import StateMachine
+from config.core import hooks
+from config.core.errors import Conflict, Forbidden, Invalid
+from config.core.redis import enqueue_after_commit
+from config.core.states import StateMachine
 
 from .consent import cameo_can_use
 from .hooks import CAMEO_CONSENT_WITHDRAWN, CAMEO_REVOKED

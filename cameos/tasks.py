@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from config.redis import publish
+from config.core.redis import publish
 
 from .models import Cameo, CameoKind, CameoStatus
 from .recording import analyse_recording

@@ -1,7 +1,7 @@
 """Project configuration: settings, URLs, ASGI routing, the Celery app, the dev launcher.
 
-`config.api` is the one leaf module the apps import (error envelope, pagination, idempotency);
-everything else in this package sits on top of the apps and is imported by nobody.
+Two layers live here: `config.core`, the bottom layer every app imports (it imports no app),
+and the project wiring on top of all apps (everything else), which no app imports.
 """
 
 from .celery import app as celery_app

@@ -12,7 +12,7 @@ from django.urls import path  # noqa: E402
 
 from accounts.consumers import RealtimeConsumer, TokenAuthMiddleware  # noqa: E402
 
-from .api.limits import BodyLimitMiddleware  # noqa: E402
+from .core.limits import BodyLimitMiddleware  # noqa: E402
 from .origins import OriginValidator  # noqa: E402
 
 websocket_urls = [path("ws/", RealtimeConsumer.as_asgi())]

@@ -203,7 +203,7 @@ def _run_all(host: str, port: int) -> int:
                 "--port",
                 str(port),
                 # uvicorn would rewrite the client address from X-Forwarded-For sent by any
-                # local process; Django decides alone (RIFF_TRUSTED_PROXIES, config.api.clientip).
+                # local process; Django decides alone (RIFF_TRUSTED_PROXIES, config.core.clientip).
                 "--no-proxy-headers",
                 # Django has no lifespan events; without this uvicorn warns at every start.
                 "--lifespan",

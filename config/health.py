@@ -1,6 +1,6 @@
 """Load-balancer probes. `/healthz`: the process answers (touches nothing).
 `/readyz`: 200 when PostgreSQL answers, 503 when it doesn't. Redis is reported but does not
-decide: without it the API degrades and keeps serving (config.redis), and every web process
+decide: without it the API degrades and keeps serving (config.core.redis), and every web process
 sees the same Redis, so failing readiness on it would take them all out of the load balancer
 at once and turn a degraded API back into a total outage."""
 

@@ -23,8 +23,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .api.clientip import address_in, client_ip, forwarded_by_trusted_proxy, parse_address
-from .api.errors import envelope
+from .core.clientip import address_in, client_ip, forwarded_by_trusted_proxy, parse_address
+from .core.errors import envelope
 
 REQUESTS = Counter("riff_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(

@@ -96,13 +96,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.observability.MetricsMiddleware",
     # Outside all the others: /api/ and /v1/ errors are the JSON envelope even where Django
-    # answers itself, in DEBUG too (config.api.errors).
-    "config.api.errors.ApiErrorsMiddleware",
-    # Body limits and NUL-free URLs before anything reads the request (config.api.limits).
-    "config.api.limits.BodyLimitGuard",
+    # answers itself, in DEBUG too (config.core.errors).
+    "config.core.errors.ApiErrorsMiddleware",
+    # Body limits and NUL-free URLs before anything reads the request (config.core.limits).
+    "config.core.limits.BodyLimitGuard",
     "django.middleware.security.SecurityMiddleware",
-    # WhiteNoise, streaming block by block under uvicorn (config.api.files).
-    "config.api.files.StaticFilesMiddleware",
+    # WhiteNoise, streaming block by block under uvicorn (config.core.files).
+    "config.core.files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -110,7 +110,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # /api/v1 answers are tokens or the caller's own data: no-store unless a view says else.
-    "config.api.caching.ApiNoStoreMiddleware",
+    "config.core.caching.ApiNoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -168,7 +168,7 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "riff",
         "TIMEOUT": 300,
-        # Bounded like every Redis call (config.redis.TIMEOUT_SECONDS): a frozen Redis costs a
+        # Bounded like every Redis call (config.core.redis.TIMEOUT_SECONDS): a frozen Redis costs a
         # request seconds, never a hang, and the callers degrade (docs/operations.md).
         "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
     }
@@ -200,13 +200,13 @@ CELERY_BEAT_SCHEDULE = {
     "feed-partitions": {"task": "feed.tasks.feed_partitions_ensure", "schedule": 86400.0},
     "feed-trending": {"task": "feed.tasks.feed_trending_refresh", "schedule": 240.0},
     "feed-cold-start": {"task": "feed.tasks.feed_cold_start_refresh", "schedule": 60.0},
-    # Work whose message was lost while the broker was down (config.redis.enqueue_after_commit).
+    # Work whose message was lost while the broker was down (config.core.redis.enqueue_after_commit).
     "cameo-verify-sweep": {"task": "cameos.tasks.cameo_verify_sweep", "schedule": 60.0},
     "feed-embeddings-sweep": {"task": "feed.tasks.feed_embeddings_sweep", "schedule": 300.0},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
-    # Without these a frozen Redis holds a publishing request forever (config.redis.publish).
+    # Without these a frozen Redis holds a publishing request forever (config.core.redis.publish).
     "socket_timeout": 2,
     "socket_connect_timeout": 2,
 }
@@ -239,7 +239,7 @@ RIFF_AVATAR_MAX_PIXELS = env_int("RIFF_AVATAR_MAX_PIXELS", 40_000_000)
 RIFF_AVATAR_SIZES = (512, 128)
 RIFF_REALTIME_TICKET_TTL = 60
 
-# --- Hooks (config.hooks): lower layers declare them (<app>/hooks.py), upper layers implement --
+# --- Hooks (config.core.hooks): lower layers declare them (<app>/hooks.py), upper layers implement --
 # Each name maps to dotted paths called in order (a provider hook takes one). `manage.py check`
 # imports every path. The protocols in each app's hooks.py say what a hook receives.
 RIFF_HOOKS: dict[str, list[str]] = {
@@ -363,7 +363,7 @@ RIFF_FEED_TEEN_DAILY_CAP = env_int("RIFF_FEED_TEEN_DAILY_CAP", 120)
 RIFF_FEED_METRICS_SESSION_GAP = env_int("RIFF_FEED_METRICS_SESSION_GAP", 30 * 60)
 
 # --- Request body limits (docs/operations.md "Request body limits") ----------------------------
-# Enforced before the body is read (config.api.limits): a larger declared Content-Length, or
+# Enforced before the body is read (config.core.limits): a larger declared Content-Length, or
 # more bytes streamed, is 413 `too_large`. "Anonymous" means no Authorization header.
 RIFF_BODY_MAX_BYTES = env_int("RIFF_BODY_MAX_BYTES", 1024 * 1024)
 RIFF_BODY_MAX_BYTES_ANONYMOUS = env_int("RIFF_BODY_MAX_BYTES_ANONYMOUS", 64 * 1024)
@@ -404,12 +404,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = RIFF_BODY_MAX_BYTES
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "config.api.pagination.KeysetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.core.pagination.KeysetPagination",
     "PAGE_SIZE": 20,
-    # Keyed on config.api.clientip.client_ip (RIFF_TRUSTED_PROXIES), never the raw header.
+    # Keyed on config.core.clientip.client_ip (RIFF_TRUSTED_PROXIES), never the raw header.
     "DEFAULT_THROTTLE_CLASSES": [
-        "config.api.throttles.AnonThrottle",
-        "config.api.throttles.UserThrottle",
+        "config.core.throttles.AnonThrottle",
+        "config.core.throttles.UserThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("THROTTLE_ANON", "120/min"),
@@ -419,11 +419,11 @@ REST_FRAMEWORK = {
         # /admin/login/ POSTs, per client address and per account (accounts.admin_login).
         "admin_login": env("THROTTLE_ADMIN_LOGIN", "10/min"),
     },
-    "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "config.core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # JSON only (hardened: depth, NaN, NUL; config.api.parsers); uploads opt into multipart.
-    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.JSONParser"],
+    # JSON only (hardened: depth, NaN, NUL; config.core.parsers); uploads opt into multipart.
+    "DEFAULT_PARSER_CLASSES": ["config.core.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # Proxies whose X-Forwarded-For is believed (IPs / CIDRs); empty: the TCP peer is the client.
@@ -462,9 +462,9 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.api.schema.add_error_envelope",
-        "config.api.schema.document_list_paging",
-        "config.api.schema.forbid_unknown_request_fields",
+        "config.core.schema.add_error_envelope",
+        "config.core.schema.document_list_paging",
+        "config.core.schema.forbid_unknown_request_fields",
     ],
 }
 
@@ -478,7 +478,7 @@ STATIC_URL = "/static/"
 RIFF_SERVE_MEDIA = env_bool("RIFF_SERVE_MEDIA", True)
 # The only MEDIA_ROOT prefixes served as plain files (profile pictures are public anyway).
 RIFF_PUBLIC_MEDIA_PREFIXES = ("avatars/",)
-# Lifetime of the signed URLs API responses hand out for video files (config.media).
+# Lifetime of the signed URLs API responses hand out for video files (config.core.media).
 RIFF_MEDIA_URL_TTL = env_int("RIFF_MEDIA_URL_TTL", 3600)
 STORAGE_BACKEND = env("STORAGE_BACKEND", "filesystem")
 if STORAGE_BACKEND == "s3":

@@ -9,9 +9,9 @@ from drf_spectacular.views import (
 
 from accounts.admin_login import admin_login
 
-from .api.errors import api_not_found
+from .core.errors import api_not_found
+from .core.media import public_media
 from .health import healthz, readyz
-from .media import public_media
 from .observability import metrics_view
 
 api_v1 = [
@@ -40,14 +40,14 @@ urlpatterns = [
 
 if settings.RIFF_SERVE_MEDIA and settings.STORAGE_BACKEND == "filesystem":
     # Single-box installs serve the public media prefixes (avatars) from Django; recordings,
-    # reference frames and videos are never plain files (config.media, docs/operations.md).
+    # reference frames and videos are never plain files (config.core.media, docs/operations.md).
     urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", public_media))
 
 # Last: under the API prefixes, whatever no route above matched is the JSON envelope's 404,
-# DEBUG or not (config.api.errors.api_not_found).
+# DEBUG or not (config.core.errors.api_not_found).
 urlpatterns += [re_path(r"^api/", api_not_found), re_path(r"^v1/", api_not_found)]
 
-handler400 = "config.api.errors.json_400"
-handler403 = "config.api.errors.json_403"
-handler404 = "config.api.errors.json_404"
-handler500 = "config.api.errors.json_500"
+handler400 = "config.core.errors.json_400"
+handler403 = "config.core.errors.json_403"
+handler404 = "config.core.errors.json_404"
+handler500 = "config.core.errors.json_500"

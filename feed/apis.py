@@ -16,15 +16,15 @@ from rest_framework.views import APIView
 
 from accounts.idempotency import idempotent
 from accounts.selectors import user_visible_to
-from config.api.errors import Forbidden, Invalid
-from config.api.pagination import (
+from config.core.errors import Forbidden, Invalid
+from config.core.pagination import (
     KeysetPagination,
     next_link,
     page_of,
     paginated_response,
     parse_limit,
 )
-from config.api.schema import IDEMPOTENCY_HEADER, error_responses
+from config.core.schema import IDEMPOTENCY_HEADER, error_responses
 
 from . import selectors, services
 from .feeds import following_page, latest_page

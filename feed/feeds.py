@@ -16,7 +16,7 @@ from typing import Any
 from rest_framework.request import Request
 
 from accounts.selectors import blocked_user_ids
-from config.api.pagination import (
+from config.core.pagination import (
     cursor_scope,
     decode_cursor,
     encode_cursor,

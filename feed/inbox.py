@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import redis
 
-from config.redis import degraded, redis_client
+from config.core.redis import degraded, redis_client
 
 from .models import Post, PostState
 

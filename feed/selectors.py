@@ -13,7 +13,7 @@ from django.db.models import QuerySet, Sum
 
 from accounts.selectors import blocked_user_ids
 from cameos.models import Cameo
-from config.api.errors import NotFound
+from config.core.errors import NotFound
 
 from .models import Comment, Like, Post, PostCounter, PostState
 

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefOut
-from config.api.fields import (
+from config.core.fields import (
     InputSerializer,
     OutputModelSerializer,
     StrictBooleanField,

@@ -16,9 +16,9 @@ from django.utils import timezone
 from accounts.models import Follow, User
 from accounts.services import is_blocked_between, notification_create
 from cameos.consent import cameo_can_use
-from config.api.errors import Forbidden, NotFound
-from config.redis import degraded, enqueue_after_commit, redis_client
-from config.states import StateMachine
+from config.core.errors import Forbidden, NotFound
+from config.core.redis import degraded, enqueue_after_commit, redis_client
+from config.core.states import StateMachine
 from generation.models import Appearance, Generation, Video, VideoState
 from generation.services.videos import video_transition
 

@@ -88,7 +88,7 @@ def feed_embeddings_sweep() -> int:
     from django.conf import settings
     from django.utils import timezone
 
-    from config.redis import publish
+    from config.core.redis import publish
 
     now = timezone.now()
     settled = now - timedelta(minutes=5)

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.api.errors import ApiError
+from config.core.errors import ApiError
 
 from .models import Appearance, Generation, GenerationCameo, SafetyRule, Video, VideoState
 from .services import generation_cancel, video_remove

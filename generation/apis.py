@@ -15,12 +15,12 @@ from rest_framework.views import APIView
 
 from accounts.idempotency import idempotent
 from cameos.selectors import cameo_owned
-from config.api.errors import Invalid, NotFound
-from config.api.files import FileStream
-from config.api.pagination import page_of, paginated_response
-from config.api.schema import IDEMPOTENCY_HEADER, error_responses
-from config.api.uploads import upload_file
-from config.media import signature_valid
+from config.core.errors import Invalid, NotFound
+from config.core.files import FileStream
+from config.core.media import signature_valid
+from config.core.pagination import page_of, paginated_response
+from config.core.schema import IDEMPOTENCY_HEADER, error_responses
+from config.core.uploads import upload_file
 
 from . import selectors, services
 from .serializers import (

@@ -1,7 +1,7 @@
 """Getting queued jobs to the `gpu` queue, exactly when their row is committed.
 
 `dispatch_after_commit` sends the task from an on_commit hook. A job whose message could not be
-sent (the broker, Redis, is down: publishing gives up within seconds, config.redis.publish)
+sent (the broker, Redis, is down: publishing gives up within seconds, config.core.redis.publish)
 stays `queued` with no `dispatched_at`, and so does one whose process died between commit and
 send: the beat task `generation_sweep` re-sends every job still queued after
 `RIFF_DISPATCH_RESEND_AFTER` seconds. A re-send is harmless: the worker's claim is a
@@ -15,8 +15,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from config.api.errors import BACKEND_DOWN_ERRORS
-from config.redis import degraded, publish
+from config.core.errors import BACKEND_DOWN_ERRORS
+from config.core.redis import degraded, publish
 
 from .models import Generation, GenerationStatus
 

@@ -1,4 +1,4 @@
-"""Hooks generation declares for upper layers (config.hooks; implementations in RIFF_HOOKS)."""
+"""Hooks generation declares for upper layers (config.core.hooks; implementations in RIFF_HOOKS)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from accounts.models import User
 from cameos.models import Cameo
-from config import hooks
+from config.core import hooks
 
 from .models import Generation, Video
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from config import hooks
+from config.core import hooks
 
 from .engine.backends import Engine, EngineUnavailable, GenerationRequest, get_engine
 from .hooks import REMIX_CONTEXT

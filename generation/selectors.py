@@ -10,7 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.selectors import blocked_user_ids
 from cameos.models import Cameo
-from config.api.errors import NotFound
+from config.core.errors import NotFound
 
 from .models import Appearance, Generation, Video, VideoState
 

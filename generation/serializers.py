@@ -6,13 +6,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefOut
-from config.api.fields import (
+from config.core.fields import (
     InputSerializer,
     OutputModelSerializer,
     StrictCharField,
     StrictUUIDField,
 )
-from config.media import signed_query
+from config.core.media import signed_query
 
 from .models import Aspect, Generation, Video
 

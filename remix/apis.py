@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.idempotency import idempotent
-from config.api.errors import Invalid
-from config.api.pagination import (
+from config.core.errors import Invalid
+from config.core.pagination import (
     KeysetPagination,
     cursor_scope,
     decode_cursor,
@@ -21,7 +21,7 @@ from config.api.pagination import (
     page_of,
     parse_limit,
 )
-from config.api.schema import IDEMPOTENCY_HEADER, error_responses
+from config.core.schema import IDEMPOTENCY_HEADER, error_responses
 from feed.selectors import annotate_posts, post_visible
 from feed.serializers import PostOut
 from feed.serving import serve_id_parse

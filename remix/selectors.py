@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from accounts.selectors import blocked_user_ids
-from config.api.errors import Forbidden, NotFound
+from config.core.errors import Forbidden, NotFound
 from feed.models import Post, PostState
 from feed.selectors import posts_visible_to
 

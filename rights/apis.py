@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 from accounts.authentication import BearerTokenAuthentication
 from accounts.idempotency import HEADER, idempotent
 from accounts.selectors import user_by_username
-from config.api.errors import Forbidden, Invalid, NotFound
-from config.api.pagination import KeysetPagination, page_of, paginated_response
-from config.api.schema import IDEMPOTENCY_HEADER, error_responses
+from config.core.errors import Forbidden, Invalid, NotFound
+from config.core.pagination import KeysetPagination, page_of, paginated_response
+from config.core.schema import IDEMPOTENCY_HEADER, error_responses
 
 from . import payouts, selectors, services
 from .authentication import ServiceTokenAuthentication, is_service

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
 
-from config.api.errors import ApiError, Conflict
+from config.core.errors import ApiError, Conflict
 
 from .models import AccountKind, LedgerAccount, OwnerType, RevenueEvent, Transfer, TransferType
 

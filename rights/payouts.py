@@ -11,8 +11,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from config.api.errors import Invalid
-from config.states import StateMachine
+from config.core.errors import Invalid
+from config.core.states import StateMachine
 
 from .ledger import (
     InsufficientFunds,

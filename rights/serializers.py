@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from config.api.fields import InputSerializer, StrictBooleanField, StrictCharField, StrictUUIDField
+from config.core.fields import InputSerializer, StrictBooleanField, StrictCharField, StrictUUIDField
 
 from .services import MAX_AMOUNT_MICROS, MAX_CREDITS
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from config import hooks
-from config.api.errors import Invalid, NotFound
+from config.core import hooks
+from config.core.errors import Invalid, NotFound
 
 from .hooks import REVENUE_CONTRIBUTORS
 from .ledger import (

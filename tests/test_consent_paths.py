@@ -234,9 +234,9 @@ def test_content_urls_are_signed_and_expire(user, api, make_video_row, settings,
     assert_error(anon.get(parts.path, tampered), 401, "not_authenticated")
     assert_error(anon.get(parts.path, {"variant": "video"}), 401, "not_authenticated")
     # Expired.
-    import config.media
+    import config.core.media
 
-    monkeypatch.setattr(config.media.time, "time", lambda: int(query["expires"][0]) + 1)
+    monkeypatch.setattr(config.core.media.time, "time", lambda: int(query["expires"][0]) + 1)
     assert_error(
         anon.get(parts.path, {k: v[0] for k, v in query.items()}), 401, "not_authenticated"
     )

@@ -27,7 +27,7 @@ from rest_framework.test import APIClient
 from accounts.models import AuthToken, User
 from accounts.services import block_create, invite_mint
 from cameos.services import access_request_create
-from config.api.files import AsyncBlocksMixin, FileStream
+from config.core.files import AsyncBlocksMixin, FileStream
 from feed.services import like_set, post_delete
 from generation.models import Generation
 from tests.conftest import client_for, png_bytes

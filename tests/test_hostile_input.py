@@ -1,7 +1,7 @@
 """Hostile input never gets a 500 (issue #27, findings 6 and 7).
 
 - Body limits: refused with 413 `too_large` before the body is read, at the ASGI edge
-  (config.api.limits.BodyLimitMiddleware, proved with a receive() that would stream a terabyte
+  (config.core.limits.BodyLimitMiddleware, proved with a receive() that would stream a terabyte
   and with a real uvicorn server) and again inside Django (the test client, Django's own
   RequestDataTooBig / TooManyFieldsSent).
 - Cursors are opaque and checked: every list endpoint answers forged, foreign, edited or
@@ -358,7 +358,7 @@ def test_deep_json_on_the_anonymous_login_is_400(user):
 
 
 def test_nesting_is_refused_just_past_the_bound(world):
-    from config.api.parsers import MAX_DEPTH
+    from config.core.parsers import MAX_DEPTH
 
     api = world["api"]
     too_deep = post_json(api, "/api/v1/me", deep_array(MAX_DEPTH + 1), "patch")
@@ -618,7 +618,7 @@ def test_asgi_lying_content_length_is_counted(django_requests):
 
 
 def limited(app):
-    from config.api.limits import BodyLimitMiddleware
+    from config.core.limits import BodyLimitMiddleware
 
     return BodyLimitMiddleware(app)
 

@@ -34,8 +34,8 @@ from rest_framework.test import APIClient
 from accounts.models import Follow
 from accounts.services import invite_mint
 from cameos.services import access_request_create, cameo_create, cameo_grant
-from config.api.errors import exception_handler
 from config.celery import app as celery_app
+from config.core.errors import exception_handler
 from feed.models import EventKind, FeedEvent
 from feed.selectors import post_counts
 from generation.models import Generation, GenerationStatus
@@ -141,7 +141,7 @@ def _reset_celery_connections() -> None:
 @pytest.fixture
 def point_app_at(settings):
     """Points every Redis user in this process at a URL: the Django cache (throttles,
-    tickets, shared feed lists), config.redis (inboxes, snapshots, dedupe), the channel layer,
+    tickets, shared feed lists), config.core.redis (inboxes, snapshots, dedupe), the channel layer,
     and Celery's broker. Settings read at import are re-read because their caches reset."""
     saved = (celery_app.conf.broker_url, celery_app.conf.result_backend)
 

@@ -1,5 +1,5 @@
 """Every state machine refuses every transition its table does not list, through its one
-transition service, and leaves the row as it was (config.states)."""
+transition service, and leaves the row as it was (config.core.states)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from cameos.services import (
     access_request_transition,
     cameo_transition,
 )
-from config.api.errors import Conflict
-from config.states import StateMachine
+from config.core.errors import Conflict
+from config.core.states import StateMachine
 from feed.models import Post
 from feed.services import POST_STATES, post_transition
 from generation.models import Generation, GenerationStatus, Video

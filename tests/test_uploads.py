@@ -1,4 +1,4 @@
-"""One upload-size validator (config.api.uploads.upload_file) for every multipart endpoint:
+"""One upload-size validator (config.core.uploads.upload_file) for every multipart endpoint:
 the cameo recording, the avatar and the provenance check answer an oversized file alike (413
 `too_large` naming the field and its cap) and store nothing."""
 

@@ -17,9 +17,9 @@ from django.utils import timezone
 from rest_framework.request import Request
 
 from accounts.selectors import blocked_user_ids
-from config.api.errors import backend_unavailable
-from config.api.pagination import cursor_opens, decode_cursor, encode_cursor, parse_limit
-from config.redis import degraded
+from config.core.errors import backend_unavailable
+from config.core.pagination import cursor_opens, decode_cursor, encode_cursor, parse_limit
+from config.core.redis import degraded
 
 from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items
 from ..selectors import posts_visible_to

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from cameos.consent import usable_cameos
-from config.redis import degraded, redis_client
+from config.core.redis import degraded, redis_client
 from generation.models import Generation
 
 from ..feeds import FeedPage

@@ -14,7 +14,7 @@ import secrets
 
 from django.conf import settings
 
-from config.redis import redis_client
+from config.core.redis import redis_client
 
 
 def _key(user_id, session: str) -> str:

@@ -24,8 +24,8 @@ from accounts.models import User
 from cameos.consent import cameo_can_use
 from cameos.models import Cameo
 from cameos.selectors import cameos_by_handles
-from config import hooks
-from config.api.errors import ApiError, Forbidden
+from config.core import hooks
+from config.core.errors import ApiError, Forbidden
 
 from ..hooks import ADMISSION_ADJUST, ADMISSION_CHECK, LIKENESS_SOURCES
 from ..models import Aspect, Generation, GenerationCameo, GenerationStatus, SafetyRule

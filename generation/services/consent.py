@@ -17,8 +17,8 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.services import notification_create
-from config import hooks
-from config.api.errors import Conflict
+from config.core import hooks
+from config.core.errors import Conflict
 
 from ..hooks import REMIX_SUBTREE
 from ..models import Generation, GenerationStatus, Video, VideoState

@@ -18,8 +18,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.realtime import send_to_user
-from config.api.errors import Conflict
-from config.states import StateMachine
+from config.core.errors import Conflict
+from config.core.states import StateMachine
 
 from ..models import Generation, GenerationStatus
 

@@ -9,8 +9,8 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from accounts.services import notification_create
-from config import hooks
-from config.states import StateMachine
+from config.core import hooks
+from config.core.states import StateMachine
 
 from ..hooks import VIDEO_REMOVED
 from ..models import Appearance, Generation, GenerationCameo, Video, VideoState

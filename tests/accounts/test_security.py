@@ -18,8 +18,8 @@ from rest_framework.throttling import SimpleRateThrottle
 from accounts.models import AuthToken, Invite, User
 from accounts.services import invite_mint, notification_create
 from accounts.tokens import hash_token, tokens_revoke
-from config.api.clientip import client_ip
 from config.asgi import application
+from config.core.clientip import client_ip
 from tests.factories import PASSWORD, UserFactory, token_for
 from tests.helpers import assert_error
 

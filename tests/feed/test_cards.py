@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.services import follow_create
 from cameos.models import Audience
-from config.redis import redis_client
+from config.core.redis import redis_client
 from feed.serving import serve_id_parse
 from generation.models import Generation, GenerationStatus
 from tests.conftest import client_for

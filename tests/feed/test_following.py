@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.services import follow_create, follow_delete
-from config.redis import redis_client
+from config.core.redis import redis_client
 from feed import inbox
 from feed.models import Post
 from tests.conftest import client_for

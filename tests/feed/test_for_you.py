@@ -319,7 +319,7 @@ def test_an_expired_session_starts_a_fresh_one(user, make_user):
     bulk_posts(make_user(username="m"), 4)
     client = client_for(user)
     first = client.get("/api/v1/feed?kind=for_you&limit=2").json()
-    from config.redis import redis_client
+    from config.core.redis import redis_client
 
     for key in redis_client().scan_iter("riff:fy:snap:*"):
         redis_client().delete(key)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from config.api.errors import Forbidden
+from config.core.errors import Forbidden
 from generation.models import Aspect, Generation, GenerationCameo, GenerationStatus
 from generation.services.admission import admit
 

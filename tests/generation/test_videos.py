@@ -158,7 +158,7 @@ def test_transition_table_is_enforced(api):
         pk=api.post("/api/v1/generations", {"prompt": "x"}, format="json").json()["id"]
     )
     generation_transition(generation=job, to="cancelled")
-    from config.api.errors import Conflict
+    from config.core.errors import Conflict
 
     with pytest.raises(Conflict):
         generation_transition(generation=job, to="running")

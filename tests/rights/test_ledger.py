@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, InternalError, connection, transaction
 
-from config.api.errors import Conflict
+from config.core.errors import Conflict
 from rights import services
 from rights.checks import ledger_problems
 from rights.ledger import (

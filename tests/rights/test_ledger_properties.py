@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from cameos.models import Audience, Cameo
-from config.api.errors import Conflict
+from config.core.errors import Conflict
 from rights.checks import ledger_problems
 from rights.ledger import IdempotencyMismatch
 from rights.models import RevenueEvent, Transfer, TransferType

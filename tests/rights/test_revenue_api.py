@@ -354,7 +354,7 @@ def test_contributor_hooks_cap_and_skip(make_user, make_post, active_cameo, sett
 
 
 def test_payouts_reserve_then_pay_or_give_back(make_user, make_post, staff):
-    from config.api.errors import Conflict
+    from config.core.errors import Conflict
     from rights.models import Payout
     from rights.payouts import payout_transition
     from rights.services import revenue_event_record
@@ -435,7 +435,7 @@ def _illegal_payout_moves():
 
 @pytest.mark.parametrize(("current", "to"), _illegal_payout_moves())
 def test_payout_refuses_every_transition_its_table_does_not_list(make_user, current, to):
-    from config.api.errors import Conflict
+    from config.core.errors import Conflict
     from rights.models import Payout, PayoutStatus
     from rights.payouts import PAYOUT_STATES, payout_transition
 

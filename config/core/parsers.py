@@ -6,7 +6,7 @@ refuses, `"\\u0000"` reaches PostgreSQL (which refuses NUL in text) and a lone s
 (`"\\ud800"`) fails when psycopg encodes it. This parser refuses all of those with 400 `invalid`
 before a view sees the data:
 
-- bodies over DATA_UPLOAD_MAX_MEMORY_SIZE: 413 `too_large` (config.api.limits refuses them
+- bodies over DATA_UPLOAD_MAX_MEMORY_SIZE: 413 `too_large` (config.core.limits refuses them
   earlier under ASGI; this covers every other way in, the test client included);
 - bytes that are not UTF-8 (RFC 8259 requires it, whatever charset the client declares);
 - nesting deeper than MAX_DEPTH, measured on the text *before* parsing, so no recursion ever

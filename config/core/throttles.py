@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 
-from ..redis import degraded
 from .clientip import client_ip
 from .errors import BACKEND_DOWN_ERRORS
+from .redis import degraded
 
 
 class ClientIpThrottleMixin:

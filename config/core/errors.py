@@ -93,7 +93,7 @@ class UnsupportedMedia(ApiError):
 
 # Django's own refusals of an oversized body (DATA_UPLOAD_MAX_MEMORY_SIZE, _NUMBER_FIELDS,
 # _NUMBER_FILES). Django files them under SuspiciousOperation (a 400); to a client they are the
-# same thing as the body limits of config.api.limits, so they answer 413 `too_large` too.
+# same thing as the body limits of config.core.limits, so they answer 413 `too_large` too.
 TOO_LARGE_ERRORS = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 
 
@@ -104,7 +104,7 @@ class Unavailable(ApiError):
 
 
 # Redis or the Celery broker unreachable, too slow, or refusing writes (a failover, out of
-# memory). What can do without Redis degrades on its own (config.redis); whatever still reaches
+# memory). What can do without Redis degrades on its own (config.core.redis); whatever still reaches
 # a view answers 503 `unavailable` with Retry-After, never 500.
 BACKEND_DOWN_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,

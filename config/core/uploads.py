@@ -1,7 +1,7 @@
 """The one check of an uploaded file's presence and size, shared by every multipart endpoint.
 
 The request body as a whole was already held to its route's limit before anything read it
-(config.api.limits, `RIFF_BODY_LIMITS`); this is the file's own cap, which may be lower
+(config.core.limits, `RIFF_BODY_LIMITS`); this is the file's own cap, which may be lower
 (`RIFF_CAMEO_MAX_BYTES`, `RIFF_AVATAR_MAX_BYTES`, `RIFF_PROVENANCE_MAX_BYTES`). It runs before
 the view reads the file or stores anything, so a refused upload leaves nothing behind. Every
 endpoint answers alike: 400 `invalid` naming the field when the file is missing, 413

@@ -8,7 +8,7 @@ Redis is down"):
 
 - what can go on without Redis does, and says so: `degraded(component)` logs the error and
   counts it in `riff_redis_degraded_total{component}` (throttles allow, feeds read the database);
-- what can't answers 503 `unavailable` with Retry-After: config.api.errors turns any Redis or
+- what can't answers 503 `unavailable` with Retry-After: config.core.errors turns any Redis or
   broker error that reaches a view into that (`BACKEND_DOWN_ERRORS`, `backend_unavailable`);
 - nothing waits long: every socket gives up after TIMEOUT_SECONDS (the Django cache's and the
   Celery broker's too, see settings), and `publish` does not let kombu retry on top.
@@ -76,7 +76,7 @@ def enqueue_after_commit(task: Any, *args: Any, component: str, **options: Any) 
     it and a beat sweeper re-sends the work later (each caller names its sweeper)."""
     from django.db import transaction
 
-    from .api.errors import BACKEND_DOWN_ERRORS
+    from .errors import BACKEND_DOWN_ERRORS
 
     def send() -> None:
         try:

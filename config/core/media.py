@@ -20,7 +20,7 @@ from django.http import Http404
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.static import serve
 
-from .api.files import streamed
+from .files import streamed
 
 _SALT = "riff.media.url"
 
@@ -52,7 +52,7 @@ def public_media(request, path: str):
     clean = posixpath.normpath(path).lstrip("/")
     if ".." in clean.split("/") or not clean.startswith(tuple(settings.RIFF_PUBLIC_MEDIA_PREFIXES)):
         raise Http404("Not found.")
-    # Streamed block by block under uvicorn (config.api.files), like every other download.
+    # Streamed block by block under uvicorn (config.core.files), like every other download.
     response = streamed(serve(request, clean, document_root=settings.MEDIA_ROOT))
     response["X-Content-Type-Options"] = "nosniff"
     return response

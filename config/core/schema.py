@@ -113,7 +113,7 @@ def document_list_paging(result, generator, request, public):
 
 def forbid_unknown_request_fields(result, generator, request, public):
     """Request bodies say `additionalProperties: false`: the server refuses a key it does not
-    know with 400 `invalid` naming it (config.api.fields.InputSerializer), and the schema
+    know with 400 `invalid` naming it (config.core.fields.InputSerializer), and the schema
     states that contract so clients and fuzzers know it too."""
     for name, component in result.get("components", {}).get("schemas", {}).items():
         if name.endswith("Request") and component.get("type") == "object":

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from .api.errors import Conflict
+from .errors import Conflict
 
 
 class StateMachine:
