@@ -50,7 +50,8 @@ schema: install
 bench: install
 	RIFF_DEV=1 $(PY) -m config.devserver exec -- sh -c '$(PY) manage.py migrate -v 0 && \
 	  $(PY) manage.py bench_generation --out docs/bench-generation.json && \
-	  $(PY) manage.py bench_engine --out docs/bench-engine.json'
+	  $(PY) manage.py bench_engine --out docs/bench-engine.json && \
+	  $(PY) manage.py bench_revenue --out docs/bench-revenue.json'
 	$(MAKE) bench-feed
 
 # The feed benchmark seeds synthetic data once (users named seed_*; `seed_feed --reset` replaces

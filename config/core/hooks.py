@@ -12,8 +12,9 @@ one setting:
 - `define(name, protocol, provider=False)` declares a hook (lower layer, at import);
 - `run(name, **kwargs)` calls every implementation in order and returns their results;
 - `provide(name, **kwargs)` calls the one implementation of a provider hook (None if unset);
-- the system check `riff.E001`-`E004` (config.checks) imports every registered path at
-  startup, so a typo fails `manage.py check` and every process start, not the first request.
+- the system check `riff.E001`-`E004` (`check` below, registered by accounts' AppConfig)
+  imports every registered path at startup, so a typo fails `manage.py check` and every
+  process start, not the first request.
 
 Keyword-only arguments everywhere, so an implementation that takes `**_` keeps working when a
 hook gains an argument. No module outside this one resolves hook paths.
