@@ -246,5 +246,12 @@ def credit_refund(*, spend: Transfer) -> Transfer:
     return transfer_reverse(transfer=spend)
 
 
+def credit_refund_for(*, key: str) -> Transfer | None:
+    """Refunds the credit spent under `key`, if one was; a second call returns the same
+    reversal (the reversal's own key makes it happen once)."""
+    spend = Transfer.objects.filter(key=f"credit_spend:{key}").first()
+    return credit_refund(spend=spend) if spend is not None else None
+
+
 def new_key() -> str:
     return uuid.uuid4().hex

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -26,6 +27,9 @@ from cameos.models import Cameo
 from cameos.selectors import cameos_by_handles
 from config.core import hooks
 from config.core.errors import ApiError, Forbidden
+from rights.ledger import InsufficientFunds
+from rights.selectors import credits_balance
+from rights.services import credit_spend
 
 from ..hooks import ADMISSION_ADJUST, ADMISSION_CHECK, LIKENESS_SOURCES
 from ..models import Aspect, Generation, GenerationCameo, GenerationStatus, SafetyRule
@@ -54,7 +58,19 @@ def _quota_for(user: User) -> int:
     return settings.RIFF_DAILY_QUOTA_TEEN if user.is_teen else settings.RIFF_DAILY_QUOTA
 
 
-def _check_quota(user: User) -> None:
+def _quota_exceeded(user: User) -> ApiError:
+    now = timezone.now()
+    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    retry = int((day_start + timedelta(days=1) - now).total_seconds()) + 1
+    return ApiError(
+        f"You have used today's {_quota_for(user)} generations and have no credits left.",
+        code="quota_exceeded",
+        status_code=429,
+        headers={"Retry-After": str(retry)},
+    )
+
+
+def _over_quota(user: User) -> bool:
     now = timezone.now()
     day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
     used = (
@@ -62,14 +78,18 @@ def _check_quota(user: User) -> None:
         .exclude(status=GenerationStatus.FAILED, error_code__in=["worker_lost", "engine_error"])
         .count()
     )
-    if used >= _quota_for(user):
-        retry = int((day_start + timedelta(days=1) - now).total_seconds()) + 1
-        raise ApiError(
-            f"You have used today's {_quota_for(user)} generations.",
-            code="quota_exceeded",
-            status_code=429,
-            headers={"Retry-After": str(retry)},
-        )
+    return used >= _quota_for(user)
+
+
+def _spend_credit(user: User, generation_id: uuid.UUID) -> None:
+    """Beyond the daily quota a generation costs one credit (rights ledger), keyed by the
+    generation's id; none left is 429 `quota_exceeded`. A failed or cancelled generation gets
+    it back (generation.services.jobs, exactly once)."""
+    try:
+        with transaction.atomic():
+            credit_spend(user=user, key=str(generation_id))
+    except InsufficientFunds:
+        raise _quota_exceeded(user) from None
 
 
 def check_safety(user: User, prompt: str) -> None:
@@ -153,14 +173,20 @@ def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
 def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     # Serialise admissions per user so the quota check can't be raced.
     User.objects.select_for_update().filter(pk=user.pk).first()
-    _check_quota(user)
+    over_quota = _over_quota(user)
+    if over_quota and credits_balance(user=user) <= 0:
+        raise _quota_exceeded(user)
     check_safety(user, request.prompt)
     cameos = resolve_cameos(user, request)
     hooks.run(
         ADMISSION_CHECK.name, user=user, prompt=request.prompt, cameos=cameos, request=request
     )
     hooks.run(ADMISSION_ADJUST.name, user=user, request=request)
+    generation_id = uuid.uuid4()
+    if over_quota:
+        _spend_credit(user, generation_id)
     generation = Generation.objects.create(
+        id=generation_id,
         owner=user,
         prompt=request.prompt,
         remix_of_id=request.remix_of_id,

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.realtime import send_to_user
 from config.core.errors import Conflict
 from config.core.states import StateMachine
+from rights.services import credit_refund_for
 
 from ..models import Generation, GenerationStatus
 
@@ -86,6 +87,10 @@ def generation_transition(
         locked.error_code, locked.error_message = error_code, error_message[:300]
         fields += ["error_code", "error_message"]
     locked.save(update_fields=fields)
+    if to in (G.FAILED, G.CANCELLED):
+        # A generation paid with a credit (beyond the daily quota) gives it back; the ledger's
+        # reversal is once-only, and a job reaches a terminal state once.
+        credit_refund_for(key=str(locked.pk))
     if to in (G.SUCCEEDED, G.FAILED, G.CANCELLED):
         kind = {
             G.SUCCEEDED: "generation.succeeded",
