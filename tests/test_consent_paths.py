@@ -97,6 +97,7 @@ def test_a_hidden_parent_reveals_nothing_about_its_cameos(cast):
         "/api/v1/generations", {"prompt": "p", "remix_of": str(post.pk)}, format="json"
     )
     assert_error(r, 404, "not_found")
+    assert not Generation.objects.filter(owner=z).exists()
 
 
 @commits

@@ -174,6 +174,8 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     # Serialise admissions per user so the quota check can't be raced.
     User.objects.select_for_update().filter(pk=user.pk).first()
     over_quota = _over_quota(user)
+    # The quota answers first, as it always has; the credit itself is spent (and re-checked
+    # under the ledger's lock) only once every other check has passed.
     if over_quota and credits_balance(user=user) <= 0:
         raise _quota_exceeded(user)
     check_safety(user, request.prompt)
