@@ -28,6 +28,7 @@ TASK_QUEUES = {
     "feed.tasks.feed_trending_refresh": "default",
     "feed.tasks.feed_cold_start_refresh": "default",
     "feed.tasks.feed_embeddings_sweep": "default",
+    "rights.tasks.ip_semantic_check": "default",
 }
 
 app = Celery("riff")

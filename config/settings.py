@@ -36,7 +36,7 @@ def env_int(name: str, default: int) -> int:
     return default if value is None else int(value)
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float | None) -> float | None:
     value = env(name)
     return default if value is None else float(value)
 
@@ -259,7 +259,8 @@ RIFF_HOOKS: dict[str, list[str]] = {
     "video.removed": ["feed.services.on_video_removed"],
     # Likenesses a request carries without naming them (docs/generation.md, admission).
     "admission.likeness_sources": ["remix.checks.remix_parent_cameos"],
-    # Policy checks that may refuse (the rights app adds its IP check here).
+    # Further policy checks that may refuse (the IP check is rights.catalogue, called directly:
+    # rights sits below generation).
     "admission.check": [],
     # Rewrites of the request: keep a serve_id only when it was served to its creator.
     "admission.adjust": ["feed.services.admission_serve_id"],
@@ -267,9 +268,11 @@ RIFF_HOOKS: dict[str, list[str]] = {
     "remix.context": ["remix.context.parent_frames"],
     # A post and every remix below it (consent withdrawal reaches remixes).
     "remix.subtree": ["remix.selectors.subtree_post_ids"],
-    # Who shares a post's revenue (rights.split): IP holders, creator + cameo owners, ancestors.
+    # The video a remix parent post shows: a remix inherits its IP claims.
+    "remix.parent_video": ["remix.selectors.parent_video_id"],
+    # Who shares a post's revenue (rights.split): creator, cameo owners and IP holders of the
+    # video's licensed claims (feed), ancestors (remix).
     "revenue.contributors": [
-        "rights.services.ip_contributors",
         "feed.revenue.post_contributors",
         "remix.revenue.ancestor_contributors",
     ],
@@ -283,6 +286,19 @@ RIFF_REVENUE_CAMEO_BPS = env_int("RIFF_REVENUE_CAMEO_BPS", 1000)
 RIFF_REVENUE_CAMEO_CAP_BPS = env_int("RIFF_REVENUE_CAMEO_CAP_BPS", 3000)
 RIFF_REVENUE_ANCESTOR_BPS = env_int("RIFF_REVENUE_ANCESTOR_BPS", 2000)
 RIFF_REVENUE_ANCESTOR_MAX_DEPTH = env_int("RIFF_REVENUE_ANCESTOR_MAX_DEPTH", 3)
+
+# --- Rights catalogue (docs/rights.md "Detection") ------------------------------------------
+# The worker's semantic check (MiniLM): off skips it (alias and cameo matching stay on).
+RIFF_RIGHTS_SEMANTIC = env_bool("RIFF_RIGHTS_SEMANTIC", True)
+# Cosine at or above which a prompt is taken to depict an asset whose own threshold is unset.
+# Unset: rights.semantic.DEFAULT_THRESHOLD, calibrated on the labelled set (docs/rights-detection.md).
+RIFF_RIGHTS_SEMANTIC_THRESHOLD = env_float("RIFF_RIGHTS_SEMANTIC_THRESHOLD", None)
+# A licensed asset's per-generation fee: paid by the platform to the holder when a video
+# using it is made, in this currency; at most this many micros.
+RIFF_RIGHTS_FEE_CURRENCY = env("RIFF_RIGHTS_FEE_CURRENCY", "USD")
+RIFF_RIGHTS_MAX_FEE_MICROS = 10**12
+# GET /rights/check waits this long for a worker's semantic answer, then answers alias-only.
+RIFF_RIGHTS_CHECK_TIMEOUT = env_float("RIFF_RIGHTS_CHECK_TIMEOUT", 3.0)
 # The bearer token of internal services (billing, ads) on the service endpoints
 # (POST /revenue/events, POST /credits/grants). Empty: staff only. Compared in constant time.
 RIFF_SERVICE_TOKEN = env("RIFF_SERVICE_TOKEN", "")

@@ -21,6 +21,8 @@ from config.core.media import signature_valid
 from config.core.pagination import page_of, paginated_response
 from config.core.schema import IDEMPOTENCY_HEADER, error_responses
 from config.core.uploads import upload_file
+from rights.selectors import claim_out
+from rights.serializers import ClaimsOut
 
 from . import selectors, services
 from .serializers import (
@@ -92,6 +94,17 @@ class DraftsApi(APIView):
     @extend_schema(responses={200: page_of(VideoOut)})
     def get(self, request: Request) -> Response:
         return paginated_response(self, request, selectors.drafts_of(user=request.user), VideoOut)
+
+
+class VideoClaimsApi(APIView):
+    @extend_schema(
+        responses={200: ClaimsOut, **error_responses(401, 404)},
+        description="The IP claims on a video (docs/rights.md): its owner and the owners of "
+        "its cameos see all of them, members of a claiming holder see that holder's.",
+    )
+    def get(self, request: Request, video_id) -> Response:
+        claims = selectors.video_claims_visible(user=request.user, video_id=video_id)
+        return Response(ClaimsOut({"results": [claim_out(c) for c in claims], "next": None}).data)
 
 
 class VideoApi(APIView):

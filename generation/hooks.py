@@ -61,9 +61,17 @@ class RemixSubtree(Protocol):
     def __call__(self, *, video_id: Any) -> list[Any]: ...
 
 
+class RemixParentVideo(Protocol):
+    """Provider: the id of the video the remix parent post `remix_of_id` shows (any state), or
+    None. A remix shows its parent's frames, so it uses the parent's IP too (rights claims)."""
+
+    def __call__(self, *, remix_of_id: Any) -> Any: ...
+
+
 VIDEO_REMOVED = hooks.define("video.removed", VideoRemoved)
 LIKENESS_SOURCES = hooks.define("admission.likeness_sources", LikenessSource)
 ADMISSION_CHECK = hooks.define("admission.check", AdmissionCheck)
 ADMISSION_ADJUST = hooks.define("admission.adjust", AdmissionAdjust)
 REMIX_CONTEXT = hooks.define("remix.context", RemixContext, provider=True)
 REMIX_SUBTREE = hooks.define("remix.subtree", RemixSubtree, provider=True)
+REMIX_PARENT_VIDEO = hooks.define("remix.parent_video", RemixParentVideo, provider=True)

@@ -11,6 +11,9 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from accounts.selectors import blocked_user_ids
 from cameos.models import Cameo
 from config.core.errors import NotFound
+from rights.catalogue import member_holder_ids
+from rights.models import Claim
+from rights.selectors import video_claims
 
 from .models import Appearance, Generation, Video, VideoState
 
@@ -51,6 +54,22 @@ def video_visible(*, user, video_id) -> Video:
     if video is None:
         raise NotFound("No such video.")
     return video
+
+
+def video_claims_visible(*, user, video_id) -> list[Claim]:
+    """API.md: the video's owner and its cameo owners see every claim on it (removed videos
+    too: claims outlive them), members of a claiming holder see that holder's; anyone else
+    gets a 404, whether or not the video exists."""
+    claims = list(video_claims(video_id=video_id).order_by("created_at", "id"))
+    involved = Video.objects.filter(pk=video_id).filter(
+        Q(owner_id=user.pk) | Q(appearances__cameo__owner_id=user.pk)
+    )
+    if not involved.exists():
+        mine = member_holder_ids(user)
+        claims = [c for c in claims if c.holder_id in mine]
+        if not claims:
+            raise NotFound("No such video.")
+    return claims
 
 
 def video_unremoved(*, video_id) -> Video:

@@ -16,11 +16,14 @@ from django.conf import settings
 from django.db import transaction
 
 from cameos.consent import cameo_can_use
+from rights.catalogue import IPDecision, ip_decision
+from rights.claims import claims_record
 
 from .dispatch import dispatch_after_commit
 from .engine.backends import EngineUnavailable
 from .models import Generation, GenerationCameo, GenerationStatus
 from .runner import render_job, sample_job
+from .services.admission import remix_parent_video
 from .services.jobs import (
     LostLease,
     generation_claim,
@@ -32,6 +35,17 @@ from .services.videos import delete_files, store_rendered, video_create
 
 logger = logging.getLogger(__name__)
 G = GenerationStatus
+
+
+def _ip_decision(job: Generation) -> IPDecision:
+    links = GenerationCameo.objects.filter(generation=job).select_related("cameo")
+    return ip_decision(
+        user=job.owner,
+        prompt=job.prompt,
+        cameos=[link.cameo for link in links],
+        semantic=True,
+        inherited_from=remix_parent_video(job.remix_of_id),
+    )
 
 
 def _consent_lost(job: Generation) -> str | None:
@@ -53,6 +67,13 @@ def generation_run(self, generation_id: str) -> str:
         lost = _consent_lost(job)
         if lost:
             return _fail(job, attempt, "cameo_consent_revoked", f"@{lost} can no longer be used.")
+        # Registered IP against the catalogue as it is now, with the semantic check (a
+        # description of a blocked character without its name); what it matched becomes the
+        # video's claims.
+        ip = _ip_decision(job)
+        refusal = ip.refusal()
+        if refusal is not None:
+            return _fail(job, attempt, "ip_blocked", str(refusal.detail))
 
         def on_progress(done: int, total: int) -> None:
             # Also the cancellation point: a cancelled or taken-over job raises LostLease here.
@@ -75,6 +96,7 @@ def generation_run(self, generation_id: str) -> str:
                 if _consent_lost(job):
                     raise _ConsentRace()
                 video_create(generation=job, video_id=video_id, rendered=rendered, files=files)
+                claims_record(video_id=video_id, owner=job.owner, matches=ip.matches)
         except _ConsentRace:
             delete_files(files.values())
             return _fail(

@@ -9,6 +9,7 @@ urlpatterns = [
     path("drafts", apis.DraftsApi.as_view()),
     path("videos/<uuid:video_id>", apis.VideoApi.as_view()),
     path("videos/<uuid:video_id>/content", apis.VideoContentApi.as_view()),
+    path("videos/<uuid:video_id>/claims", apis.VideoClaimsApi.as_view()),
     path("cameos/<uuid:cameo_id>/appearances", apis.AppearancesApi.as_view()),
     path("cameos/<uuid:cameo_id>/appearances/<uuid:video_id>", apis.AppearanceApi.as_view()),
     path("provenance/verify", apis.ProvenanceVerifyApi.as_view()),

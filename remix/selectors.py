@@ -191,6 +191,11 @@ SELECT id FROM subtree
 """
 
 
+def parent_video_id(*, remix_of_id):
+    """`remix.parent_video` provider: the video of post `remix_of_id`, whatever its state."""
+    return Post.objects.filter(pk=remix_of_id).values_list("video_id", flat=True).first()
+
+
 def subtree_post_ids(*, video_id) -> list:
     """`remix.subtree` provider: the post of `video_id` and every post below it, whatever
     their state or visibility (a consent withdrawal must reach hidden remixes too). One

@@ -5,7 +5,20 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import LedgerAccount, Payout, PayoutStatus, RevenueEvent, Transfer
+from .catalogue import name_key
+from .models import (
+    Claim,
+    DisputeHold,
+    HolderMember,
+    IPAsset,
+    IPAssetVersion,
+    LedgerAccount,
+    Payout,
+    PayoutStatus,
+    RevenueEvent,
+    RightsHolder,
+    Transfer,
+)
 from .payouts import payout_transition
 
 
@@ -90,3 +103,72 @@ class PayoutAdmin(ReadOnlyAdmin):
     @admin.action(description="Mark failed (returns the money)")
     def mark_failed(self, request, queryset):
         self._move(request, queryset, PayoutStatus.FAILED)
+
+
+# --- the rights catalogue -----------------------------------------------------------------
+
+
+class HolderMemberInline(admin.TabularInline):
+    model = HolderMember
+    extra = 1
+    raw_id_fields = ("user",)
+    fields = ("user", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(RightsHolder)
+class RightsHolderAdmin(admin.ModelAdmin):
+    """Staff create holders and manage members here (or through the API); the name key that
+    keeps two holders apart is derived, never typed."""
+
+    list_display = ("name", "verified", "created_at")
+    list_filter = ("verified",)
+    search_fields = ("name",)
+    fields = ("name", "verified")
+    inlines = (HolderMemberInline,)
+
+    def save_model(self, request, obj, form, change):
+        obj.name = " ".join(obj.name.split())
+        obj.name_key = name_key(obj.name)
+        super().save_model(request, obj, form, change)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # assets and claims name the holder (PROTECT); a holder closes, not vanishes
+
+
+class IPAssetVersionInline(admin.TabularInline):
+    model = IPAssetVersion
+    extra = 0
+    can_delete = False
+    fields = ("version", "policy", "share_bps", "fee_micros", "name", "changed_by", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IPAsset)
+class IPAssetAdmin(ReadOnlyAdmin):
+    """Read-only: terms change through the holder's members (PATCH), which versions them."""
+
+    list_display = ("name", "holder", "policy", "share_bps", "fee_micros", "version")
+    list_filter = ("policy",)
+    search_fields = ("name", "holder__name")
+    exclude = ("embedding",)
+    inlines = (IPAssetVersionInline,)
+
+
+@admin.register(Claim)
+class ClaimAdmin(ReadOnlyAdmin):
+    """Read-only: the video's owner disputes, the holder's members decide (API)."""
+
+    list_display = ("id", "asset", "video_id", "policy", "policy_version", "via", "status")
+    list_filter = ("status", "via", "policy")
+    search_fields = ("video_id", "asset__name")
+    raw_id_fields = ("owner", "asset", "holder", "resolved_by")
+
+
+@admin.register(DisputeHold)
+class DisputeHoldAdmin(ReadOnlyAdmin):
+    list_display = ("event", "claim", "settled_at")
+    raw_id_fields = ("event", "claim")

@@ -1,10 +1,21 @@
-"""Revenue endpoints (API.md "Rights and revenue"): revenue events, earnings, credits, the
+"""Rights and revenue endpoints (API.md "Rights and revenue"): the catalogue (holders,
+assets, the IP check, claims, statements), revenue events, earnings, credits, payouts, the
 trial balance. Thin: parse, call one service or selector, answer."""
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, datetime, time, timedelta
+
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,17 +27,30 @@ from config.core.errors import Forbidden, Invalid, NotFound
 from config.core.pagination import KeysetPagination, page_of, paginated_response
 from config.core.schema import IDEMPOTENCY_HEADER, error_responses
 
-from . import payouts, selectors, services
+from . import catalogue, claims, payouts, selectors, services
 from .authentication import ServiceTokenAuthentication, is_service
+from .models import Claim, ClaimStatus
 from .serializers import (
+    AssetIn,
+    AssetOut,
+    AssetPatchIn,
+    AssetsPage,
+    CheckOut,
+    ClaimOut,
+    ClaimsOut,
     CreditGrantIn,
     CreditGrantOut,
     CreditsOut,
+    DisputeIn,
     EarningsOut,
+    HolderIn,
+    HolderMemberIn,
+    HolderOut,
     PayoutIn,
     PayoutOut,
     RevenueEventIn,
     RevenueEventOut,
+    StatementOut,
     TrialBalanceOut,
 )
 
@@ -203,3 +227,383 @@ class PayoutsApi(APIView):
         payload.is_valid(raise_exception=True)
         payout = payouts.payout_request(user=request.user, **payload.validated_data)
         return Response(PayoutOut(payout).data, status=status.HTTP_201_CREATED)
+
+
+# --- the rights catalogue: holders, assets, the IP check, claims, statements ---------------
+
+
+def _page(view: APIView, request: Request, queryset, render) -> Response:
+    paginator = KeysetPagination()
+    rows = paginator.paginate_queryset(queryset, request, view)
+    return paginator.get_paginated_response([render(row) for row in rows])
+
+
+def _holder_body(holder, user) -> dict:
+    show = user.is_staff or catalogue.is_member(user, holder.pk)
+    return HolderOut(selectors.holder_out(holder, show_members=show)).data
+
+
+class HoldersApi(APIView):
+    @extend_schema(
+        request=HolderIn,
+        responses={201: HolderOut, **error_responses(400, 401, 403, 404, 409)},
+        description="Staff: registers a rights holder with its first members (usernames).",
+    )
+    def post(self, request: Request) -> Response:
+        payload = HolderIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        if not request.user.is_staff:
+            raise Forbidden("Staff only.")
+        members = [_user(name) for name in dict.fromkeys(payload.validated_data["members"])]
+        holder = catalogue.holder_create(name=payload.validated_data["name"], members=members)
+        return Response(_holder_body(holder, request.user), status=status.HTTP_201_CREATED)
+
+
+def _user(username: str):
+    try:
+        return user_by_username(username)
+    except NotFound:
+        raise NotFound("No such user.", fields={"username": [username[:30]]}) from None
+
+
+class HolderApi(APIView):
+    @extend_schema(
+        responses={200: HolderOut, **error_responses(401, 404)},
+        description="Members and staff: the holder with its members.",
+    )
+    def get(self, request: Request, holder_id) -> Response:
+        holder = catalogue.holder_for_member(holder_id=holder_id, user=request.user)
+        return Response(_holder_body(holder, request.user))
+
+
+class HolderMembersApi(APIView):
+    @extend_schema(
+        request=HolderMemberIn,
+        responses={201: HolderOut, **error_responses(400, 401, 404, 409)},
+        description="Staff or a member: adds a member (already one: the same answer).",
+    )
+    def post(self, request: Request, holder_id) -> Response:
+        holder = catalogue.holder_for_member(holder_id=holder_id, user=request.user)
+        payload = HolderMemberIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        catalogue.holder_member_add(holder=holder, user=_user(payload.validated_data["username"]))
+        return Response(_holder_body(holder, request.user), status=status.HTTP_201_CREATED)
+
+
+class HolderMemberApi(APIView):
+    @extend_schema(
+        responses={204: None, **error_responses(401, 404, 409)},
+        description="Staff or a member: removes a member (a member may leave). The last "
+        "member stays unless staff remove it: 409 `last_member`.",
+    )
+    def delete(self, request: Request, holder_id, username: str) -> Response:
+        holder = catalogue.holder_for_member(holder_id=holder_id, user=request.user)
+        catalogue.holder_member_remove(holder=holder, user=_user(username), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PublicReadView(APIView):
+    """GET is public (the catalogue): no authentication runs, so a bad or missing token is
+    just anonymous; other verbs authenticate as usual."""
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
+
+    def get_authenticators(self):
+        if getattr(self, "request", None) is not None and self.request.method == "GET":
+            return []
+        return super().get_authenticators()
+
+
+class AssetsApi(PublicReadView):
+    cursor_name = "rights.assets"
+
+    @extend_schema(
+        operation_id="rights_assets_list",
+        auth=[],
+        parameters=[
+            OpenApiParameter("q", str, required=False, description="Name or alias contains."),
+            OpenApiParameter("cursor", str, required=False),
+            OpenApiParameter("limit", int, required=False, description="Max 100."),
+        ],
+        responses={200: AssetsPage, **error_responses(400)},
+        description="Public: the catalogue of registered assets and their policies, newest "
+        "first. Only what a holder registers is protected.",
+    )
+    def get(self, request: Request) -> Response:
+        q = request.query_params.get("q", "")
+        if len(q) > 120 or not q.isprintable():
+            raise Invalid("q is at most 120 printable characters.", fields={"q": ["Invalid."]})
+        return _page(self, request, catalogue.catalogue(q=q), _asset_body)
+
+    @extend_schema(
+        request=AssetIn,
+        responses={201: AssetOut, **error_responses(400, 401, 403, 404, 409)},
+        description="A member of the holder registers an asset (version 1).",
+    )
+    def post(self, request: Request) -> Response:
+        payload = AssetIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        holder = catalogue.holder_for_member(holder_id=data["holder_id"], user=request.user)
+        if not catalogue.is_member(request.user, holder.pk):
+            raise Forbidden("Only members of the holder register its assets.")
+        asset = catalogue.asset_create(holder=holder, actor=request.user, data=data)
+        return Response(_asset_body(asset), status=status.HTTP_201_CREATED)
+
+
+def _asset_body(asset) -> dict:
+    return AssetOut(selectors.asset_out(asset)).data
+
+
+class AssetApi(PublicReadView):
+    @extend_schema(auth=[], responses={200: AssetOut, **error_responses(404)})
+    def get(self, request: Request, asset_id) -> Response:
+        asset = catalogue.catalogue().filter(pk=asset_id).first()
+        if asset is None:
+            raise NotFound("No such asset.")
+        return Response(_asset_body(asset))
+
+    @extend_schema(
+        request=AssetPatchIn,
+        responses={200: AssetOut, **error_responses(400, 401, 403, 404, 409)},
+        description="Members: changes the asset; a change to its terms bumps `version`. "
+        "Videos made before keep the version their claims name.",
+    )
+    def patch(self, request: Request, asset_id) -> Response:
+        asset = catalogue.asset_for_member(asset_id=asset_id, user=request.user)
+        payload = AssetPatchIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        asset = catalogue.asset_update(asset=asset, actor=request.user, data=payload.validated_data)
+        return Response(_asset_body(asset))
+
+
+class CheckApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("prompt", str, required=True, description="≤ 2000 chars.")],
+        responses={200: CheckOut, **error_responses(400, 401)},
+        description="The IP decision a generation with this prompt would get, without "
+        "generating: alias matches here, the semantic check on a worker (`semantic` false when "
+        "no worker answered in time).",
+    )
+    def get(self, request: Request) -> Response:
+        prompt = request.query_params.get("prompt", "")
+        if not prompt.strip() or len(prompt) > 2000 or "\x00" in prompt:
+            raise Invalid("prompt is 1-2000 characters.", fields={"prompt": ["Invalid."]})
+        decision, semantic = services.ip_check(user=request.user, prompt=prompt)
+        body = {
+            "decision": decision.decision,
+            "matches": [
+                {
+                    "asset": selectors.asset_out(m.asset),
+                    "policy": m.asset.policy,
+                    "matched": m.matched,
+                    "via": m.via,
+                    "score": m.score,
+                }
+                for m in decision.matches
+            ],
+            "semantic": semantic,
+        }
+        return Response(CheckOut(body).data)
+
+
+class HolderClaimsApi(APIView):
+    cursor_name = "rights.holder_claims"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, required=False, enum=[s.value for s in ClaimStatus]),
+            OpenApiParameter("cursor", str, required=False),
+            OpenApiParameter("limit", int, required=False, description="Max 100."),
+        ],
+        responses={200: ClaimsOut, **error_responses(400, 401, 404)},
+        description="Members and staff: the holder's claims, newest first.",
+    )
+    def get(self, request: Request, holder_id) -> Response:
+        holder = catalogue.holder_for_member(holder_id=holder_id, user=request.user)
+        claims = Claim.objects.filter(holder=holder).select_related("asset__holder")
+        wanted = request.query_params.get("status")
+        if wanted is not None:
+            if wanted not in ClaimStatus.values:
+                raise Invalid("Unknown status.", fields={"status": ["Invalid."]})
+            claims = claims.filter(status=wanted)
+        return _page(self, request, claims, lambda c: ClaimOut(selectors.claim_out(c)).data)
+
+
+class ClaimActionApi(APIView):
+    target = ""
+
+    def act(self, request: Request, claim_id, reason: str = "") -> Response:
+        found = claims.claim_for(claim_id=claim_id, user=request.user)
+        claim = claims.claim_transition(
+            claim=found, to=self.target, actor=request.user, reason=reason
+        )
+        claim = selectors.video_claims(video_id=claim.video_id).get(pk=claim.pk)
+        return Response(ClaimOut(selectors.claim_out(claim)).data)
+
+
+class ClaimDisputeApi(ClaimActionApi):
+    target = ClaimStatus.DISPUTED
+
+    @extend_schema(
+        request=DisputeIn,
+        responses={200: ClaimOut, **error_responses(400, 401, 403, 404, 409)},
+        description="The video's owner disputes a claim: revenue of the video is held until "
+        "a member of the holder upholds or releases it.",
+    )
+    def post(self, request: Request, claim_id) -> Response:
+        payload = DisputeIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        return self.act(request, claim_id, payload.validated_data["reason"])
+
+
+class ClaimUpholdApi(ClaimActionApi):
+    target = ClaimStatus.UPHELD
+
+    @extend_schema(
+        request=None,
+        responses={200: ClaimOut, **error_responses(401, 403, 404, 409)},
+        description="Members of the claiming holder: the dispute is decided for the holder; "
+        "the held revenue is paid as split.",
+    )
+    def post(self, request: Request, claim_id) -> Response:
+        return self.act(request, claim_id)
+
+
+class ClaimReleaseApi(ClaimActionApi):
+    target = ClaimStatus.RELEASED
+
+    @extend_schema(
+        request=None,
+        responses={200: ClaimOut, **error_responses(401, 403, 404, 409)},
+        description="Members of the claiming holder give the claim up (active or disputed): "
+        "held revenue is split again without it.",
+    )
+    def post(self, request: Request, claim_id) -> Response:
+        return self.act(request, claim_id)
+
+
+class StatementApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "from",
+                str,
+                required=False,
+                description="ISO date or time (UTC); default: 30 days before `to`.",
+            ),
+            OpenApiParameter("to", str, required=False, description="Exclusive; default: now."),
+            OpenApiParameter("format", str, required=False, enum=["json", "csv"]),
+        ],
+        responses={
+            (200, "application/json"): StatementOut,
+            (200, "text/csv"): OpenApiTypes.STR,
+            **error_responses(400, 401, 404),
+        },
+        description="Members and staff: the holder's statement for a period (at most 366 "
+        "days): balances at both ends and every ledger line.",
+    )
+    def get(self, request: Request, holder_id) -> Response:
+        holder = catalogue.holder_for_member(holder_id=holder_id, user=request.user)
+        start, end = period(request.query_params.get("from"), request.query_params.get("to"))
+        fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise Invalid("format is json or csv.", fields={"format": ["Invalid."]})
+        body = selectors.statement(holder=holder, start=start, end=end)
+        if fmt == "csv":
+            return statement_csv(body)
+        return Response(StatementOut(body).data)
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets `?format=csv` through DRF's content negotiation; the view writes the bytes."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes | str) else b""
+
+
+StatementApi.renderer_classes = [JSONRenderer, CSVRenderer]
+MAX_PERIOD = timedelta(days=366)
+
+
+def _instant(raw: str, name: str) -> datetime:
+    value = parse_datetime(raw) if "T" in raw or " " in raw else None
+    if value is None:
+        day = parse_date(raw) if len(raw) <= 10 else None
+        value = datetime.combine(day, time.min) if day else None
+    if value is None:
+        raise Invalid(f"`{name}` is an ISO date or time.", fields={name: ["Invalid."]})
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def period(raw_from: str | None, raw_to: str | None) -> tuple[datetime, datetime]:
+    try:
+        end = _instant(raw_to, "to") if raw_to else timezone.now()
+        start = _instant(raw_from, "from") if raw_from else end - timedelta(days=30)
+    except ValueError:  # a well-formed but impossible date (2026-02-30)
+        raise Invalid("Not a real date.", fields={"from": ["Invalid."]}) from None
+    if not start < end or end - start > MAX_PERIOD:
+        raise Invalid(
+            "`from` must be before `to`, at most 366 days apart.", fields={"from": ["Invalid."]}
+        )
+    return start, end
+
+
+STATEMENT_COLUMNS = (
+    "created_at",
+    "id",
+    "kind",
+    "role",
+    "type",
+    "amount_micros",
+    "currency",
+    "post_id",
+    "event_id",
+)
+
+
+def statement_csv(body: dict) -> HttpResponse:
+    """One row per ledger line; the totals follow as `total` rows (one per currency)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(STATEMENT_COLUMNS)
+    for line in body["lines"]:
+        writer.writerow(
+            [
+                "" if line[c] is None else (line[c].isoformat() if c == "created_at" else line[c])
+                for c in STATEMENT_COLUMNS
+            ]
+        )
+    writer.writerow([])
+    writer.writerow(
+        [
+            "total",
+            "currency",
+            "opening_micros",
+            "posted_in_micros",
+            "posted_out_micros",
+            "closing_micros",
+            "pending_micros",
+        ]
+    )
+    for t in body["totals"]:
+        writer.writerow(
+            [
+                "total",
+                t["currency"],
+                t["opening_micros"],
+                t["posted_in_micros"],
+                t["posted_out_micros"],
+                t["closing_micros"],
+                t["pending_micros"],
+            ]
+        )
+    name = f"statement-{body['holder']['id']}-{body['period_from']:%Y%m%d}-{body['period_to']:%Y%m%d}.csv"
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -30,12 +30,16 @@ FROM rights_ledgeraccount a LEFT JOIN effects e ON e.account_id = a.id
 GROUP BY a.id ORDER BY a.id
 """
 
-# Each revenue event's parts add up to its amount (held or not, voided or not).
+# Each revenue event's parts add up to its amount (held or not, voided or not). Parts a
+# dispute settlement voided were replaced by the settled split (rights.claims), which counts
+# instead of them.
 EVENTS_SQL = """
 SELECT e.id, e.amount_micros, COALESCE(SUM(t.amount_micros), 0)
 FROM rights_revenueevent e
 LEFT JOIN rights_transfer t ON t.event_id = e.id AND t.kind = 'split'
      AND t.type IN ('posted', 'pending')
+     AND NOT EXISTS (SELECT 1 FROM rights_transfer v
+                     WHERE v.pending_id = t.id AND v.key LIKE '%%:settle-void')
 GROUP BY e.id HAVING e.amount_micros <> COALESCE(SUM(t.amount_micros), 0)
 """
 

@@ -161,6 +161,9 @@ class RevenueEvent(models.Model):
     amount_micros = models.BigIntegerField()
     currency = models.CharField(max_length=8)
     held = models.BooleanField(default=False)
+    # {"policy": SplitPolicy fields, "contributors": [Contributor.as_json()]}: what the split
+    # was computed from (audit, and settling revenue held by a dispute).
+    basis = models.JSONField(default=dict)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -219,3 +222,185 @@ class Payout(models.Model):
 
     def __str__(self) -> str:
         return f"payout {self.id} {self.amount_micros} {self.currency} {self.status}"
+
+
+# --- The rights catalogue: holders, IP assets, claims (docs/rights.md "Catalogue") ----------
+
+
+class RightsHolder(models.Model):
+    """An organisation that owns IP (a studio, a publisher, an author). Staff create holders
+    and add the first member; members manage the rest (rights.catalogue)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=120)
+    # NFKC-casefolded name: two holders may not share a name a person could not tell apart.
+    name_key = models.CharField(max_length=120, unique=True)
+    verified = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HolderMember(models.Model):
+    holder = models.ForeignKey(RightsHolder, on_delete=models.CASCADE, related_name="memberships")
+    # A deleted account leaves the holder; the holder and its assets stay.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="holder_memberships"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["holder", "user"], name="holder_member_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.holder_id}"
+
+
+class AssetPolicy(models.TextChoices):
+    # Ordered from least to most restrictive; the most restrictive match decides.
+    ALLOWED = "allowed"
+    LICENSED = "licensed"
+    BLOCKED = "blocked"
+
+
+POLICY_RANK = {AssetPolicy.ALLOWED: 0, AssetPolicy.LICENSED: 1, AssetPolicy.BLOCKED: 2}
+
+
+class IPAsset(models.Model):
+    """A character (or other IP) a holder registered: only what is registered is protected.
+
+    The current policy lives here; every version is kept in IPAssetVersion, and each claim
+    records the version it was made under (so a later change never rewrites an old video's
+    terms). `embedding` is the MiniLM reference vector of `description` for the worker's
+    semantic check, computed for `embedding_version` (rights.semantic_check.embedding_stamp).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    holder = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="assets")
+    name = models.CharField(max_length=120)
+    aliases = models.JSONField(default=list, blank=True)
+    description = models.TextField(blank=True)
+    policy = models.CharField(max_length=16, choices=AssetPolicy.choices)
+    share_bps = models.PositiveIntegerField(default=0)
+    fee_micros = models.BigIntegerField(default=0)
+    # None: the default threshold (RIFF_RIGHTS_SEMANTIC_THRESHOLD).
+    semantic_threshold = models.FloatField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    # A character cameo that portrays this asset: using the cameo is using the asset.
+    cameo = models.OneToOneField(
+        "cameos.Cameo",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="ip_asset",
+    )
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
+    embedding_version = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(policy="licensed", share_bps__gte=1, share_bps__lte=10_000)
+                | Q(~Q(policy="licensed"), share_bps=0),
+                name="ip_asset_share_by_policy",
+            ),
+            models.CheckConstraint(
+                condition=Q(fee_micros__gte=0) & (Q(policy="licensed") | Q(fee_micros=0)),
+                name="ip_asset_fee_licensed_only",
+            ),
+        ]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="ip_asset_created_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IPAssetVersion(models.Model):
+    """Every version of an asset's terms, insert-only: what a claim's `policy_version` means."""
+
+    asset = models.ForeignKey(IPAsset, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=120)
+    aliases = models.JSONField(default=list)
+    description = models.TextField(blank=True)
+    policy = models.CharField(max_length=16, choices=AssetPolicy.choices)
+    share_bps = models.PositiveIntegerField(default=0)
+    fee_micros = models.BigIntegerField(default=0)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "version"], name="ip_asset_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} v{self.version}"
+
+
+class ClaimStatus(models.TextChoices):
+    ACTIVE = "active"
+    DISPUTED = "disputed"
+    UPHELD = "upheld"
+    RELEASED = "released"
+
+
+class Claim(models.Model):
+    """A video used an asset: recorded by the worker when the video is made, with the policy
+    version that applied. `status` changes only in rights.claims.claim_transition."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Plain ids: rights sits below generation and a claim outlives its video.
+    video_id = models.UUIDField()
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    asset = models.ForeignKey(IPAsset, on_delete=models.PROTECT, related_name="claims")
+    holder = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="claims")
+    policy = models.CharField(max_length=16, choices=AssetPolicy.choices)
+    policy_version = models.PositiveIntegerField()
+    share_bps = models.PositiveIntegerField(default=0)
+    via = models.CharField(max_length=16)  # alias | semantic | cameo
+    matched = models.CharField(max_length=200, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=ClaimStatus.choices, default="active")
+    dispute_reason = models.CharField(max_length=1000, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["video_id", "asset"], name="claim_video_asset_unique")
+        ]
+        # (video_id, asset) unique also serves lookups by video.
+        indexes = [models.Index(fields=["holder", "-created_at"], name="claim_holder_idx")]
+
+    def __str__(self) -> str:
+        return f"claim {self.asset_id} on {self.video_id} ({self.status})"
+
+
+class DisputeHold(models.Model):
+    """Revenue of a video recorded while one of its claims was disputed: posted as pending
+    transfers and settled once no claim on it is disputed any more (rights.claims)."""
+
+    event = models.ForeignKey(RevenueEvent, on_delete=models.PROTECT, related_name="holds")
+    claim = models.ForeignKey(Claim, on_delete=models.PROTECT, related_name="holds")
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "claim"], name="dispute_hold_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"hold of {self.event_id} for {self.claim_id}"

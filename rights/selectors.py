@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
 from .models import (
     AccountKind,
+    Claim,
+    HolderMember,
+    IPAsset,
     LedgerAccount,
     OwnerType,
     Payout,
     RevenueEvent,
+    RightsHolder,
     Transfer,
     TransferType,
 )
@@ -136,3 +141,139 @@ def event_out(*, event: RevenueEvent, transfers: list[Transfer]) -> dict[str, An
 
 def payouts_of(*, user) -> QuerySet[Payout]:
     return Payout.objects.filter(user=user)
+
+
+# --- the rights catalogue -----------------------------------------------------------------
+
+STATEMENT_MAX_LINES = 20_000
+
+
+def holder_ref(holder: RightsHolder) -> dict[str, Any]:
+    return {"id": holder.pk, "name": holder.name, "verified": holder.verified}
+
+
+def holder_out(holder: RightsHolder, *, show_members: bool) -> dict[str, Any]:
+    members = (
+        list(
+            HolderMember.objects.filter(holder=holder)
+            .order_by("created_at", "id")
+            .values_list("user__username", flat=True)
+        )
+        if show_members
+        else []
+    )
+    return {**holder_ref(holder), "members": members, "created_at": holder.created_at}
+
+
+def asset_out(asset: IPAsset) -> dict[str, Any]:
+    return {
+        "id": asset.pk,
+        "holder": holder_ref(asset.holder),
+        "name": asset.name,
+        "aliases": list(asset.aliases),
+        "description": asset.description,
+        "policy": asset.policy,
+        "share_bps": asset.share_bps,
+        "fee_micros": asset.fee_micros,
+        "fee_currency": settings.RIFF_RIGHTS_FEE_CURRENCY,
+        "semantic_threshold": asset.semantic_threshold,
+        "cameo_id": asset.cameo_id,
+        "version": asset.version,
+        "created_at": asset.created_at,
+        "updated_at": asset.updated_at,
+    }
+
+
+def claim_out(claim: Claim) -> dict[str, Any]:
+    return {
+        "id": claim.pk,
+        "video_id": claim.video_id,
+        "asset": asset_out(claim.asset),
+        "policy": claim.policy,
+        "policy_version": claim.policy_version,
+        "share_bps": claim.share_bps,
+        "via": claim.via,
+        "matched": claim.matched,
+        "status": claim.status,
+        "dispute_reason": claim.dispute_reason,
+        "created_at": claim.created_at,
+        "updated_at": claim.updated_at,
+    }
+
+
+def video_claims(*, video_id) -> QuerySet[Claim]:
+    return Claim.objects.filter(video_id=video_id).select_related("asset__holder", "holder")
+
+
+def holder_accounts(*, holder: RightsHolder) -> QuerySet[LedgerAccount]:
+    return LedgerAccount.objects.filter(
+        owner_type=OwnerType.HOLDER, owner_id=str(holder.pk), kind=AccountKind.EARNINGS
+    ).order_by("currency")
+
+
+def statement(*, holder: RightsHolder, start, end) -> dict[str, Any]:
+    """A holder's statement for [start, end): per currency the posted balance at both ends,
+    what came in and went out, what is held at the end, and every ledger line of the period
+    (oldest first). Read from the transfers, not the cached sums, so it is exact at any date."""
+    accounts = {a.pk: a for a in holder_accounts(holder=holder)}
+    ids = set(accounts)
+    touching = Q(credit_account_id__in=ids) | Q(debit_account_id__in=ids)
+    lines_qs = (
+        Transfer.objects.filter(touching, created_at__gte=start, created_at__lt=end)
+        .select_related("event")
+        .order_by("created_at", "id")
+    )
+    lines = list(lines_qs[: STATEMENT_MAX_LINES + 1])
+    truncated = len(lines) > STATEMENT_MAX_LINES
+    lines = lines[:STATEMENT_MAX_LINES]
+    totals = []
+    for pk, account in accounts.items():
+        side = Q(credit_account_id=pk) | Q(debit_account_id=pk)
+        before = Transfer.objects.filter(side, created_at__lt=start)
+        during = Transfer.objects.filter(side, created_at__gte=start, created_at__lt=end)
+        upto = Transfer.objects.filter(side, created_at__lt=end)
+        opening = _posted_sum(before, pk)
+        posted_in = _posted_sum(during.filter(credit_account_id=pk), pk)
+        posted_out = -_posted_sum(during.filter(debit_account_id=pk), pk)
+        totals.append(
+            {
+                "currency": account.currency,
+                "opening_micros": opening,
+                "posted_in_micros": posted_in,
+                "posted_out_micros": posted_out,
+                "closing_micros": opening + posted_in - posted_out,
+                "pending_micros": _pending_sum(upto, pk),
+            }
+        )
+    return {
+        "holder": holder_ref(holder),
+        "period_from": start,
+        "period_to": end,
+        "totals": totals,
+        "lines": [{**earning_line(t, ids), "created_at": t.created_at} for t in lines],
+        "truncated": truncated,
+    }
+
+
+_POSTING = [TransferType.POSTED, TransferType.POST_PENDING]
+
+
+def _posted_sum(transfers: QuerySet[Transfer], account_id: int) -> int:
+    """Posted credits minus posted debits of one account over `transfers`."""
+    sums = transfers.filter(type__in=_POSTING).aggregate(
+        c=Sum("amount_micros", filter=Q(credit_account_id=account_id)),
+        d=Sum("amount_micros", filter=Q(debit_account_id=account_id)),
+    )
+    return (sums["c"] or 0) - (sums["d"] or 0)
+
+
+def _pending_sum(transfers: QuerySet[Transfer], account_id: int) -> int:
+    """Pending credits still open at the end of `transfers` (pending less resolved)."""
+    sums = transfers.filter(credit_account_id=account_id).aggregate(
+        p=Sum("amount_micros", filter=Q(type=TransferType.PENDING)),
+        r=Sum(
+            "amount_micros",
+            filter=Q(type__in=[TransferType.POST_PENDING, TransferType.VOID_PENDING]),
+        ),
+    )
+    return (sums["p"] or 0) - (sums["r"] or 0)

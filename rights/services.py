@@ -6,7 +6,9 @@ split formula in rights.split. docs/rights.md describes both.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -14,8 +16,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from config.core import hooks
-from config.core.errors import Invalid, NotFound
+from config.core.errors import BACKEND_DOWN_ERRORS, Conflict, Invalid, NotFound
+from config.core.redis import degraded, publish, redis_client
 
+from .catalogue import IPDecision, ip_decision
+from .claims import disputed_claims
 from .hooks import REVENUE_CONTRIBUTORS
 from .ledger import (
     IdempotencyMismatch,
@@ -26,7 +31,15 @@ from .ledger import (
     transfer_reverse,
     transfers_apply,
 )
-from .models import AccountKind, OwnerType, RevenueEvent, Transfer, TransferType
+from .models import (
+    AccountKind,
+    DisputeHold,
+    IPAsset,
+    OwnerType,
+    RevenueEvent,
+    Transfer,
+    TransferType,
+)
 from .split import Contributor, Party, SplitPolicy, split_plan
 
 CREDIT = "CREDIT"  # the currency of generation credits; one unit is one credit
@@ -56,11 +69,41 @@ def revenue_contributors(*, post_id) -> list[Contributor]:
     return found
 
 
-def ip_contributors(*, post_id) -> list[Contributor]:
-    """IP holders of the post's licensed claims (the rights catalogue's hook). Claims are not
-    recorded yet, so nobody: when they are, this returns one `ip` contributor per licensed
-    claim with the asset's `share_bps`, and the split needs no other change."""
-    return []
+def ip_check(*, user, prompt: str) -> tuple[IPDecision, bool]:
+    """`GET /rights/check`: the alias decision here, plus the semantic matches a worker
+    computes (MiniLM lives in the `worker` extra). When no worker answers within
+    RIFF_RIGHTS_CHECK_TIMEOUT seconds, or Redis is down, the alias decision stands alone
+    (second value False)."""
+    if not settings.RIFF_RIGHTS_SEMANTIC:
+        return ip_decision(user=user, prompt=prompt), False
+    if not IPAsset.objects.exclude(description="").exists():
+        # Nothing has a reference text: the semantic check has nothing to add.
+        return ip_decision(user=user, prompt=prompt), True
+    answer = _semantic_answer(prompt)
+    extra = answer if answer is not None else []
+    return ip_decision(user=user, prompt=prompt, extra=extra), answer is not None
+
+
+def _semantic_answer(prompt: str) -> list | None:
+    """Asks a worker (rights.tasks.ip_semantic_check) and waits on a one-off Redis list for
+    its answer. Both legs use the fast-failing Redis settings (config.core.redis), so a down
+    or frozen Redis costs about two seconds, never a hang."""
+    from .tasks import ip_semantic_check
+
+    timeout = settings.RIFF_RIGHTS_CHECK_TIMEOUT
+    reply_key = f"riff:rights:check:{uuid.uuid4().hex}"
+    try:
+        publish(ip_semantic_check, prompt, reply_key, expires=timeout)
+        client = redis_client()
+        deadline = time.monotonic() + timeout
+        # Short BLPOPs: each must return before the client's own socket timeout.
+        while (left := deadline - time.monotonic()) > 0:
+            got = client.blpop([reply_key], timeout=min(1.0, max(left, 0.01)))
+            if got:
+                return json.loads(got[1])
+    except BACKEND_DOWN_ERRORS:
+        degraded("rights_check")
+    return None
 
 
 def party_account(*, party: Party, currency: str, kind: str = AccountKind.EARNINGS):
@@ -115,7 +158,8 @@ def revenue_event_record(
     The same (source, key) with the same fields returns the original event and transfers (the
     split is never recomputed, so it never changes); with other fields it is refused (422
     `idempotency_mismatch`). `held` revenue is posted as pending transfers, released or voided
-    later (revenue_event_resolve). 404 when no hook knows the post's creator.
+    later (revenue_event_resolve); so is revenue of a video with a disputed claim, settled when
+    the dispute is decided (rights.claims). 404 when no hook knows the post's creator.
     """
     if not CURRENCY.fullmatch(currency or ""):
         raise Invalid("currency is a 3-letter ISO code.", fields={"currency": ["Invalid."]})
@@ -135,9 +179,11 @@ def revenue_event_record(
     contributors = revenue_contributors(post_id=post_id)
     if not any(c.role == "creator" for c in contributors):
         raise NotFound("No such post.", fields={"post_id": ["No such post."]})
-    parts = split_plan(
-        amount_micros=amount_micros, policy=split_policy(), contributors=contributors
-    )
+    policy = split_policy()
+    parts = split_plan(amount_micros=amount_micros, policy=policy, contributors=contributors)
+    # A disputed claim holds the whole event until the dispute is decided (rights.claims).
+    disputed = disputed_claims(contributors)
+    pending = held or bool(disputed)
     clearing_key = (OwnerType.CLEARING.value, "revenue", AccountKind.CLEARING.value, currency)
     part_keys = [(p.party.type, p.party.id, AccountKind.EARNINGS.value, currency) for p in parts]
     found = accounts_for([clearing_key, *part_keys])
@@ -153,7 +199,14 @@ def revenue_event_record(
                 currency=currency,
                 held=held,
                 created_by=created_by,
+                # What the split was computed from, so a held event can be settled later
+                # exactly as it would have been split without the claims that lost.
+                basis={
+                    "policy": policy.as_json(),
+                    "contributors": [c.as_json() for c in contributors],
+                },
             )
+            DisputeHold.objects.bulk_create(DisputeHold(event=event, claim=c) for c in disputed)
             specs = [
                 TransferSpec(
                     key=f"revenue:{event.pk}:{i}",
@@ -163,7 +216,7 @@ def revenue_event_record(
                     currency=currency,
                     kind="split",
                     role=part.role,
-                    type=TransferType.PENDING if held else TransferType.POSTED,
+                    type=TransferType.PENDING if pending else TransferType.POSTED,
                     event=event,
                 )
                 for i, (part, account) in enumerate(zip(parts, credit_accounts, strict=True))
@@ -183,7 +236,17 @@ def revenue_event_resolve(*, event: RevenueEvent, release: bool) -> list[Transfe
     """Releases (posts) or voids every still-pending part of held revenue, all or nothing.
     Once per event: a second call with the same choice replays, with the other choice is 409
     `already_resolved`."""
-    pending = list(event.transfers.filter(type=TransferType.PENDING).order_by("id"))
+    if DisputeHold.objects.filter(event=event, settled_at__isnull=True).exists():
+        raise Conflict(
+            "A claim on this video is disputed: its revenue waits for the decision.",
+            code="disputed",
+        )
+    # Parts a dispute settlement voided are not the client's to resolve any more.
+    pending = list(
+        event.transfers.filter(type=TransferType.PENDING)
+        .exclude(resolution__key__endswith=":settle-void")
+        .order_by("id")
+    )
     verb = "post" if release else "void"
     specs = [
         TransferSpec(

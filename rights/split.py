@@ -51,6 +51,27 @@ class Contributor:
     party: Party
     depth: int = 0
     share_bps: int = 0
+    # The claim an `ip` contributor comes from (rights.claims): a disputed one holds revenue.
+    claim: str = ""
+
+    def as_json(self) -> dict:
+        return {
+            "role": self.role,
+            "party": [self.party.type, self.party.id],
+            "depth": self.depth,
+            "share_bps": self.share_bps,
+            "claim": self.claim,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Contributor:
+        return cls(
+            role=data["role"],
+            party=Party(*data["party"]),
+            depth=data["depth"],
+            share_bps=data["share_bps"],
+            claim=data["claim"],
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,9 @@ class SplitPolicy:
     cameo_cap_bps: int = 3000
     ancestor_bps: int = 2000
     ancestor_max_depth: int = 3
+
+    def as_json(self) -> dict:
+        return dict(self.__dict__)
 
     def __post_init__(self) -> None:
         for name in (

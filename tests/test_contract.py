@@ -30,6 +30,8 @@ from cameos.services import access_request_create
 from config.core.files import AsyncBlocksMixin, FileStream
 from feed.services import like_set, post_delete
 from generation.models import Generation
+from rights.catalogue import AssetMatch, asset_create, holder_create
+from rights.claims import claims_record
 from tests.conftest import client_for, png_bytes
 from tests.helpers import assert_error
 
@@ -127,9 +129,19 @@ def walker(make_user, other, active_cameo, make_post, make_video_row):
     asked = active_cameo(user, handle="asked")
     request = access_request_create(cameo=asked, requester=other)
     post = make_post(user)
+    holder = holder_create(name="Walker Studios", members=[user])
+    asset = asset_create(
+        holder=holder, actor=user, data={"name": "Walker Kid", "policy": "licensed", "share_bps": 5}
+    )
+    (claim,) = claims_record(
+        video_id=post.video_id, owner=user, matches=[AssetMatch(asset, "alias", "x", "prompt")]
+    )
     return {
         "client": client_for(user),
         "params": {
+            "holder_id": holder.pk,
+            "asset_id": asset.pk,
+            "claim_id": claim.pk,
             "cameo_id": cameo.pk,
             "post_id": post.pk,
             "video_id": make_video_row(user).pk,

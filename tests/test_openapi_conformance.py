@@ -177,7 +177,25 @@ def reader(db, make_user, active_cameo, make_video_row, make_post):
     follow_create(follower=me, followee=friend)
     invite_mint(created_by=me)
     draft = make_video_row(me)
+    # A holder I am a member of, its licensed character, and a claim on my post's video.
+    from rights.catalogue import AssetMatch, asset_create, holder_create
+    from rights.claims import claims_record
+
+    holder = holder_create(name="Reader Studios", members=[me])
+    asset = asset_create(
+        holder=holder,
+        actor=me,
+        data={"name": "Reader Kid", "policy": "licensed", "share_bps": 100, "aliases": ["R. Kid"]},
+    )
+    (claim,) = claims_record(
+        video_id=middle.video_id,
+        owner=me,
+        matches=[AssetMatch(asset, "alias", "Reader Kid", "prompt")],
+    )
     return me, {
+        "holder_id": holder.pk,
+        "asset_id": asset.pk,
+        "claim_id": claim.pk,
         "post_id": middle.pk,
         "cameo_id": cameo.pk,
         "video_id": draft.pk,
@@ -198,7 +216,10 @@ def test_every_read_returns_every_documented_required_field(api_schema, reader):
 
     user, params = reader
     headers = {"Authorization": f"Bearer {token_for(user)}"}
-    queries = {"/api/v1/feed": {"kind": "latest"}}
+    queries = {
+        "/api/v1/feed": {"kind": "latest"},
+        "/api/v1/rights/check": {"prompt": "Reader Kid waves"},
+    }
     read = 0
     for path, item in api_schema.raw_schema["paths"].items():
         if "get" not in item:

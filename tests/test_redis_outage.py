@@ -444,7 +444,32 @@ def _world(make_video_row, make_post, active_cameo) -> dict[str, Any]:
     for_you_cursor = parse_qs(urlsplit(feed["next"]).query)["cursor"][0]
     admin = APIClient()
     admin.force_login(staff)
+    # Rights: alice's holder with a licensed character (with a reference text, so the check
+    # tries the worker's semantic answer) and three claims on her post's video.
+    from rights.catalogue import AssetMatch, asset_create, holder_create
+    from rights.claims import claim_transition, claims_record
+
+    holder = holder_create(name="Outage Studios", members=[alice])
+    terms = {"policy": "licensed", "share_bps": 500, "description": "a tall knight of glass"}
+    assets = [
+        asset_create(holder=holder, actor=alice, data={"name": f"Glass Knight {i}", **terms})
+        for i in range(3)
+    ]
+    # The disputed one on her draft: a dispute on her post would hold its revenue, and the
+    # sweep's payout needs that revenue available.
+    claims = [
+        claims_record(
+            video_id=video_id, owner=alice, matches=[AssetMatch(a, "alias", a.name, "prompt")]
+        )[0]
+        for a, video_id in zip(
+            assets, [alices_post.video_id, draft.pk, alices_post.video_id], strict=True
+        )
+    ]
+    claim_transition(claim=claims[1], to="disputed", actor=alice, reason="mine")
     return {
+        "holder": holder,
+        "asset": assets[0],
+        "claims": claims,
         "alice": alice,
         "api": api,
         "spare_token_api": client_for(alice),
@@ -473,6 +498,7 @@ def _world(make_video_row, make_post, active_cameo) -> dict[str, Any]:
 
 def _calls(w: dict[str, Any]) -> list[Call]:
     api, cameo, bob_post, mine = w["api"], w["cameo"], w["bobs_post"], w["alices_post"]
+    h, claims = w["holder"].pk, w["claims"]
     c, p, v = f"/api/v1/cameos/{cameo.pk}", f"/api/v1/posts/{bob_post.pk}", w["draft"]
     mp4 = make_video(2.5)
 
@@ -799,6 +825,108 @@ def _calls(w: dict[str, Any]) -> list[Call]:
             f"{A}/revenue/trial-balance",
             f"{A}/revenue/trial-balance",
             w["staff_api"],
+            expect="2xx",
+        ),
+        # rights: the catalogue reads the database only; the check falls back to aliases
+        Call(
+            "POST",
+            f"{A}/rights/holders",
+            f"{A}/rights/holders",
+            w["staff_api"],
+            {"name": "Outage Press", "members": ["bob"]},
+            expect="2xx",
+        ),
+        Call(
+            "GET", f"{A}/rights/holders/{{holder_id}}", f"{A}/rights/holders/{h}", api, expect="2xx"
+        ),
+        Call(
+            "POST",
+            f"{A}/rights/holders/{{holder_id}}/members",
+            f"{A}/rights/holders/{h}/members",
+            api,
+            {"username": "carol"},
+            expect="2xx",
+        ),
+        Call(
+            "DELETE",
+            f"{A}/rights/holders/{{holder_id}}/members/{{username}}",
+            f"{A}/rights/holders/{h}/members/carol",
+            api,
+            expect="2xx",
+        ),
+        Call(
+            "GET",
+            f"{A}/rights/holders/{{holder_id}}/claims",
+            f"{A}/rights/holders/{h}/claims",
+            api,
+            expect="2xx",
+        ),
+        Call(
+            "GET",
+            f"{A}/rights/holders/{{holder_id}}/statement",
+            f"{A}/rights/holders/{h}/statement",
+            api,
+            expect="2xx",
+        ),
+        Call("GET", f"{A}/rights/assets", f"{A}/rights/assets", w["anon"], expect="2xx"),
+        Call(
+            "GET",
+            f"{A}/rights/assets/{{asset_id}}",
+            f"{A}/rights/assets/{w['asset'].pk}",
+            w["anon"],
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/rights/assets",
+            f"{A}/rights/assets",
+            api,
+            {"holder_id": str(h), "name": "Tin Owl", "policy": "blocked"},
+            expect="2xx",
+        ),
+        Call(
+            "PATCH",
+            f"{A}/rights/assets/{{asset_id}}",
+            f"{A}/rights/assets/{w['asset'].pk}",
+            api,
+            {"share_bps": 600},
+            expect="2xx",
+        ),
+        Call(
+            "GET",
+            f"{A}/rights/check",
+            f"{A}/rights/check",
+            api,
+            params={"prompt": "Tin Owl and a glass knight"},
+            expect="2xx",
+        ),
+        Call(
+            "GET",
+            f"{A}/videos/{{video_id}}/claims",
+            f"{A}/videos/{mine.video_id}/claims",
+            api,
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/claims/{{claim_id}}/dispute",
+            f"{A}/claims/{claims[0].pk}/dispute",
+            api,
+            {"reason": "mine"},
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/claims/{{claim_id}}/uphold",
+            f"{A}/claims/{claims[1].pk}/uphold",
+            api,
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/claims/{{claim_id}}/release",
+            f"{A}/claims/{claims[2].pk}/release",
+            api,
             expect="2xx",
         ),
         # last: the ones that end sessions and accounts

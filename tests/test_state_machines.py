@@ -21,6 +21,9 @@ from feed.services import POST_STATES, post_transition
 from generation.models import Generation, GenerationStatus, Video
 from generation.services.jobs import JOB_STATES, generation_claim, generation_transition
 from generation.services.videos import VIDEO_STATES, video_transition
+from rights.claims import CLAIM_STATES
+from rights.models import Claim, Payout
+from rights.payouts import PAYOUT_STATES
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +39,8 @@ def test_every_machine_covers_its_model_choices():
         (JOB_STATES, Generation, "status"),
         (VIDEO_STATES, Video, "state"),
         (POST_STATES, Post, "state"),
+        (CLAIM_STATES, Claim, "status"),
+        (PAYOUT_STATES, Payout, "status"),
     ]:
         values = {value for value, _ in model._meta.get_field(field).choices}
         assert set(machine.states) == values, machine.name
@@ -110,3 +115,26 @@ def test_bulk_moves_only_rows_the_table_allows(user, other, active_cameo):
     assert moved == 1
     assert AccessRequest.objects.get(pk=rows["pending"].pk).status == "cancelled"
     assert AccessRequest.objects.get(pk=rows["denied"].pk).status == "denied"
+
+
+@pytest.mark.parametrize(("current", "to"), illegal(CLAIM_STATES))
+def test_claim_refuses(user, make_user, make_post, current, to):
+    from rights.catalogue import AssetMatch, asset_create, holder_create
+    from rights.claims import claim_transition, claims_record
+
+    member = make_user(username="member")
+    holder = holder_create(name="Machine Studios", members=[member])
+    asset = asset_create(
+        holder=holder, actor=member, data={"name": "Gear Kid", "policy": "licensed", "share_bps": 1}
+    )
+    post = make_post(user)
+    (claim,) = claims_record(
+        video_id=post.video_id, owner=user, matches=[AssetMatch(asset, "alias", "x", "prompt")]
+    )
+    Claim.objects.filter(pk=claim.pk).update(status=current)
+    actor = user if to == "disputed" else member  # whoever could make that move at all
+    with pytest.raises(Conflict) as refused:
+        claim_transition(claim=claim, to=to, actor=actor, reason="because")
+    assert refused.value.code == "invalid_transition"
+    assert Claim.objects.get(pk=claim.pk).status == current
+    assert Claim.objects.get(pk=claim.pk).dispute_reason == ""

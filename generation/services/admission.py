@@ -1,7 +1,7 @@
 """Admission: everything decided before a job exists, in one transaction.
 
 Quota -> safety rules -> cameo resolution (ids, @handles, and the cameos a remix parent
-carries) -> consent for each -> the
+carries) -> consent for each -> registered IP (rights.catalogue: 403 `ip_blocked`) -> the
 pluggable policy checks (the `admission.check` hook, e.g. rights) -> request rewrites
 (`admission.adjust`) -> the job row `queued` ->
 dispatch after commit.
@@ -27,11 +27,12 @@ from cameos.models import Cameo
 from cameos.selectors import cameos_by_handles
 from config.core import hooks
 from config.core.errors import ApiError, Forbidden
+from rights.catalogue import admission_check as rights_admission_check
 from rights.ledger import InsufficientFunds
 from rights.selectors import credits_balance
 from rights.services import credit_spend
 
-from ..hooks import ADMISSION_ADJUST, ADMISSION_CHECK, LIKENESS_SOURCES
+from ..hooks import ADMISSION_ADJUST, ADMISSION_CHECK, LIKENESS_SOURCES, REMIX_PARENT_VIDEO
 from ..models import Aspect, Generation, GenerationCameo, GenerationStatus, SafetyRule
 
 HANDLE_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_.]{3,30})")
@@ -109,6 +110,13 @@ def check_safety(user: User, prompt: str) -> None:
             raise Forbidden(rule.message, code="content_policy")
 
 
+def remix_parent_video(remix_of_id):
+    """The video a remix continues (the `remix.parent_video` hook), or None."""
+    if remix_of_id is None:
+        return None
+    return hooks.provide(REMIX_PARENT_VIDEO.name, remix_of_id=remix_of_id)
+
+
 def _refuse(cameo_id, message: str) -> Forbidden:
     return Forbidden(message, code="cameo_permission_denied", fields={"cameos": [str(cameo_id)]})
 
@@ -180,6 +188,15 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
         raise _quota_exceeded(user)
     check_safety(user, request.prompt)
     cameos = resolve_cameos(user, request)
+    # Registered IP: a blocked asset named in the prompt, in a cameo's instructions, or
+    # portrayed by a character cameo is refused here (403 `ip_blocked`); the worker checks the
+    # meaning of the prompt too (semantic) before it renders.
+    rights_admission_check(
+        user=user,
+        prompt=request.prompt,
+        cameos=cameos,
+        inherited_from=remix_parent_video(request.remix_of_id),
+    )
     hooks.run(
         ADMISSION_CHECK.name, user=user, prompt=request.prompt, cameos=cameos, request=request
     )
