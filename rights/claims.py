@@ -17,11 +17,12 @@ the money goes to whoever won, to the micro, and the ledger shows both steps.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.core.errors import Forbidden, Invalid, NotFound
@@ -118,11 +119,27 @@ def claim_contributors(*, video_id) -> list[Contributor]:
     ]
 
 
-def disputed_claims(contributors: Sequence[Contributor]) -> list[Claim]:
-    ids = [c.claim for c in contributors if c.role == "ip" and c.claim]
+LOCK_CLAIMS_SQL = "SELECT id FROM rights_claim WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE"
+
+
+def lock_claims(contributors: Sequence[Contributor]) -> tuple[list[Contributor], list[Claim]]:
+    """Inside the revenue event's transaction: share-locks the claims the contributors name
+    (in id order; a claim's decision takes FOR UPDATE on it, so the two wait for each other
+    instead of crossing), then reads their state as it is now. Returns the contributors
+    without the claims released meanwhile, and the claims that are disputed."""
+    ids = sorted({c.claim for c in contributors if c.role == "ip" and c.claim})
     if not ids:
-        return []
-    return list(Claim.objects.filter(pk__in=ids, status=C.DISPUTED).order_by("pk"))
+        return list(contributors), []
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_CLAIMS_SQL, [[uuid.UUID(i) for i in ids]])
+    claims = {str(c.pk): c for c in Claim.objects.filter(pk__in=ids).order_by("pk")}
+    kept = [
+        c
+        for c in contributors
+        if not (c.role == "ip" and c.claim and claims[c.claim].status == C.RELEASED)
+    ]
+    disputed = [claims[i] for i in ids if claims[i].status == C.DISPUTED]
+    return kept, disputed
 
 
 # --- who may see and act on a claim ---------------------------------------------------------
@@ -167,8 +184,14 @@ def claim_transition(*, claim: Claim, to: str, actor, reason: str = "") -> Claim
         fields.append("resolved_by")
     locked.save(update_fields=fields)
     if was == C.DISPUTED:
-        for hold in DisputeHold.objects.filter(claim=locked, settled_at__isnull=True):
-            dispute_settle(event=hold.event)
+        # Every held event whose split named this claim may be settled now (also those held
+        # by another claim: they wait until none of their claims is disputed).
+        waiting = RevenueEvent.objects.filter(
+            holds__settled_at__isnull=True,
+            basis__contributors__contains=[{"claim": str(locked.pk)}],
+        ).distinct()
+        for event in waiting.order_by("pk"):
+            dispute_settle(event=event)
     return locked
 
 

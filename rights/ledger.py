@@ -157,7 +157,7 @@ def transfers_apply(specs: Sequence[TransferSpec], *, fresh: bool = False) -> li
         return found
     try:
         with transaction.atomic():
-            return _apply_locked(specs)
+            return _apply_locked(specs, recheck=True)
     except IntegrityError as exc:
         # A concurrent request with the same key committed first (the unique index made us
         # wait for it): answer as a replay, or refuse if its fields differ.
@@ -179,12 +179,18 @@ UPDATE_SUMS_SQL = (
 )
 
 
-def _apply_locked(specs: Sequence[TransferSpec]) -> list[Transfer]:
+def _apply_locked(specs: Sequence[TransferSpec], *, recheck: bool = False) -> list[Transfer]:
     ids = sorted({s.debit.pk for s in specs} | {s.credit.pk for s in specs})
     # One statement, ascending id: the same order for every transaction, so no lock cycle.
     accounts = {
         a.pk: a for a in LedgerAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     }
+    if recheck:
+        # A retry racing its original: the original may have committed while we waited for
+        # the locks. Answer as its replay, before the balance (which it spent) is checked.
+        found = _existing(specs)
+        if found is not None:
+            return found
     delta = {pk: {"dp": 0, "cp": 0, "dpe": 0, "cpe": 0} for pk in ids}
     for spec in specs:
         d, c = delta[spec.debit.pk], delta[spec.credit.pk]

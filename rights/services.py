@@ -20,7 +20,7 @@ from config.core.errors import BACKEND_DOWN_ERRORS, Conflict, Invalid, NotFound
 from config.core.redis import degraded, publish, redis_client
 
 from .catalogue import IPDecision, ip_decision
-from .claims import disputed_claims
+from .claims import lock_claims
 from .hooks import REVENUE_CONTRIBUTORS
 from .ledger import (
     IdempotencyMismatch,
@@ -180,17 +180,29 @@ def revenue_event_record(
     if not any(c.role == "creator" for c in contributors):
         raise NotFound("No such post.", fields={"post_id": ["No such post."]})
     policy = split_policy()
-    parts = split_plan(amount_micros=amount_micros, policy=policy, contributors=contributors)
-    # A disputed claim holds the whole event until the dispute is decided (rights.claims).
-    disputed = disputed_claims(contributors)
-    pending = held or bool(disputed)
-    clearing_key = (OwnerType.CLEARING.value, "revenue", AccountKind.CLEARING.value, currency)
-    part_keys = [(p.party.type, p.party.id, AccountKind.EARNINGS.value, currency) for p in parts]
-    found = accounts_for([clearing_key, *part_keys])
-    clearing = found[clearing_key]
-    credit_accounts = [found[k] for k in part_keys]
     try:
         with transaction.atomic():
+            # The claims first, so a dispute decided meanwhile either happened before (and is
+            # read below) or waits for this event (and then settles its hold): lock order is
+            # claims -> event -> accounts everywhere (rights.claims).
+            contributors, disputed = lock_claims(contributors)
+            parts = split_plan(
+                amount_micros=amount_micros, policy=policy, contributors=contributors
+            )
+            # A disputed claim holds the whole event until the dispute is decided.
+            pending = held or bool(disputed)
+            clearing_key = (
+                OwnerType.CLEARING.value,
+                "revenue",
+                AccountKind.CLEARING.value,
+                currency,
+            )
+            part_keys = [
+                (p.party.type, p.party.id, AccountKind.EARNINGS.value, currency) for p in parts
+            ]
+            found = accounts_for([clearing_key, *part_keys])
+            clearing = found[clearing_key]
+            credit_accounts = [found[k] for k in part_keys]
             event = RevenueEvent.objects.create(
                 source=source,
                 key=key,

@@ -294,3 +294,44 @@ def test_account_deletion_keeps_claims_and_holds(claimed):
     assert DisputeHold.objects.get(event=held).settled_at is not None
     assert RevenueEvent.objects.filter(pk=held.pk).exists()
     assert ledger_problems() == []
+
+
+def test_revenue_held_by_one_claim_settles_when_a_later_dispute_ends_last(claimed, make_user):
+    """Found by the property test: A is disputed, revenue is held by A alone, then B is
+    disputed; A is decided first (B still disputed: wait), then B. The hold must settle then."""
+    staff = client_for(make_user(username="boss2", is_staff=True))
+    dora = make_user(username="dora")
+    other = staff.post(
+        "/api/v1/rights/holders", {"name": "Dune Co", "members": ["dora"]}, format="json"
+    ).json()
+    sand = (
+        client_for(dora)
+        .post(
+            "/api/v1/rights/assets",
+            {
+                "holder_id": other["id"],
+                "name": "Sand Wyrm",
+                "policy": "licensed",
+                "share_bps": 1000,
+            },
+            format="json",
+        )
+        .json()
+    )
+    (b,) = claims_record(
+        video_id=claimed["post"].video_id,
+        owner=claimed["carl"],
+        matches=[AssetMatch(IPAsset.objects.get(pk=sand["id"]), "alias", "x", "prompt")],
+    )
+    carl = client_for(claimed["carl"])
+    a = claimed["claim"]
+    carl.post(f"/api/v1/claims/{a.pk}/dispute", {"reason": "no"}, format="json")
+    held = record(claimed["post"], "held-by-a").event
+    assert list(DisputeHold.objects.filter(event=held).values_list("claim_id", flat=True)) == [a.pk]
+    carl.post(f"/api/v1/claims/{b.pk}/dispute", {"reason": "no"}, format="json")
+    client_for(claimed["ana"]).post(f"/api/v1/claims/{a.pk}/uphold")
+    assert DisputeHold.objects.get(event=held).settled_at is None  # B is still disputed
+    client_for(dora).post(f"/api/v1/claims/{b.pk}/release")
+    assert DisputeHold.objects.get(event=held).settled_at is not None
+    assert ("ip", "holder") in parts(held) and parts(held)[("ip", "holder")] == 1_200_000
+    assert ledger_problems() == []
