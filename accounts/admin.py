@@ -12,7 +12,10 @@ class UserAdmin(BaseUserAdmin):
     list_display = ("username", "email", "display_name", "is_staff", "is_active", "created_at")
     list_filter = ("is_staff", "is_active")
     search_fields = ("username", "email", "display_name")
-    readonly_fields = ("id", "username_key", "created_at", "last_login")
+    # Suspensions go through moderation (an event with a reason, appealable): shown here, not
+    # edited. `is_active` stays editable (deactivating closes every session), but a ban belongs
+    # in the console, where it is recorded and can be appealed.
+    readonly_fields = ("id", "username_key", "created_at", "last_login", "suspended_until")
     fieldsets = (
         (None, {"fields": ("id", "username", "username_key", "password")}),
         (
@@ -30,7 +33,16 @@ class UserAdmin(BaseUserAdmin):
         ),
         (
             "Access",
-            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+            {
+                "fields": (
+                    "is_active",
+                    "suspended_until",
+                    "is_staff",
+                    "is_superuser",
+                    "groups",
+                    "user_permissions",
+                )
+            },
         ),
         ("Dates", {"fields": ("created_at", "last_login")}),
     )
@@ -98,8 +110,14 @@ class AuthTokenAdmin(admin.ModelAdmin):
     list_display = ("prefix", "user", "created_at", "expires_at", "last_used_at", "revoked_at")
     search_fields = ("user__username", "prefix")
     raw_id_fields = ("user",)
-    readonly_fields = ("key_hash", "prefix")
     actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Revocation goes through the action (the service closes the token's sockets).
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):

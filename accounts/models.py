@@ -51,6 +51,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     avatar_small = models.CharField(max_length=255, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
+    # Moderation's suspension (accounts.services.user_suspend): until then the user may read
+    # but not post, comment or generate. Past or null: not suspended.
+    suspended_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = UserManager()
@@ -63,6 +66,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.username
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_until is not None and self.suspended_until > timezone.now()
 
     @property
     def is_teen(self) -> bool:

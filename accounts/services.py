@@ -6,7 +6,7 @@ import io
 import secrets
 import uuid
 import warnings
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.conf import settings
@@ -231,6 +231,50 @@ def user_delete(*, user: User) -> None:
         user.delete()
     for name in files:
         default_storage.delete(name)
+
+
+# --- suspension (moderation calls these; a ban is is_active=False plus token revocation) ----
+
+
+def user_suspension_check(*, user: User) -> None:
+    """Refuses a write a suspended user may not make (posting, commenting, generating,
+    remixing) with 403 `account_suspended`, saying until when. Reads are never refused. Call it
+    with a row read in this request (generation admission passes its locked row)."""
+    until = user.suspended_until
+    if until is not None and until > timezone.now():
+        stamp = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise Forbidden(
+            f"Your account is suspended until {stamp}; until then you can't post, comment, "
+            "generate or remix.",
+            code="account_suspended",
+        )
+
+
+@transaction.atomic
+def user_suspend(*, user: User, until: datetime) -> User:
+    """Suspends `user` until `until` (an aware datetime in the future; 400 `invalid`
+    otherwise). Suspending again sets the new end, earlier or later: the last decision wins.
+    The suspension ends by itself at `until`; nothing has to run then."""
+    if timezone.is_naive(until):
+        raise Invalid("The end of a suspension needs a time zone.", fields={"until": ["Naive."]})
+    if until <= timezone.now():
+        raise Invalid("A suspension must end in the future.", fields={"until": ["In the past."]})
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    locked.suspended_until = until
+    locked.save(update_fields=["suspended_until"])
+    user.suspended_until = until
+    return locked
+
+
+@transaction.atomic
+def user_unsuspend(*, user: User) -> User:
+    """Lifts a suspension now (an appeal approved). Idempotent."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if locked.suspended_until is not None:
+        locked.suspended_until = None
+        locked.save(update_fields=["suspended_until"])
+    user.suspended_until = None
+    return locked
 
 
 # --- follows and blocks -----------------------------------------------------------------------

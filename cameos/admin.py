@@ -53,20 +53,22 @@ def reject(modeladmin, request, queryset):
     _decide(modeladmin, request, queryset, CameoStatus.REJECTED, "rejected by moderator")
 
 
-@admin.action(description="Revoke (takedown)")
-def revoke(modeladmin, request, queryset):
-    _decide(modeladmin, request, queryset, CameoStatus.REVOKED, "revoked by moderator")
-
-
 @admin.register(Cameo)
 class CameoAdmin(admin.ModelAdmin):
     list_display = ("handle", "kind", "owner", "status", "audience", "created_at")
     list_filter = ("status", "kind", "audience")
     search_fields = ("handle", "display_name", "owner__username")
     raw_id_fields = ("owner",)
-    actions = [approve, reject, revoke]
+    # Review decisions only: revoking a cameo is a moderation action (the console's
+    # revoke_cameo), recorded as an event the owner can see and appeal.
+    actions = [approve, reject]
     inlines = [CameoEventInline]
     readonly_fields = (
+        "owner",
+        "kind",
+        "handle",
+        "audience",
+        "monetization_enabled",
         "status",
         "status_reason",
         "handle_key",
@@ -129,9 +131,14 @@ class CameoReviewAdmin(CameoAdmin):
 
 @admin.register(AccessRequest)
 class AccessRequestAdmin(admin.ModelAdmin):
+    """Read-only: requests move through cameos.services (the owner decides)."""
+
     list_display = ("cameo", "requester", "status", "created_at", "decided_at")
     list_filter = ("status",)
     raw_id_fields = ("cameo", "requester")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
 
 
 admin.site.register(CameoGrant)

@@ -29,6 +29,7 @@ TASK_QUEUES = {
     "feed.tasks.feed_cold_start_refresh": "default",
     "feed.tasks.feed_embeddings_sweep": "default",
     "rights.tasks.ip_semantic_check": "default",
+    "moderation.tasks.moderation_expire": "default",
 }
 
 app = Celery("riff")

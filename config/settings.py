@@ -203,6 +203,8 @@ CELERY_BEAT_SCHEDULE = {
     # Work whose message was lost while the broker was down (config.core.redis.enqueue_after_commit).
     "cameo-verify-sweep": {"task": "cameos.tasks.cameo_verify_sweep", "schedule": 60.0},
     "feed-embeddings-sweep": {"task": "feed.tasks.feed_embeddings_sweep", "schedule": 300.0},
+    # Timed takedowns end on time (moderation.services.takedowns_expire).
+    "moderation-expire": {"task": "moderation.tasks.moderation_expire", "schedule": 60.0},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
@@ -257,13 +259,24 @@ RIFF_HOOKS: dict[str, list[str]] = {
     "cameo.consent_withdrawn": ["generation.services.on_cameo_consent_withdrawn"],
     # generation
     "video.removed": ["feed.services.on_video_removed"],
+    # Moderation's reversible takedown of a video hides / brings back its post.
+    "video.taken_down": ["feed.services.on_video_taken_down"],
+    "video.restored": ["feed.services.on_video_restored"],
     # Likenesses a request carries without naming them (docs/generation.md, admission).
     "admission.likeness_sources": ["remix.checks.remix_parent_cameos"],
+    # Checks of the prompt alone, before cameos are resolved: moderation's prompt blocklist
+    # (and protected figures the caller could never bring in). 403 `content_policy`.
+    "admission.prompt_check": ["moderation.checks.prompt_safety"],
     # Further policy checks that may refuse (the IP check is rights.catalogue, called directly:
-    # rights sits below generation).
-    "admission.check": [],
+    # rights sits below generation): moderation's public-figure protection.
+    "admission.check": ["moderation.checks.admission_safety"],
     # Rewrites of the request: keep a serve_id only when it was served to its creator.
     "admission.adjust": ["feed.services.admission_serve_id"],
+    # Checks of the generated frames before a video is delivered; any problem holds it for
+    # review (docs/moderation-safety.md). Default: moderation's frame-hash blocklist.
+    "video.output_check": ["moderation.checks.output_hash_blocklist"],
+    # A held video is opened for review: a system report in moderation's output_check queue.
+    "video.held": ["moderation.checks.on_video_held"],
     # The parent clip's last frames for a remix; unset: remixes use the prompt alone.
     "remix.context": ["remix.context.parent_frames"],
     # A post and every remix below it (consent withdrawal reaches remixes).
@@ -302,6 +315,16 @@ RIFF_RIGHTS_CHECK_TIMEOUT = env_float("RIFF_RIGHTS_CHECK_TIMEOUT", 3.0)
 # The bearer token of internal services (billing, ads) on the service endpoints
 # (POST /revenue/events, POST /credits/grants). Empty: staff only. Compared in constant time.
 RIFF_SERVICE_TOKEN = env("RIFF_SERVICE_TOKEN", "")
+
+# --- Moderation (docs/moderation.md) --------------------------------------------------------
+RIFF_STRIKE_DAYS = env_int("RIFF_STRIKE_DAYS", 90)  # a strike is in force this long
+RIFF_SUSPEND_DEFAULT_HOURS = env_int("RIFF_SUSPEND_DEFAULT_HOURS", 7 * 24)
+RIFF_APPEAL_WINDOW_DAYS = env_int("RIFF_APPEAL_WINDOW_DAYS", 30)
+# The default output check (docs/moderation-safety.md): the dHash of every Nth generated frame
+# (and the last) against the blocked frame hashes; a frame this many bits or fewer away from
+# one holds the video for review.
+RIFF_OUTPUT_HASH_EVERY = env_int("RIFF_OUTPUT_HASH_EVERY", 4)
+RIFF_OUTPUT_HASH_DISTANCE = env_int("RIFF_OUTPUT_HASH_DISTANCE", 8)
 
 # --- Cameos ---------------------------------------------------------------------------------
 RIFF_CAMEO_MAX_BYTES = env_int("RIFF_CAMEO_MAX_BYTES", 50 * 1024 * 1024)

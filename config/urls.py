@@ -21,6 +21,7 @@ api_v1 = [
     path("", include("feed.urls")),
     path("", include("remix.urls")),
     path("", include("rights.urls")),
+    path("", include("moderation.urls")),
 ]
 
 urlpatterns = [

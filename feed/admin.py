@@ -30,8 +30,19 @@ class PostAdmin(admin.ModelAdmin):
     list_filter = ("state", "allow_remix")
     search_fields = ("id", "author__username", "caption")
     raw_id_fields = ("author", "video", "remix_of")
-    readonly_fields = ("id", "root_id", "depth", "cameo_ids", "serve_id", "created_at")
+    # Read-only: state and lineage change only through services (publishing, deletion,
+    # moderation's takedowns with their audit trail); the admin shows them.
     exclude = ("embedding",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "embedding"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
     ordering = ("-created_at",)
 
     def get_urls(self):
@@ -48,6 +59,15 @@ class CommentAdmin(admin.ModelAdmin):
     search_fields = ("id", "author__username", "body")
     raw_id_fields = ("author", "post")
     ordering = ("-created_at",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 def _bar_chart(title: str, bars: list[tuple[str, float | None, str]], *, unit: str) -> str:

@@ -21,7 +21,10 @@ COUNTER_SHARDS = 8
 
 class PostState(models.TextChoices):
     LIVE = "live"
-    # Deleted by its author, the video removed (moderation, a cameo owner) or a cameo revoked.
+    # Hidden by moderation, reversibly (post_takedown / post_restore); back to `live` on restore.
+    TAKEN_DOWN = "taken_down"
+    # Final: deleted by its author, the video removed (a cameo owner, account deletion) or a
+    # cameo revoked.
     REMOVED = "removed"
 
 
@@ -37,6 +40,9 @@ class Post(models.Model):
     allow_remix = models.BooleanField(default=True)
     state = models.CharField(max_length=16, choices=PostState.choices, default=PostState.LIVE)
     removed_reason = models.CharField(max_length=200, blank=True)
+    # While `taken_down`: why and since when (cleared on restore; moderation keeps the history).
+    takedown_reason = models.CharField(max_length=200, blank=True)
+    taken_down_at = models.DateTimeField(null=True, blank=True)
     # Remix lineage, fixed when the post is published (remix/ owns the queries over it). A root
     # post is its own root at depth 0. No FK cascade on the parent: deleting a post hides it,
     # its remixes keep their place in the chain.
@@ -121,6 +127,10 @@ class Comment(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments"
     )
     body = models.CharField(max_length=1000)
+    # Set while moderation hides the comment (comment_takedown / comment_restore): it leaves
+    # the post's comment list for everyone, its author included, and its comment_count.
+    hidden_at = models.DateTimeField(null=True, blank=True)
+    hidden_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -1,8 +1,10 @@
 """Reads for posts. Post visibility lives here and only here.
 
-A post is visible when it is `live` (not deleted, its video not removed, no cameo in it revoked:
-those flip `state` through feed.services hooks, so lists never join through appearances) and no
-block stands between its author and the viewer.
+A post is visible when it is `live` (not deleted, not taken down by moderation, its video not
+removed or taken down, no cameo in it revoked: those flip `state` through feed.services and its
+hooks, so lists never join through appearances) and no block stands between its author and the
+viewer. Every list (Latest, Following and its inboxes, For You sources and snapshot pages,
+remixes, lineage, tree, a user's posts) goes through `posts_visible_to`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ def posts_by(*, user, author) -> QuerySet[Post]:
 
 
 def comments_of(*, user, post: Post) -> QuerySet[Comment]:
-    qs = Comment.objects.filter(post=post, author__is_active=True).select_related("author")
+    """The post's comments; those moderation took down are hidden from everyone, their authors
+    included (feed.services.comment_takedown says why)."""
+    qs = Comment.objects.filter(
+        post=post, author__is_active=True, hidden_at__isnull=True
+    ).select_related("author")
     blocked = blocked_user_ids(user)
     return qs.exclude(author_id__in=blocked) if blocked else qs
 

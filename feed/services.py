@@ -1,5 +1,6 @@
-"""Writes for posts: publish, delete, likes, comments, feed events, and the hooks lower layers
-call (video removed, cameo revoked, account deleted, block)."""
+"""Writes for posts: publish, delete, likes, comments, feed events, moderation's reversible
+takedowns (posts, comments), and the hooks lower layers call (video removed / taken down /
+restored, cameo revoked, account deleted, block)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Follow, User
-from accounts.services import is_blocked_between, notification_create
+from accounts.services import is_blocked_between, notification_create, user_suspension_check
 from cameos.consent import cameo_can_use
-from config.core.errors import Forbidden, NotFound
+from config.core.errors import Conflict, Forbidden, NotFound
 from config.core.redis import degraded, enqueue_after_commit, redis_client
 from config.core.states import StateMachine
 from generation.models import Appearance, Generation, Video, VideoState
-from generation.services.videos import video_transition
+from generation.services.videos import video_restore, video_takedown, video_transition
 
 from . import inbox
 from .models import (
@@ -99,14 +100,17 @@ def post_publish(
     *, user: User, video_id, caption: str = "", allow_remix: bool = True
 ) -> tuple[Post, bool]:
     """Publishes an own draft; returns (post, created). Publishing the same video again returns
-    the existing post (idempotent). Consent is re-checked for every cameo in the video."""
+    the existing post (idempotent). Consent is re-checked for every cameo in the video. A
+    suspended user is refused (403 `account_suspended`); a taken-down draft is not a draft
+    anyone may publish (404, as for a removed one)."""
+    user_suspension_check(user=user)
     video = (
         Video.objects.select_for_update()
         .select_related("generation")
         .filter(pk=video_id, owner=user)
         .first()
     )
-    if video is None or video.state == VideoState.REMOVED:
+    if video is None or video.state in (VideoState.REMOVED, VideoState.TAKEN_DOWN, VideoState.HELD):
         raise NotFound("No such draft.")
     if video.state == VideoState.POSTED:
         existing = Post.objects.filter(video=video).first()
@@ -178,28 +182,126 @@ def _enqueue_embedding(post: Post) -> None:
     enqueue_after_commit(post_embed, str(post.pk), component="feed_embedding")
 
 
+P = PostState
 POST_STATES = StateMachine(
-    "post", {PostState.LIVE: {PostState.REMOVED}, PostState.REMOVED: set()}, field="state"
+    "post",
+    {
+        P.LIVE: {P.TAKEN_DOWN, P.REMOVED},
+        # Moderation's takedown is reversible; a removal (its video removed for good, the
+        # account deleted) still reaches a taken-down post.
+        P.TAKEN_DOWN: {P.LIVE, P.REMOVED},
+        P.REMOVED: set(),
+    },
+    field="state",
 )
 
 
 def post_transition(*, post: Post, to: str, reason: str = "") -> Post:
     """The only way a post's state changes. The caller holds the row lock."""
     POST_STATES.check(post.state, to)
+    fields = ["state"]
+    if to == P.REMOVED:
+        post.removed_reason = reason[:200]
+        fields.append("removed_reason")
+    elif to == P.TAKEN_DOWN:
+        post.takedown_reason = reason[:200]
+        post.taken_down_at = timezone.now()
+        fields += ["takedown_reason", "taken_down_at"]
+    elif post.state == P.TAKEN_DOWN:  # restored
+        post.takedown_reason = ""
+        post.taken_down_at = None
+        fields += ["takedown_reason", "taken_down_at"]
     post.state = to
-    post.removed_reason = reason[:200]
-    post.save(update_fields=["state", "removed_reason"])
+    post.save(update_fields=fields)
     return post
 
 
-def _post_remove(post: Post, reason: str) -> bool:
-    """Takes a live post out of every list; keeps the parent's remix count exact."""
-    if post.state != PostState.LIVE:
-        return False
-    post_transition(post=post, to=PostState.REMOVED, reason=reason)
+def _remix_counted(post: Post, delta: int) -> None:
+    """A parent's remix count counts its live remixes: it moves whenever one leaves or comes
+    back."""
     if post.remix_of_id is not None:
-        counter_add(post_id=post.remix_of_id, field="remixes", delta=-1)
+        counter_add(post_id=post.remix_of_id, field="remixes", delta=delta)
+
+
+def _post_remove(post: Post, reason: str) -> bool:
+    """Takes a live or taken-down post out for good; keeps the parent's remix count exact (a
+    taken-down post was already uncounted)."""
+    if post.state == P.REMOVED:
+        return False
+    was_live = post.state == P.LIVE
+    post_transition(post=post, to=P.REMOVED, reason=reason)
+    if was_live:
+        _remix_counted(post, -1)
     return True
+
+
+def _post_hide(post: Post, reason: str) -> bool:
+    """live -> taken_down (the caller holds the row lock); False when it was not live."""
+    if post.state != P.LIVE:
+        return False
+    post_transition(post=post, to=P.TAKEN_DOWN, reason=reason)
+    _remix_counted(post, -1)
+    return True
+
+
+def _post_show(post: Post) -> bool:
+    """taken_down -> live (the caller holds the row lock); False when it was not taken down."""
+    if post.state != P.TAKEN_DOWN:
+        return False
+    post_transition(post=post, to=P.LIVE)
+    _remix_counted(post, +1)
+    return True
+
+
+def _locked_post_and_video(post: Post) -> tuple[Post, Video]:
+    """Locks the video row, then the post row: the order video_takedown / video_restore /
+    video_remove take them in (their hooks lock the post), so no two of them deadlock."""
+    video = Video.objects.select_for_update().get(pk=post.video_id)
+    return Post.objects.select_for_update().get(pk=post.pk), video
+
+
+@transaction.atomic
+def post_takedown(*, post: Post, reason: str) -> Post:
+    """Moderation takes a post down, reversibly, with its video: the post leaves every list
+    (feeds, inboxes and For You snapshots are re-checked, remixes / lineage / tree, the
+    author's posts), `/posts/{id}` and its video and content answer 404 to everyone, the
+    parent's remix count drops by one. Likes, comments and counters stay for the restore; the
+    files are kept.
+
+    Idempotent: a post already taken down is returned as it is. A removed post: 409
+    `invalid_transition`.
+    """
+    locked, video = _locked_post_and_video(post)
+    if locked.state == P.REMOVED:
+        POST_STATES.check(locked.state, P.TAKEN_DOWN)
+    _post_hide(locked, reason)
+    # Its `video.taken_down` hook finds the post already down and leaves it be.
+    video_takedown(video=video, reason=reason)
+    post.state = locked.state
+    return locked
+
+
+@transaction.atomic
+def post_restore(*, post: Post) -> Post:
+    """Reverses `post_takedown` (or `video_takedown` of its video): the video is posted again
+    and the post is back everywhere, with the same counts.
+
+    Idempotent: a live post is returned as it is. A post removed for good meanwhile (its video
+    removed by a cameo owner's consent withdrawal, the account deleted): 409
+    `invalid_transition`.
+    """
+    locked, video = _locked_post_and_video(post)
+    if locked.state == P.LIVE:
+        return locked
+    if locked.state == P.REMOVED or video.state == VideoState.REMOVED:
+        raise Conflict(
+            "This post was removed for good and can't be restored.", code="invalid_transition"
+        )
+    _post_show(locked)
+    # Its `video.restored` hook finds the post already live.
+    video_restore(video=video)
+    post.state = locked.state
+    return locked
 
 
 @transaction.atomic
@@ -207,6 +309,8 @@ def post_delete(*, user: User, post: Post) -> None:
     """The author deletes a post: it leaves every list and its video is removed."""
     from generation.services import video_remove
 
+    # Video row first, then the post: the order a takedown locks them in.
+    Video.objects.select_for_update().filter(pk=post.video_id).first()
     locked = Post.objects.select_for_update().filter(pk=post.pk, author=user).first()
     if locked is None or locked.state != PostState.LIVE:
         raise NotFound("No such post.")
@@ -236,6 +340,8 @@ def like_set(*, user: User, post: Post, liked: bool) -> bool:
 
 @transaction.atomic
 def comment_create(*, user: User, post: Post, body: str) -> Comment:
+    """A suspended user is refused (403 `account_suspended`)."""
+    user_suspension_check(user=user)
     comment = Comment.objects.create(post=post, author=user, body=body)
     counter_add(post_id=post.pk, field="comments", delta=1)
     if post.author_id != user.pk:
@@ -246,6 +352,35 @@ def comment_create(*, user: User, post: Post, body: str) -> Comment:
             data={"post_id": str(post.pk), "comment_id": str(comment.pk)},
         )
     return comment
+
+
+@transaction.atomic
+def comment_takedown(*, comment: Comment, reason: str) -> Comment:
+    """Moderation hides a comment, reversibly: it leaves `/posts/{id}/comments` for everyone,
+    its author included (showing it to its author alone would be a shadow ban: they'd think
+    it is public, and moderation tells them instead), and the post's comment_count drops by
+    one, so the count always matches the list. Idempotent (the first reason stands)."""
+    locked = Comment.objects.select_for_update().get(pk=comment.pk)
+    if locked.hidden_at is None:
+        locked.hidden_at = timezone.now()
+        locked.hidden_reason = reason[:200]
+        locked.save(update_fields=["hidden_at", "hidden_reason"])
+        counter_add(post_id=locked.post_id, field="comments", delta=-1)
+    comment.hidden_at, comment.hidden_reason = locked.hidden_at, locked.hidden_reason
+    return locked
+
+
+@transaction.atomic
+def comment_restore(*, comment: Comment) -> Comment:
+    """Reverses `comment_takedown`: back in the list and the count. Idempotent."""
+    locked = Comment.objects.select_for_update().get(pk=comment.pk)
+    if locked.hidden_at is not None:
+        locked.hidden_at = None
+        locked.hidden_reason = ""
+        locked.save(update_fields=["hidden_at", "hidden_reason"])
+        counter_add(post_id=locked.post_id, field="comments", delta=1)
+    comment.hidden_at, comment.hidden_reason = locked.hidden_at, locked.hidden_reason
+    return locked
 
 
 # --- feed events ------------------------------------------------------------------------------
@@ -370,10 +505,30 @@ def preferences_set(*, user: User, steer: str, personalized: bool) -> FeedPrefer
 
 
 def on_video_removed(*, video: Video) -> None:
-    """`video.removed` hook: a removed video takes its post down with it."""
+    """`video.removed` hook: a removed video takes its post (live or taken down) with it."""
     post = Post.objects.select_for_update().filter(video_id=video.pk).first()
     if post is not None:
         _post_remove(post, video.removed_reason or "video removed")
+
+
+def on_video_taken_down(*, video: Video) -> None:
+    """`video.taken_down` hook: the post of a taken-down video is taken down with it."""
+    post = Post.objects.select_for_update().filter(video_id=video.pk).first()
+    if post is not None:
+        _post_hide(post, video.takedown_reason or "video taken down")
+
+
+def on_video_restored(*, video: Video) -> None:
+    """`video.restored` hook: a video posted again brings its post back. A post removed for
+    good meanwhile can't come back, and its video must not be posted alone: 409."""
+    post = Post.objects.select_for_update().filter(video_id=video.pk).first()
+    if post is None or video.state != VideoState.POSTED:
+        return
+    if post.state == P.REMOVED:
+        raise Conflict(
+            "This post was removed for good and can't be restored.", code="invalid_transition"
+        )
+    _post_show(post)
 
 
 def on_account_deleted(*, user: User) -> None:
@@ -381,9 +536,16 @@ def on_account_deleted(*, user: User) -> None:
     this user's likes, comments and remixes, and deletes their feed events (no FK there)."""
     likes = Counter(Like.objects.filter(user=user).values_list("post_id", flat=True))
     counters_add(field="likes", deltas={k: -v for k, v in likes.items()})
-    comments = Counter(Comment.objects.filter(author=user).values_list("post_id", flat=True))
+    # Hidden comments left the counts when they were taken down.
+    comments = Counter(
+        Comment.objects.filter(author=user, hidden_at__isnull=True).values_list(
+            "post_id", flat=True
+        )
+    )
     counters_add(field="comments", deltas={k: -v for k, v in comments.items()})
-    for post in Post.objects.select_for_update().filter(author=user, state=PostState.LIVE):
+    for post in Post.objects.select_for_update().filter(
+        author=user, state__in=[P.LIVE, P.TAKEN_DOWN]
+    ):
         _post_remove(post, "account deleted")
     FeedEvent.objects.filter(user_id=user.pk).delete()
     inbox.drop(user_id=user.pk)

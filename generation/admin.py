@@ -2,16 +2,11 @@ from django.contrib import admin, messages
 
 from config.core.errors import ApiError
 
-from .models import Appearance, Generation, GenerationCameo, SafetyRule, Video, VideoState
-from .services import generation_cancel, video_remove
+from .models import Appearance, Generation, GenerationCameo, Video
+from .services import generation_cancel
 
-
-@admin.register(SafetyRule)
-class SafetyRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "pattern", "enabled", "teens_only", "created_at")
-    list_filter = ("enabled", "kind", "teens_only")
-    list_editable = ("enabled",)
-    search_fields = ("name", "pattern")
+# The safety rules' admin (prompt blocklist, protected figures, blocked frame hashes) lives
+# with the rules in moderation (moderation.safety_admin).
 
 
 class GenerationCameoInline(admin.TabularInline):
@@ -41,20 +36,33 @@ class GenerationAdmin(admin.ModelAdmin):
     actions = [cancel]
 
 
-@admin.action(description="Take down (remove everywhere)")
-def takedown(modeladmin, request, queryset):
-    for video in queryset.exclude(state=VideoState.REMOVED):
-        video_remove(video=video, reason=f"taken down by {request.user.username}")
-
-
 @admin.register(Video)
 class VideoAdmin(admin.ModelAdmin):
+    """Read-only: a video's state changes through its services (publishing, removal) and
+    moderation's takedowns, which leave an audit trail (the console, docs/moderation.md)."""
+
     list_display = ("id", "owner", "state", "seconds", "width", "height", "created_at")
     list_filter = ("state",)
     search_fields = ("id", "owner__username", "sha256")
     raw_id_fields = ("owner", "generation")
-    readonly_fields = ("sha256", "content", "poster", "preview", "removed_reason")
-    actions = [takedown]
+    readonly_fields = [f.name for f in Video._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
-admin.site.register(Appearance)
+@admin.register(Appearance)
+class AppearanceAdmin(admin.ModelAdmin):
+    """Read-only: appearances are written with the video (consent decided them)."""
+
+    list_display = ("video", "cameo", "instructions_version")
+    raw_id_fields = ("video", "cameo")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -23,11 +23,35 @@ class VideoRemoved(Protocol):
     def __call__(self, *, video: Video) -> None: ...
 
 
+class VideoTakenDown(Protocol):
+    """Moderation hid the video, reversibly (files kept): hide what shows it, so that it is
+    gone from every list a removed one is gone from. Inside the takedown transaction, the video
+    row locked and already `taken_down` (`state_before_takedown` says where it was). Must be
+    idempotent: a post takedown hides its post first, then comes here through its video."""
+
+    def __call__(self, *, video: Video) -> None: ...
+
+
+class VideoRestored(Protocol):
+    """A takedown was reversed (appeal approved, timed takedown over): bring back what the
+    takedown hid. Inside the restoring transaction, the video row locked and back in its
+    previous state (draft or posted). Must be idempotent."""
+
+    def __call__(self, *, video: Video) -> None: ...
+
+
 class LikenessSource(Protocol):
     """Likenesses the request brings in without naming them (a remix parent's cameos).
     Admission checks the caller's consent for each. May refuse (ApiError) the request."""
 
     def __call__(self, *, user: User, request: AdmissionRequest) -> list[Cameo]: ...
+
+
+class AdmissionPromptCheck(Protocol):
+    """A policy check of the prompt alone, before any cameo is resolved (the prompt blocklist):
+    raise an ApiError to refuse; change nothing. Its refusals come before cameo refusals."""
+
+    def __call__(self, *, user: User, prompt: str, request: AdmissionRequest) -> None: ...
 
 
 class AdmissionCheck(Protocol):
@@ -43,6 +67,23 @@ class AdmissionAdjust(Protocol):
     that was not served to the caller). Never refuses."""
 
     def __call__(self, *, user: User, request: AdmissionRequest) -> None: ...
+
+
+class OutputCheck(Protocol):
+    """On the worker, after sampling and before the video exists: look at the generated frames
+    (uint8 [T, H, W, 3]) and return what is wrong with them, as sentences for a moderator; []
+    when nothing is. Any problem from any check holds the video for review (state `held`). An
+    exception counts as a problem too: an unchecked video is never delivered."""
+
+    def __call__(self, *, job: Generation, frames: np.ndarray) -> list[str]: ...
+
+
+class VideoHeld(Protocol):
+    """A video is `held`: open it for review. Inside the worker's finishing transaction (the
+    row just created `held`; `problems` are the output checks' answers), or inside the
+    restoring transaction when a takedown of a held video is reversed (it is held again)."""
+
+    def __call__(self, *, video: Video, problems: list[str]) -> None: ...
 
 
 class RemixContext(Protocol):
@@ -69,9 +110,14 @@ class RemixParentVideo(Protocol):
 
 
 VIDEO_REMOVED = hooks.define("video.removed", VideoRemoved)
+VIDEO_TAKEN_DOWN = hooks.define("video.taken_down", VideoTakenDown)
+VIDEO_RESTORED = hooks.define("video.restored", VideoRestored)
 LIKENESS_SOURCES = hooks.define("admission.likeness_sources", LikenessSource)
+ADMISSION_PROMPT_CHECK = hooks.define("admission.prompt_check", AdmissionPromptCheck)
 ADMISSION_CHECK = hooks.define("admission.check", AdmissionCheck)
 ADMISSION_ADJUST = hooks.define("admission.adjust", AdmissionAdjust)
+OUTPUT_CHECK = hooks.define("video.output_check", OutputCheck)
+VIDEO_HELD = hooks.define("video.held", VideoHeld)
 REMIX_CONTEXT = hooks.define("remix.context", RemixContext, provider=True)
 REMIX_SUBTREE = hooks.define("remix.subtree", RemixSubtree, provider=True)
 REMIX_PARENT_VIDEO = hooks.define("remix.parent_video", RemixParentVideo, provider=True)

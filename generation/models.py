@@ -97,6 +97,13 @@ class GenerationCameo(models.Model):
 class VideoState(models.TextChoices):
     DRAFT = "draft"
     POSTED = "posted"
+    # Held for review: the output check (the `video.output_check` hook) found a problem in its
+    # frames. Hidden like `taken_down` (its owner sees the state, nobody sees the content) until
+    # moderation releases it (-> draft) or takes it down.
+    HELD = "held"
+    # Hidden by moderation, reversibly: files kept, back to `state_before_takedown` on restore.
+    TAKEN_DOWN = "taken_down"
+    # Final: consent withdrawn, deleted by its author or account; the files are deleted.
     REMOVED = "removed"
 
 
@@ -117,6 +124,10 @@ class Video(models.Model):
     preview = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64, db_index=True)
     removed_reason = models.CharField(max_length=200, blank=True)
+    # While `taken_down`: where a restore returns it (draft or posted), why and since when.
+    state_before_takedown = models.CharField(max_length=16, choices=VideoState.choices, blank=True)
+    takedown_reason = models.CharField(max_length=200, blank=True)
+    taken_down_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -146,21 +157,5 @@ class Appearance(models.Model):
         return f"{self.cameo_id} in {self.video_id}"
 
 
-class SafetyRule(models.Model):
-    """A prompt rule applied at admission, editable by staff in the admin."""
-
-    class Kind(models.TextChoices):
-        KEYWORD = "keyword"  # whole-word match after normalisation
-        REGEX = "regex"
-
-    name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.KEYWORD)
-    pattern = models.CharField(max_length=300)
-    message = models.CharField(max_length=200, default="This prompt is not allowed.")
-    enabled = models.BooleanField(default=True)
-    # Teens get stricter rules on top of everyone's.
-    teens_only = models.BooleanField(default=False)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return self.name
+# The prompt blocklist (`SafetyRule`) moved to moderation.models with the other safety rules
+# (moderation migration 0003 copies the rows, generation 0004 drops the old table).

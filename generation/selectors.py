@@ -33,9 +33,18 @@ def generation_of(*, user, generation_id) -> Generation:
     return generation
 
 
+# States in which a video answers 404 to everyone, its owner included: removed for good,
+# taken down by moderation (reversibly), or held by the output check until moderation releases
+# it. Its owner still finds a taken-down or held one (state `taken_down` / `held`) in their
+# generations list, and its cameo owners in their appearances list; staff see it in the
+# moderation console.
+HIDDEN_STATES = (VideoState.REMOVED, VideoState.TAKEN_DOWN, VideoState.HELD)
+
+
 def videos_visible_to(user) -> QuerySet[Video]:
     """The owner, owners of cameos in the video, or anyone once posted unless a block stands
-    between them and its owner (the same rule as the post's). Removed: nobody.
+    between them and its owner (the same rule as the post's). Removed, taken down or held:
+    nobody.
 
     A cameo owner keeps seeing a video with their likeness even across a block: they must be
     able to find it to remove it.
@@ -43,7 +52,7 @@ def videos_visible_to(user) -> QuerySet[Video]:
     in_my_cameo = Exists(Appearance.objects.filter(video=OuterRef("pk"), cameo__owner_id=user.pk))
     posted = Q(state=VideoState.POSTED) & ~Q(owner_id__in=blocked_user_ids(user))
     return (
-        Video.objects.exclude(state=VideoState.REMOVED)
+        Video.objects.exclude(state__in=HIDDEN_STATES)
         .filter(Q(owner_id=user.pk) | posted | in_my_cameo)
         .select_related("owner")
     )
@@ -74,18 +83,23 @@ def video_claims_visible(*, user, video_id) -> list[Claim]:
 
 def video_unremoved(*, video_id) -> Video:
     """For a signed content URL: the signature stands for the visibility check made when the
-    URL was handed out; removal still wins."""
-    video = Video.objects.exclude(state=VideoState.REMOVED).filter(pk=video_id).first()
+    URL was handed out; removal, takedown and a hold still win."""
+    video = Video.objects.exclude(state__in=HIDDEN_STATES).filter(pk=video_id).first()
     if video is None:
         raise NotFound("No such video.")
     return video
 
 
 def drafts_of(*, user) -> QuerySet[Video]:
+    """Own drafts that may be published: a taken-down draft or a held video is not one (it
+    shows, state `taken_down` / `held`, in the generations list until moderation decides)."""
     return Video.objects.filter(owner=user, state=VideoState.DRAFT).select_related("owner")
 
 
 def appearances_of(*, cameo: Cameo) -> QuerySet[Appearance]:
+    """Every video showing the cameo, other people's drafts included. Taken-down and held
+    videos stay listed (state `taken_down` / `held`, the content itself 404s): neither is
+    final, so the cameo owner must still be able to remove the video for good."""
     return (
         Appearance.objects.filter(cameo=cameo)
         .exclude(video__state=VideoState.REMOVED)

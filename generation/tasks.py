@@ -16,11 +16,13 @@ from django.conf import settings
 from django.db import transaction
 
 from cameos.consent import cameo_can_use
+from config.core import hooks
 from rights.catalogue import IPDecision, ip_decision
 from rights.claims import claims_record
 
 from .dispatch import dispatch_after_commit
 from .engine.backends import EngineUnavailable
+from .hooks import OUTPUT_CHECK
 from .models import Generation, GenerationCameo, GenerationStatus
 from .runner import render_job, sample_job
 from .services.admission import remix_parent_video
@@ -46,6 +48,18 @@ def _ip_decision(job: Generation) -> IPDecision:
         semantic=True,
         inherited_from=remix_parent_video(job.remix_of_id),
     )
+
+
+def _output_problems(job: Generation, frames) -> list[str]:
+    """What the output checks (the `video.output_check` hook) found in the sampled frames.
+    A check that raises is a problem too: fail closed, an unchecked video is held for review,
+    never delivered (and the job is not retried: the frames are fine to keep)."""
+    try:
+        answers = hooks.run(OUTPUT_CHECK.name, job=job, frames=frames)
+    except Exception as exc:
+        logger.exception("generation %s: the output check failed", job.pk)
+        return [f"The output check could not run ({exc.__class__.__name__}); held to be safe."]
+    return [str(problem) for found in answers for problem in (found or [])]
 
 
 def _consent_lost(job: Generation) -> str | None:
@@ -86,6 +100,9 @@ def generation_run(self, generation_id: str) -> str:
             return _fail(
                 job, attempt, "cameo_consent_revoked", f"@{lost} was withdrawn while generating."
             )
+        # The output check looks at the frames before anything is delivered: a problem holds
+        # the video for moderation (state `held`) instead of making it a draft.
+        problems = _output_problems(job, frames)
         generation_heartbeat(generation=job, progress=0.96)
         video_id = uuid.uuid4()
         rendered = render_job(job, video_id=video_id, frames=frames, fps=fps)
@@ -95,7 +112,13 @@ def generation_run(self, generation_id: str) -> str:
                 generation_transition(generation=job, to=G.SUCCEEDED, attempt=attempt)
                 if _consent_lost(job):
                     raise _ConsentRace()
-                video_create(generation=job, video_id=video_id, rendered=rendered, files=files)
+                video_create(
+                    generation=job,
+                    video_id=video_id,
+                    rendered=rendered,
+                    files=files,
+                    problems=problems,
+                )
                 claims_record(video_id=video_id, owner=job.owner, matches=ip.matches)
         except _ConsentRace:
             delete_files(files.values())

@@ -136,9 +136,28 @@ def walker(make_user, other, active_cameo, make_post, make_video_row):
     (claim,) = claims_record(
         video_id=post.video_id, owner=user, matches=[AssetMatch(asset, "alias", "x", "prompt")]
     )
+    # Moderation: a ticket, an event on the walker's post and an appeal of it.
+    from django.contrib.auth.models import Group
+
+    from moderation.services import appeal_create, event_record, report_create
+
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
+    report, _ = report_create(
+        reporter=other, subject_type="post", subject_id=str(post.pk), reason="spam"
+    )
+    labelled, _ = event_record(
+        actor=make_user(username="walker_mod", is_superuser=True, is_staff=True),
+        subject_type="post",
+        subject_id=str(post.pk),
+        type="label",
+        label="satire",
+    )
+    appeal = appeal_create(user=user, event_id=labelled.public_id, text="not satire")
     return {
         "client": client_for(user),
         "params": {
+            "ticket_id": report.ticket_id,
+            "appeal_id": appeal.pk,
             "holder_id": holder.pk,
             "asset_id": asset.pk,
             "claim_id": claim.pk,

@@ -104,8 +104,14 @@ def _fill(path: str, operation: dict, username: str) -> tuple[str, bool]:
 def test_every_operation_refuses_hostile_input_without_5xx(fuzz_user, production_debug):
     from rest_framework.test import APIClient
 
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(fuzz_user)}")
+    user_client = APIClient()
+    user_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(fuzz_user)}")
+    # The moderation API answers 403 to anyone without a role before it reads the input:
+    # send the hostile input there as a moderation admin, so it reaches the parsing.
+    moderator = UserFactory(username="fuzzmod", is_staff=True, is_superuser=True)
+    staff_client = APIClient()
+    staff_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(moderator)}")
+    client = user_client
     deep = "[" * 50_000 + "]" * 50_000
     failures: list[tuple] = []
     checked = {"cursor": 0, "json": 0, "multipart": 0, "nul": 0}
@@ -115,7 +121,8 @@ def test_every_operation_refuses_hostile_input_without_5xx(fuzz_user, production
         if response.status_code not in allowed or "error" not in body:
             failures.append((what, path, response.status_code, str(body)[:160]))
 
-    for method, template, operation in _operations(client):
+    for method, template, operation in _operations(user_client):
+        client = staff_client if template.startswith("/api/v1/moderation/") else user_client
         path, lookups = _fill(template, operation, fuzz_user.username)
         # A missing object may answer 404 (or 403) before the input is looked at.
         refused = {400, 403, 404} if lookups else {400}
@@ -192,7 +199,26 @@ def reader(db, make_user, active_cameo, make_video_row, make_post):
         owner=me,
         matches=[AssetMatch(asset, "alias", "Reader Kid", "prompt")],
     )
+    # Moderation: I hold the admin role; a friend reported my post (a ticket), I reported
+    # theirs, and I appeal a label on mine.
+    from django.contrib.auth.models import Group
+
+    from moderation.services import appeal_create, event_record, report_create
+
+    me.groups.add(Group.objects.get_or_create(name="admin")[0])
+    report_create(reporter=friend, subject_type="post", subject_id=str(middle.pk), reason="spam")
+    report_create(reporter=me, subject_type="post", subject_id=str(root.pk), reason="spam")
+    labelled, _ = event_record(
+        actor=make_user(username="labeller", is_staff=True, is_superuser=True),
+        subject_type="post",
+        subject_id=str(middle.pk),
+        type="label",
+        label="satire",
+    )
+    appeal_create(user=me, event_id=labelled.public_id, text="it is not satire")
     return me, {
+        "subject_type": "post",
+        "subject_id": str(middle.pk),
         "holder_id": holder.pk,
         "asset_id": asset.pk,
         "claim_id": claim.pk,

@@ -466,7 +466,33 @@ def _world(make_video_row, make_post, active_cameo) -> dict[str, Any]:
         )
     ]
     claim_transition(claim=claims[1], to="disputed", actor=alice, reason="mine")
+    # Moderation: frank's post, a ticket on it, labels to appeal and appeals to decide.
+    from moderation.services import appeal_create, event_record, report_create
+
+    mod_post = make_post(frank, caption="frank's")
+    held_video = make_video_row(frank, state="held")
+    labels = [
+        event_record(
+            actor=staff,
+            subject_type="post",
+            subject_id=str(mod_post.pk),
+            type="label",
+            label=f"l{i}",
+        )[0]
+        for i in range(3)
+    ]
+    # After the labels (an action closes the tickets open at the time).
+    ticket = report_create(
+        reporter=carol, subject_type="post", subject_id=str(mod_post.pk), reason="spam"
+    )[0].ticket
+    appeals = [appeal_create(user=frank, event_id=e.public_id, text="no") for e in labels[1:]]
     return {
+        "frank_api": client_for(frank),
+        "mod_post": mod_post,
+        "held_video": held_video,
+        "ticket": ticket,
+        "labels": labels,
+        "appeals": appeals,
         "holder": holder,
         "asset": assets[0],
         "claims": claims,
@@ -927,6 +953,90 @@ def _calls(w: dict[str, Any]) -> list[Call]:
             f"{A}/claims/{{claim_id}}/release",
             f"{A}/claims/{claims[2].pk}/release",
             api,
+            expect="2xx",
+        ),
+        # moderation: the database only; notifications push best-effort
+        Call(
+            "POST",
+            f"{A}/reports",
+            f"{A}/reports",
+            api,
+            {"subject_type": "post", "subject_id": str(w["mod_post"].pk), "reason": "hate"},
+            expect="2xx",
+        ),
+        Call("GET", f"{A}/me/reports", f"{A}/me/reports", api, expect="2xx"),
+        Call(
+            "GET",
+            f"{A}/moderation/reports",
+            f"{A}/moderation/reports",
+            w["staff_api"],
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/moderation/reports/{{ticket_id}}/assign",
+            f"{A}/moderation/reports/{w['ticket'].pk}/assign",
+            w["staff_api"],
+            {},
+            expect="2xx",
+        ),
+        Call(
+            "GET",
+            f"{A}/moderation/subjects/{{subject_type}}/{{subject_id}}",
+            f"{A}/moderation/subjects/post/{w['mod_post'].pk}",
+            w["staff_api"],
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/appeals",
+            f"{A}/appeals",
+            w["frank_api"],
+            {"event_id": str(w["labels"][0].public_id), "text": "it is art"},
+            expect="2xx",
+        ),
+        Call(
+            "GET",
+            f"{A}/moderation/appeals",
+            f"{A}/moderation/appeals",
+            w["staff_api"],
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/moderation/appeals/{{appeal_id}}/approve",
+            f"{A}/moderation/appeals/{w['appeals'][0].pk}/approve",
+            w["staff_api"],
+            {},
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/moderation/appeals/{{appeal_id}}/reject",
+            f"{A}/moderation/appeals/{w['appeals'][1].pk}/reject",
+            w["staff_api"],
+            {},
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/moderation/videos/{{video_id}}/release",
+            f"{A}/moderation/videos/{w['held_video'].pk}/release",
+            w["staff_api"],
+            {"reason": "a test pattern"},
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/moderation/events",
+            f"{A}/moderation/events",
+            w["staff_api"],
+            {
+                "subject_type": "post",
+                "subject_id": str(w["mod_post"].pk),
+                "type": "takedown",
+                "reason": "spam ring",
+            },
             expect="2xx",
         ),
         # last: the ones that end sessions and accounts

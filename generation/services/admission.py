@@ -1,17 +1,20 @@
 """Admission: everything decided before a job exists, in one transaction.
 
-Quota -> safety rules -> cameo resolution (ids, @handles, and the cameos a remix parent
-carries) -> consent for each -> registered IP (rights.catalogue: 403 `ip_blocked`) -> the
-pluggable policy checks (the `admission.check` hook, e.g. rights) -> request rewrites
-(`admission.adjust`) -> the job row `queued` ->
-dispatch after commit.
+Suspension (403 `account_suspended`) -> quota -> checks of the prompt alone (the
+`admission.prompt_check` hook: moderation's prompt blocklist, 403 `content_policy`) -> cameo
+resolution (ids, @handles, and the cameos a remix parent carries) -> consent for each ->
+registered IP (rights.catalogue: 403 `ip_blocked`) -> the pluggable policy checks (the
+`admission.check` hook: moderation's public-figure protection) -> request rewrites
+(`admission.adjust`) -> the job row `queued` -> dispatch after commit.
+
+The safety rules themselves belong to moderation (a higher layer), so admission only calls
+the hooks; RIFF_HOOKS names the implementations (docs/moderation-safety.md).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -22,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services import user_suspension_check
 from cameos.consent import cameo_can_use
 from cameos.models import Cameo
 from cameos.selectors import cameos_by_handles
@@ -32,8 +36,14 @@ from rights.ledger import InsufficientFunds
 from rights.selectors import credits_balance
 from rights.services import credit_spend
 
-from ..hooks import ADMISSION_ADJUST, ADMISSION_CHECK, LIKENESS_SOURCES, REMIX_PARENT_VIDEO
-from ..models import Aspect, Generation, GenerationCameo, GenerationStatus, SafetyRule
+from ..hooks import (
+    ADMISSION_ADJUST,
+    ADMISSION_CHECK,
+    ADMISSION_PROMPT_CHECK,
+    LIKENESS_SOURCES,
+    REMIX_PARENT_VIDEO,
+)
+from ..models import Aspect, Generation, GenerationCameo, GenerationStatus
 
 HANDLE_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_.]{3,30})")
 
@@ -49,10 +59,6 @@ class AdmissionRequest:
     aspect: str = "9:16"
     seed: int | None = None
     serve_id: str = ""
-
-
-def normalize_prompt(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def _quota_for(user: User) -> int:
@@ -91,23 +97,6 @@ def _spend_credit(user: User, generation_id: uuid.UUID) -> None:
             credit_spend(user=user, key=str(generation_id))
     except InsufficientFunds:
         raise _quota_exceeded(user) from None
-
-
-def check_safety(user: User, prompt: str) -> None:
-    text = normalize_prompt(prompt)
-    rules = SafetyRule.objects.filter(enabled=True)
-    if not user.is_teen:
-        rules = rules.filter(teens_only=False)
-    for rule in rules:
-        if rule.kind == SafetyRule.Kind.REGEX:
-            hit = re.search(rule.pattern, text, flags=re.IGNORECASE) is not None
-        else:
-            hit = (
-                re.search(rf"(?<!\w){re.escape(normalize_prompt(rule.pattern))}(?!\w)", text)
-                is not None
-            )
-        if hit:
-            raise Forbidden(rule.message, code="content_policy")
 
 
 def remix_parent_video(remix_of_id):
@@ -180,13 +169,17 @@ def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
 @transaction.atomic
 def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     # Serialise admissions per user so the quota check can't be raced.
-    User.objects.select_for_update().filter(pk=user.pk).first()
+    locked = User.objects.select_for_update().filter(pk=user.pk).first()
+    # A suspended user may not generate or remix (403 `account_suspended`), before anything
+    # else, the quota included; the locked row is the current one, whatever `user` held.
+    user_suspension_check(user=locked or user)
     over_quota = _over_quota(user)
     # The quota answers first, as it always has; the credit itself is spent (and re-checked
     # under the ledger's lock) only once every other check has passed.
     if over_quota and credits_balance(user=user) <= 0:
         raise _quota_exceeded(user)
-    check_safety(user, request.prompt)
+    # Checks of the prompt alone (the blocklist) answer before any cameo refusal.
+    hooks.run(ADMISSION_PROMPT_CHECK.name, user=user, prompt=request.prompt, request=request)
     cameos = resolve_cameos(user, request)
     # Registered IP: a blocked asset named in the prompt, in a cameo's instructions, or
     # portrayed by a character cameo is refused here (403 `ip_blocked`); the worker checks the

@@ -1,4 +1,7 @@
-"""Videos: stored by the worker, removed by one function (video_remove) whoever asks."""
+"""Videos: stored by the worker (as a draft, or `held` when the output check found a problem),
+removed by one function (video_remove) whoever asks, taken down and restored by moderation
+(video_takedown / video_restore, reversible, files kept), released from a hold by moderation
+(video_release)."""
 
 from __future__ import annotations
 
@@ -7,12 +10,14 @@ import uuid
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.services import notification_create
 from config.core import hooks
+from config.core.errors import Conflict
 from config.core.states import StateMachine
 
-from ..hooks import VIDEO_REMOVED
+from ..hooks import VIDEO_HELD, VIDEO_REMOVED, VIDEO_RESTORED, VIDEO_TAKEN_DOWN
 from ..models import Appearance, Generation, GenerationCameo, Video, VideoState
 
 
@@ -40,13 +45,22 @@ def delete_files(names) -> None:
 
 
 def video_create(
-    *, generation: Generation, video_id: uuid.UUID, rendered, files: dict[str, str]
+    *,
+    generation: Generation,
+    video_id: uuid.UUID,
+    rendered,
+    files: dict[str, str],
+    problems: list[str] | None = None,
 ) -> Video:
-    """Inside the worker's finishing transaction: the draft, its appearances, notifications."""
+    """Inside the worker's finishing transaction: the draft, its appearances, notifications.
+
+    With `problems` (what the output check found) the video is created `held` instead of a
+    draft, and the `video.held` hook opens it for review (moderation's queue)."""
     video = Video.objects.create(
         id=video_id,
         owner_id=generation.owner_id,
         generation=generation,
+        state=VideoState.HELD if problems else VideoState.DRAFT,
         seconds=rendered.duration_s,
         width=rendered.width,
         height=rendered.height,
@@ -71,24 +85,55 @@ def video_create(
                     "state": video.state,
                 },
             )
+    if problems:
+        hooks.run(VIDEO_HELD.name, video=video, problems=list(problems))
     return video
 
 
 V = VideoState
 VIDEO_STATES = StateMachine(
     "video",
-    {V.DRAFT: {V.POSTED, V.REMOVED}, V.POSTED: {V.REMOVED}, V.REMOVED: set()},
+    {
+        V.DRAFT: {V.POSTED, V.TAKEN_DOWN, V.REMOVED},
+        V.POSTED: {V.TAKEN_DOWN, V.REMOVED},
+        # Held by the output check: released to draft by moderation (video_release), or taken
+        # down, or removed (consent withdrawn, account deleted). Never posted while held.
+        V.HELD: {V.DRAFT, V.TAKEN_DOWN, V.REMOVED},
+        # Back where it was (`state_before_takedown`), or removed for good (consent withdrawn,
+        # account deleted): a takedown never shields a video from its cameo owners.
+        V.TAKEN_DOWN: {V.DRAFT, V.POSTED, V.HELD, V.REMOVED},
+        V.REMOVED: set(),
+    },
     field="state",
 )
 
 
 @transaction.atomic
 def video_transition(*, video: Video, to: str, reason: str = "") -> Video:
-    """The only way a video's state changes (publishing, removal). Locks the row."""
+    """The only way a video's state changes (publishing, takedown, restore, removal). Locks the
+    row. Leaving `taken_down` other than for `removed` goes back to `state_before_takedown`
+    only (409 `invalid_transition` otherwise): a takedown can't turn a draft into a post, nor
+    release a held video."""
     locked = Video.objects.select_for_update().get(pk=video.pk)
     VIDEO_STATES.check(locked.state, to)
-    locked.state = to
     fields = ["state"]
+    if to == V.TAKEN_DOWN:
+        locked.state_before_takedown = locked.state
+        locked.takedown_reason = reason[:200]
+        locked.taken_down_at = timezone.now()
+        fields += ["state_before_takedown", "takedown_reason", "taken_down_at"]
+    elif locked.state == V.TAKEN_DOWN and to != V.REMOVED:
+        if to != locked.state_before_takedown:
+            raise Conflict(
+                f"This video was taken down from {locked.state_before_takedown or 'unknown'}; "
+                f"it can only go back there, not to {to}.",
+                code="invalid_transition",
+            )
+        locked.state_before_takedown = ""
+        locked.takedown_reason = ""
+        locked.taken_down_at = None
+        fields += ["state_before_takedown", "takedown_reason", "taken_down_at"]
+    locked.state = to
     if to == V.REMOVED:
         locked.removed_reason = reason[:200]
         fields.append("removed_reason")
@@ -99,7 +144,8 @@ def video_transition(*, video: Video, to: str, reason: str = "") -> Video:
 
 @transaction.atomic
 def video_remove(*, video: Video, reason: str) -> Video:
-    """Removes a video everywhere (draft or post); files are deleted after commit."""
+    """Removes a video everywhere (draft, post, or taken down) for good; files are deleted
+    after commit."""
     locked = Video.objects.select_for_update().get(pk=video.pk)
     if locked.state == VideoState.REMOVED:
         return locked
@@ -107,4 +153,72 @@ def video_remove(*, video: Video, reason: str) -> Video:
     hooks.run(VIDEO_REMOVED.name, video=locked)
     names = [locked.content, locked.poster, locked.preview]
     transaction.on_commit(lambda: delete_files(names))
+    return locked
+
+
+@transaction.atomic
+def video_takedown(*, video: Video, reason: str) -> Video:
+    """Moderation hides a video (draft or posted), reversibly: it answers 404 to everyone
+    (`/videos/{id}`, its content, signed URLs included), and its post, if any, leaves every
+    list through the `video.taken_down` hook. The files are kept for `video_restore`.
+
+    Idempotent: a video already taken down is returned as it is (the first reason stands).
+    A removed video is gone for good: 409 `invalid_transition`.
+    """
+    locked = Video.objects.select_for_update().get(pk=video.pk)
+    if locked.state != V.TAKEN_DOWN:
+        locked = video_transition(video=locked, to=V.TAKEN_DOWN, reason=reason)
+        hooks.run(VIDEO_TAKEN_DOWN.name, video=locked)
+    video.state = locked.state
+    return locked
+
+
+@transaction.atomic
+def video_restore(*, video: Video) -> Video:
+    """Reverses `video_takedown`: the video goes back to the state it was taken down from
+    (draft, posted or held) and, through the `video.restored` hook, its post comes back.
+
+    A video taken down while held goes back to `held`, never straight to a draft: nobody
+    released it, so it is opened for review again (the `video.held` hook), whatever reversed
+    the takedown (an approved appeal, a timed takedown running out). Fail closed.
+
+    Idempotent: a draft, posted or held video is returned as it is. A removed video (consent
+    withdrawn, account deleted while it was down) can't come back: 409 `invalid_transition`.
+    """
+    locked = Video.objects.select_for_update().get(pk=video.pk)
+    if locked.state == V.REMOVED:
+        raise Conflict(
+            "This video was removed for good and can't be restored.", code="invalid_transition"
+        )
+    if locked.state == V.TAKEN_DOWN:
+        locked = video_transition(video=locked, to=locked.state_before_takedown)
+        hooks.run(VIDEO_RESTORED.name, video=locked)
+        if locked.state == V.HELD:
+            hooks.run(
+                VIDEO_HELD.name,
+                video=locked,
+                problems=["A takedown of this held video was reversed; it is still held."],
+            )
+    video.state = locked.state
+    return locked
+
+
+@transaction.atomic
+def video_release(*, video: Video) -> Video:
+    """Moderation looked at a video the output check held and found nothing wrong: `held` ->
+    `draft`, so its owner can see and publish it. Called by moderation (held_release), which
+    records the decision.
+
+    Idempotent: a draft is returned as it is. Any other state (posted, taken down, removed)
+    is 409 `invalid_transition`: only a hold is released here.
+    """
+    locked = Video.objects.select_for_update().get(pk=video.pk)
+    if locked.state != V.DRAFT:
+        if locked.state != V.HELD:
+            raise Conflict(
+                f"Only a held video can be released; this one is {locked.state}.",
+                code="invalid_transition",
+            )
+        locked = video_transition(video=locked, to=V.DRAFT)
+    video.state = locked.state
     return locked

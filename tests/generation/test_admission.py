@@ -7,7 +7,8 @@ from django.db import connection
 
 from accounts.models import Block
 from cameos.models import Audience, Cameo, CameoGrant
-from generation.models import Generation, GenerationCameo, SafetyRule
+from generation.models import Generation, GenerationCameo
+from moderation.models import SafetyRule
 from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.helpers import assert_error

@@ -57,7 +57,7 @@ def test_credits_pay_beyond_the_quota_and_come_back_once(api, user, settings):
 
 
 def test_a_refused_request_spends_nothing(api, user, settings):
-    from generation.models import SafetyRule
+    from moderation.models import SafetyRule
 
     settings.RIFF_DAILY_QUOTA = 0
     SafetyRule.objects.create(name="gore", pattern="gore", message="No gore.")

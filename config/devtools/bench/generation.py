@@ -38,7 +38,8 @@ def bench_generation(*, requests: int, dispatch: int) -> dict:
     from accounts.tokens import token_issue
     from cameos.models import Cameo, CameoGrant, CameoKind, CameoStatus
     from cameos.services import cameo_create
-    from generation.models import Generation, SafetyRule
+    from generation.models import Generation
+    from moderation.models import SafetyRule
 
     stamp = str(int(time.time()))
     owner = User.objects.create_user(

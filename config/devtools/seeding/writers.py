@@ -148,6 +148,8 @@ def write_videos(users: Users, posts: Posts, report: SeedReport, *, quiet: bool)
         "preview",
         "sha256",
         "removed_reason",
+        "state_before_takedown",
+        "takedown_reason",
         "created_at",
     ]
     posted = (VideoState.POSTED.value, "")
@@ -164,7 +166,7 @@ def write_videos(users: Users, posts: Posts, report: SeedReport, *, quiet: bool)
             rows.append(
                 f"{vid}\t{users.ids[posts.author[j]]}\t{gen}\t{state}\t{shape}\t"
                 f"videos/seed/{vid}.mp4\tvideos/seed/{vid}.jpg\tvideos/seed/{vid}.webp\t"
-                f"{digest}\t{why}\t{posts.rendered[j]}"
+                f"{digest}\t{why}\t\t\t{posts.rendered[j]}"
             )
         return "\n".join(rows)
 
@@ -185,6 +187,7 @@ def write_posts(users: Users, posts: Posts, report: SeedReport, *, quiet: bool) 
         "depth",
         "cameo_ids",
         "serve_id",
+        "takedown_reason",
         "created_at",
     ]
     live = (PostState.LIVE.value, "")
@@ -199,7 +202,7 @@ def write_posts(users: Users, posts: Posts, report: SeedReport, *, quiet: bool) 
             rows.append(
                 f"{posts.ids[j]}\t{users.ids[posts.author[j]]}\t{posts.video_ids[j]}\t"
                 f"{posts.prompt(j)} #riff\t{boolean(posts.allow_remix[j])}\t{state}\t{why}\t"
-                f"{remix_of}\t{posts.ids[posts.root[j]]}\t{posts.depth[j]}\t[]\t\t"
+                f"{remix_of}\t{posts.ids[posts.root[j]]}\t{posts.depth[j]}\t[]\t\t\t"
                 f"{posts.created[j]}"
             )
         return "\n".join(rows)
