@@ -31,6 +31,7 @@ urlpatterns = [
     # Ahead of the admin's own URLs: the same login page, with a throttle in front.
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
+    path("console/", include("moderation.console.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI and ReDoc load only this server's static files (drf-spectacular-sidecar), so

@@ -554,6 +554,7 @@ def _calls(w: dict[str, Any]) -> list[Call]:
             expect="2xx",
         ),
         Call("GET", "admin/", "/admin/", w["admin"], expect="2xx"),
+        Call("GET", "console/", "/console/", w["admin"], expect="2xx"),
         # accounts
         Call("GET", f"{A}/me", f"{A}/me", api, expect="2xx"),
         Call("PATCH", f"{A}/me", f"{A}/me", api, {"bio": "still here"}, expect="2xx"),
