@@ -335,3 +335,27 @@ def test_revenue_held_by_one_claim_settles_when_a_later_dispute_ends_last(claime
     assert DisputeHold.objects.get(event=held).settled_at is not None
     assert ("ip", "holder") in parts(held) and parts(held)[("ip", "holder")] == 1_200_000
     assert ledger_problems() == []
+
+
+def test_takedowns_and_revocations_keep_claims_and_their_terms(claimed, active_cameo):
+    from cameos.services import cameo_revoke
+    from feed.services import post_restore, post_takedown
+
+    post, claim = claimed["post"], claimed["claim"]
+    post_takedown(post=post, reason="under review")
+    # The claim stays, with its terms; revenue reported for the post meanwhile still splits.
+    assert Claim.objects.get(pk=claim.pk).status == "active"
+    assert parts(record(post, "during-takedown").event)[("ip", "holder")] == 1_200_000
+    post_restore(post=post)
+    # A character cameo that portrayed the asset is revoked: the link stays as a record, and
+    # so does every claim made through it.
+    character = active_cameo(claimed["ana"], kind="character", handle="moth.suit")
+    client_for(claimed["ana"]).patch(
+        f"/api/v1/rights/assets/{claimed['moth']['id']}",
+        {"cameo_id": str(character.pk)},
+        format="json",
+    )
+    cameo_revoke(cameo=character, actor=claimed["ana"])
+    assert str(IPAsset.objects.get(pk=claimed["moth"]["id"]).cameo_id) == str(character.pk)
+    assert Claim.objects.filter(pk=claim.pk, policy_version=1, share_bps=1500).exists()
+    assert ledger_problems() == []
