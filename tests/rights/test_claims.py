@@ -65,6 +65,30 @@ def parts(event) -> dict:
     return out
 
 
+def second_claim(claimed, make_user):
+    """A second licensed asset (10 %), of another holder (member: dora), claimed on the same
+    video: (dora, the claim)."""
+    staff = client_for(make_user(username="boss", is_staff=True))
+    dora = make_user(username="dora")
+    other = staff.post(
+        "/api/v1/rights/holders", {"name": "Dune Co", "members": ["dora"]}, format="json"
+    ).json()
+    terms = {"name": "Sand Wyrm", "policy": "licensed", "share_bps": 1000}
+    sand = client_for(dora).post(
+        "/api/v1/rights/assets", {"holder_id": other["id"], **terms}, format="json"
+    )
+    (claim,) = claims_record(
+        video_id=claimed["post"].video_id,
+        owner=claimed["carl"],
+        matches=[
+            AssetMatch(
+                IPAsset.objects.get(pk=sand.json()["id"]), "semantic", "Sand Wyrm", "prompt", 0.7
+            )
+        ],
+    )
+    return dora, claim
+
+
 def test_a_licensed_claim_pays_its_holder_its_share(claimed):
     event = record(claimed["post"], "e1").event
     assert parts(event) == {
@@ -173,33 +197,7 @@ def test_a_holder_may_waive_an_active_claim(claimed):
 
 
 def test_two_disputed_claims_settle_once_both_are_decided(claimed, studio, make_user):
-    # A second licensed asset of another holder on the same video.
-    staff = client_for(make_user(username="boss", is_staff=True))
-    dora = make_user(username="dora")
-    other = staff.post(
-        "/api/v1/rights/holders", {"name": "Dune Co", "members": ["dora"]}, format="json"
-    ).json()
-    sand = (
-        client_for(dora)
-        .post(
-            "/api/v1/rights/assets",
-            {
-                "holder_id": other["id"],
-                "name": "Sand Wyrm",
-                "policy": "licensed",
-                "share_bps": 1000,
-            },
-            format="json",
-        )
-        .json()
-    )
-    (second,) = claims_record(
-        video_id=claimed["post"].video_id,
-        owner=claimed["carl"],
-        matches=[
-            AssetMatch(IPAsset.objects.get(pk=sand["id"]), "semantic", "Sand Wyrm", "prompt", 0.7)
-        ],
-    )
+    dora, second = second_claim(claimed, make_user)
     carl = client_for(claimed["carl"])
     for claim in (claimed["claim"], second):
         carl.post(f"/api/v1/claims/{claim.pk}/dispute", {"reason": "no"}, format="json")
@@ -299,30 +297,7 @@ def test_account_deletion_keeps_claims_and_holds(claimed):
 def test_revenue_held_by_one_claim_settles_when_a_later_dispute_ends_last(claimed, make_user):
     """Found by the property test: A is disputed, revenue is held by A alone, then B is
     disputed; A is decided first (B still disputed: wait), then B. The hold must settle then."""
-    staff = client_for(make_user(username="boss2", is_staff=True))
-    dora = make_user(username="dora")
-    other = staff.post(
-        "/api/v1/rights/holders", {"name": "Dune Co", "members": ["dora"]}, format="json"
-    ).json()
-    sand = (
-        client_for(dora)
-        .post(
-            "/api/v1/rights/assets",
-            {
-                "holder_id": other["id"],
-                "name": "Sand Wyrm",
-                "policy": "licensed",
-                "share_bps": 1000,
-            },
-            format="json",
-        )
-        .json()
-    )
-    (b,) = claims_record(
-        video_id=claimed["post"].video_id,
-        owner=claimed["carl"],
-        matches=[AssetMatch(IPAsset.objects.get(pk=sand["id"]), "alias", "x", "prompt")],
-    )
+    dora, b = second_claim(claimed, make_user)
     carl = client_for(claimed["carl"])
     a = claimed["claim"]
     carl.post(f"/api/v1/claims/{a.pk}/dispute", {"reason": "no"}, format="json")
