@@ -24,7 +24,7 @@ from accounts.authentication import BearerTokenAuthentication
 from accounts.idempotency import HEADER, idempotent
 from accounts.selectors import user_by_username
 from config.core.errors import Forbidden, Invalid, NotFound
-from config.core.pagination import KeysetPagination, page_of, paginated_response
+from config.core.pagination import KeysetPagination, page_of, paginated_response, paginated_rows
 from config.core.schema import IDEMPOTENCY_HEADER, error_responses
 
 from . import catalogue, claims, payouts, selectors, services
@@ -232,12 +232,6 @@ class PayoutsApi(APIView):
 # --- the rights catalogue: holders, assets, the IP check, claims, statements ---------------
 
 
-def _page(view: APIView, request: Request, queryset, render) -> Response:
-    paginator = KeysetPagination()
-    rows = paginator.paginate_queryset(queryset, request, view)
-    return paginator.get_paginated_response([render(row) for row in rows])
-
-
 def _holder_body(holder, user) -> dict:
     show = user.is_staff or catalogue.is_member(user, holder.pk)
     return HolderOut(selectors.holder_out(holder, show_members=show)).data
@@ -334,7 +328,9 @@ class AssetsApi(PublicReadView):
         q = request.query_params.get("q", "")
         if len(q) > 120 or not q.isprintable():
             raise Invalid("q is at most 120 printable characters.", fields={"q": ["Invalid."]})
-        return _page(self, request, catalogue.catalogue(q=q), _asset_body)
+        return paginated_rows(
+            self, request, catalogue.catalogue(q=q), lambda rows: [_asset_body(a) for a in rows]
+        )
 
     @extend_schema(
         request=AssetIn,
@@ -428,7 +424,12 @@ class HolderClaimsApi(APIView):
             if wanted not in ClaimStatus.values:
                 raise Invalid("Unknown status.", fields={"status": ["Invalid."]})
             claims = claims.filter(status=wanted)
-        return _page(self, request, claims, lambda c: ClaimOut(selectors.claim_out(c)).data)
+        return paginated_rows(
+            self,
+            request,
+            claims,
+            lambda rows: [ClaimOut(selectors.claim_out(c)).data for c in rows],
+        )
 
 
 class ClaimActionApi(APIView):

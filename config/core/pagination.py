@@ -333,7 +333,17 @@ def paginated_response(
     view: Any, request: Request, queryset: QuerySet, serializer_class: type
 ) -> Response:
     """One keyset page of `queryset` serialized with `serializer_class`, in the list envelope."""
+    return paginated_rows(
+        view,
+        request,
+        queryset,
+        lambda page: serializer_class(page, many=True, context={"request": request}).data,
+    )
+
+
+def paginated_rows(view: Any, request: Request, queryset: QuerySet, render: Any) -> Response:
+    """One keyset page of `queryset`, each page of rows turned into items by `render(rows)`
+    (for views whose items are built by selectors rather than a model serializer)."""
     paginator = KeysetPagination()
     page = paginator.paginate_queryset(queryset, request, view)
-    data = serializer_class(page, many=True, context={"request": request}).data
-    return paginator.get_paginated_response(data)
+    return paginator.get_paginated_response(render(page))
