@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import user_by_username
 from config.core.errors import Invalid, NotFound
-from config.core.pagination import KeysetPagination, page_of
+from config.core.pagination import page_of, paginated_rows
 from config.core.schema import error_responses
 from generation.models import Video
 
@@ -31,12 +31,6 @@ from .serializers import (
     SubjectOut,
 )
 from .subjects import subject_get
-
-
-def _page(view: APIView, request: Request, queryset, render) -> Response:
-    paginator = KeysetPagination()
-    rows = paginator.paginate_queryset(queryset, request, view)
-    return paginator.get_paginated_response([render(row) for row in rows])
 
 
 class ReportsApi(APIView):
@@ -64,7 +58,12 @@ class MyReportsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         mine = Report.objects.filter(reporter=request.user).select_related("ticket")
-        return _page(self, request, mine, lambda r: ReportOut(selectors.report_out(r)).data)
+        return paginated_rows(
+            self,
+            request,
+            mine,
+            lambda rows: [ReportOut(selectors.report_out(r)).data for r in rows],
+        )
 
 
 class QueueApi(APIView):
@@ -92,7 +91,12 @@ class QueueApi(APIView):
         found = selectors.tickets(
             status=params.get("status"), work_queue=params.get("queue"), reason=reason
         )
-        return _page(self, request, found, lambda t: ReportTicketOut(selectors.ticket_out(t)).data)
+        return paginated_rows(
+            self,
+            request,
+            found,
+            lambda rows: [ReportTicketOut(selectors.ticket_out(t)).data for t in rows],
+        )
 
 
 class AssignApi(APIView):
@@ -172,7 +176,12 @@ class PendingAppealsApi(APIView):
     def get(self, request: Request) -> Response:
         services.require_role(request.user, "moderator")
         pending = Appeal.objects.filter(status="pending").select_related("event")
-        return _page(self, request, pending, lambda a: AppealOut(selectors.appeal_out(a)).data)
+        return paginated_rows(
+            self,
+            request,
+            pending,
+            lambda rows: [AppealOut(selectors.appeal_out(a)).data for a in rows],
+        )
 
 
 class AppealDecisionApi(APIView):

@@ -167,15 +167,17 @@ def queue_for(reason: str, subject_type: str) -> str:
     return QUEUES[reason]
 
 
-def reporter_accuracy(user_id) -> float:
-    """How often this reporter's decided reports led to an action: (actioned+1)/(decided+2)."""
-    if user_id is None:
-        return 0.5
-    decided = Report.objects.filter(reporter_id=user_id, ticket__status=TS.CLOSED)
-    counts = decided.aggregate(
-        n=Count("id"), a=Count("id", filter=Q(ticket__outcome=Outcome.ACTIONED))
+def reporter_accuracy(user_ids) -> dict:
+    """How often each reporter's decided reports led to an action, (actioned+1)/(decided+2),
+    for all of them in one query (0.5 for a reporter with no decided reports)."""
+    rows = (
+        Report.objects.filter(reporter_id__in=[u for u in user_ids if u is not None])
+        .filter(ticket__status=TS.CLOSED)
+        .values("reporter_id")
+        .annotate(n=Count("id"), a=Count("id", filter=Q(ticket__outcome=Outcome.ACTIONED)))
     )
-    return (counts["a"] + 1) / (counts["n"] + 2)
+    found = {r["reporter_id"]: (r["a"] + 1) / (r["n"] + 2) for r in rows}
+    return {u: found.get(u, 0.5) for u in user_ids}
 
 
 def ticket_priority(ticket: Ticket, subject: Subject) -> int:
@@ -183,7 +185,8 @@ def ticket_priority(ticket: Ticket, subject: Subject) -> int:
     their reports were right (log-scaled), plus the subject's reach (log-scaled), plus a jump
     to the front for a likeness report by the person in the video. docs/moderation.md."""
     reports = list(ticket.reports.filter(muted=False).values_list("reporter_id", flat=True))
-    weight = sum(2 * reporter_accuracy(r) for r in set(reports))  # 1.0 for an unknown reporter
+    # 1.0 for an unknown reporter, up to 2 for a reliable one.
+    weight = sum(2 * accuracy for accuracy in reporter_accuracy(set(reports)).values())
     points = (
         SEVERITY[ticket.reason] + 20 * math.log2(1 + weight) + 5 * math.log10(1 + reach(subject))
     )
