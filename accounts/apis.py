@@ -34,6 +34,7 @@ from .serializers import (
     ProfileOut,
     RegisterIn,
     TicketOut,
+    me_out,
 )
 from .throttles import LoginUsernameThrottle
 from .tokens import token_issue, token_revoke, token_revoke_all
@@ -109,7 +110,7 @@ class LogoutAllApi(APIView):
 class MeApi(APIView):
     @extend_schema(responses={200: MeOut})
     def get(self, request: Request) -> Response:
-        return Response(MeOut(request.user, context={"request": request}).data)
+        return Response(me_out(request.user, request))
 
     @extend_schema(request=MeIn, responses={200: MeOut, 400: ERRORS[400]})
     def patch(self, request: Request) -> Response:

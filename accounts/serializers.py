@@ -9,6 +9,7 @@ from config.core.fields import (
     OutputModelSerializer,
     StrictCharField,
     StrictUUIDField,
+    iso_datetime,
 )
 
 from .models import Invite, Notification, User
@@ -99,6 +100,23 @@ class MeOut(OutputModelSerializer):
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_avatar_small_url(self, obj: User) -> str | None:
         return media_url(self.context.get("request"), obj.avatar_small)
+
+
+def me_out(user: User, request) -> dict:
+    """`MeOut` of `user`, built directly: `GET /me` is the cheapest authenticated read, and
+    the serializer's per-request field set-up was a sizeable part of it. A test holds the two
+    to the same output."""
+    return {
+        "id": str(user.pk),
+        "username": user.username,
+        "display_name": user.display_name,
+        "bio": user.bio,
+        "avatar_url": media_url(request, user.avatar_large),
+        "avatar_small_url": media_url(request, user.avatar_small),
+        "is_teen": user.is_teen,
+        "email": user.email,
+        "created_at": iso_datetime(user.created_at),
+    }
 
 
 class MeIn(InputSerializer):

@@ -144,6 +144,12 @@ if env_bool("DATABASE_POOL", not TESTING):
         "max_size": env_int("DATABASE_POOL_MAX", 20),
         "timeout": 10,
     }
+# Hot reads (config.core.sql) are prepared once per connection; Django's own queries never are
+# (client-side binding). Off behind a pooler that can't keep prepared statements.
+_db["OPTIONS"]["prepare_threshold"] = (
+    # Never by count: only statements that ask (prepare=True) are prepared.
+    1_000_000_000 if env_bool("DATABASE_PREPARE", True) else None
+)
 _db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME", "test_riff")
 DATABASES = {"default": _db}
@@ -164,7 +170,8 @@ if TESTING:
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # One pool per process, not one per request (config.core.redis.SharedRedisCache).
+        "BACKEND": "config.core.redis.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "riff",
         "TIMEOUT": 300,
@@ -233,6 +240,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 RIFF_TOKEN_TTL = timedelta(days=env_int("RIFF_TOKEN_TTL_DAYS", 30))
+# How stale a token's last_used_at may get (it is shown to staff; a write per read is not worth it).
+RIFF_TOKEN_TOUCH_SECONDS = env_int("RIFF_TOKEN_TOUCH_SECONDS", 600)
 RIFF_INVITES_PER_USER = env_int("RIFF_INVITES_PER_USER", 5)
 RIFF_MIN_AGE = 13
 RIFF_ADULT_AGE = 18
@@ -367,6 +376,11 @@ RIFF_VIDEO_SHORT_SIDE = env_int("RIFF_VIDEO_SHORT_SIDE", 512)
 # A feed session's ranked snapshot lives this long in Redis; its cursor names it.
 RIFF_FEED_SNAPSHOT_TTL = env_int("RIFF_FEED_SNAPSHOT_TTL", 30 * 60)
 RIFF_FEED_SNAPSHOT_SIZE = env_int("RIFF_FEED_SNAPSHOT_SIZE", 300)
+# For You ranks ahead of the request (feed.ranking.snapshot): a viewer's ranked order is reused by
+# their next sessions, re-ranked on a worker once it is this old, and in the request once it is
+# the second age (or used up, or dropped by a preference change or "see less").
+RIFF_FEED_ORDER_REFRESH_SECONDS = env_int("RIFF_FEED_ORDER_REFRESH_SECONDS", 10 * 60)
+RIFF_FEED_ORDER_MAX_AGE_SECONDS = env_int("RIFF_FEED_ORDER_MAX_AGE_SECONDS", 6 * 3600)
 # Candidates come from posts this recent; impressions this recent count as "seen".
 RIFF_FEED_CANDIDATE_DAYS = env_int("RIFF_FEED_CANDIDATE_DAYS", 14)
 RIFF_FEED_SEEN_HOURS = env_int("RIFF_FEED_SEEN_HOURS", 72)

@@ -12,6 +12,7 @@ Nothing under MEDIA_ROOT is public by default. Two kinds of URL reach files:
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import time
 
@@ -26,7 +27,15 @@ _SALT = "riff.media.url"
 
 
 def _signature(path: str, expires: int) -> str:
-    return salted_hmac(_SALT, f"{path}\n{expires}", algorithm="sha256").hexdigest()[:40]
+    return _signature_for(path, expires, settings.SECRET_KEY)
+
+
+# A feed page signs three URLs per post, and the same post goes to many viewers within one
+# expiry step: the signatures of recent (path, expiry) pairs are kept, per secret.
+@functools.lru_cache(maxsize=65536)
+def _signature_for(path: str, expires: int, secret: str) -> str:
+    message = f"{path}\n{expires}"
+    return salted_hmac(_SALT, message, secret=secret, algorithm="sha256").hexdigest()[:40]
 
 
 def signed_query(path: str, *, now: float | None = None) -> dict[str, str]:

@@ -19,10 +19,13 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import threading
 from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.cache.backends.redis import RedisCache
+from django.utils.functional import cached_property
 from prometheus_client import Counter
 
 logger = logging.getLogger(__name__)
@@ -85,3 +88,28 @@ def enqueue_after_commit(task: Any, *args: Any, component: str, **options: Any) 
             degraded(component, args[0] if args else "")
 
     transaction.on_commit(send)
+
+
+class SharedRedisCache(RedisCache):
+    """Django's Redis cache with one connection pool per process instead of one per request.
+
+    Django keeps a cache object per async context, and under ASGI every request is a new
+    context: the stock backend then builds a new client, a new pool and a new TCP connection to
+    Redis for each request's first cache call (a connect per throttle check; docs/bench-feed.md
+    has the profile). redis-py's pools are thread-safe and start afresh after a fork, so the
+    cache objects of a process can share one client per server list and options."""
+
+    @cached_property
+    def _cache(self):
+        key = (self._class, tuple(self._servers), repr(sorted(self._options.items())))
+        client = _SHARED_CLIENTS.get(key)
+        if client is None:
+            with _SHARED_LOCK:
+                client = _SHARED_CLIENTS.setdefault(
+                    key, self._class(self._servers, **self._options)
+                )
+        return client
+
+
+_SHARED_CLIENTS: dict[tuple, Any] = {}
+_SHARED_LOCK = threading.Lock()

@@ -5,7 +5,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from accounts.models import AuthToken, Follow, Notification, User
-from tests.conftest import png_bytes
+from tests.conftest import client_for, png_bytes
 from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -167,3 +167,28 @@ def test_delete_me_removes_everything_and_runs_hooks(
     assert Notification.objects.count() == 0
     assert _stored_files(settings.MEDIA_ROOT) == []
     assert_error(api.get("/api/v1/me"), 401, "not_authenticated")
+
+
+@pytest.mark.parametrize("avatar", [False, True])
+def test_me_is_exactly_the_me_serializer(make_user, teen_birth_date, avatar):
+    """`GET /me` builds its body by hand (accounts.serializers.me_out); it must stay MeOut."""
+    import json
+
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.test import APIRequestFactory
+
+    from accounts.serializers import MeOut, me_out
+
+    user = make_user(username="mirror", display_name="Mïrror ✨", bio="a <b>bio</b>")
+    if avatar:
+        user.avatar_large, user.avatar_small = "avatars/l.webp", "avatars/s.webp"
+        user.birth_date = teen_birth_date
+        user.save()
+    request = APIRequestFactory().get("/api/v1/me", HTTP_X_FORWARDED_PROTO="https")
+    expected = json.loads(JSONRenderer().render(MeOut(user, context={"request": request}).data))
+    assert json.loads(json.dumps(me_out(user, request))) == expected
+    assert expected["is_teen"] is avatar
+    r = client_for(user).get("/api/v1/me")
+    assert r.json()["username"] == "mirror" and r.json()["avatar_url"] == (
+        "http://testserver/media/avatars/l.webp" if avatar else None
+    )

@@ -1,0 +1,41 @@
+"""Hot reads as prepared statements.
+
+Django's PostgreSQL backend binds parameters on the client and never prepares, so PostgreSQL
+plans every query again. For the few statements every request runs (the bearer-token lookup,
+a feed page), planning cost more than executing: a feed page planned in ~4 ms and ran in ~1 ms
+(docs/bench-feed.md). `fetchall` runs such a statement through psycopg's server-side binding
+with `prepare=True`, so each pooled connection plans it once.
+
+Prepared statements live on one connection; poolers that multiplex transactions over server
+connections (PgBouncer before 1.21 in transaction mode) can't follow them: set
+`DATABASE_PREPARE=0` there and the same statements run unprepared (docs/operations.md).
+Statements still appear in `connection.queries` (DEBUG, and the query-count tests).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+from django.db import connection
+
+
+def fetchall(sql: str, params: dict[str, Any] | list[Any]) -> list[tuple]:
+    """Rows of `sql` (psycopg placeholders: `%s` or `%(name)s`) on Django's connection, inside
+    whatever transaction is open there."""
+    connection.ensure_connection()
+    if connection.in_atomic_block:
+        connection.validate_no_broken_transaction()
+    raw = connection.connection
+    # None: prepared statements are off for this database (settings, DATABASE_PREPARE).
+    prepare = raw.prepare_threshold is not None
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=prepare)
+        rows = cursor.fetchall()
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": sql, "time": f"{time.monotonic() - started:.3f}", "params": params}
+        )
+    return rows
