@@ -24,6 +24,7 @@ TASK_QUEUES = {
     "feed.tasks.post_embed": "default",
     "feed.tasks.preference_embed": "default",
     "feed.tasks.post_fanout": "default",
+    "feed.tasks.feed_order_refresh": "default",
     "feed.tasks.feed_partitions_ensure": "default",
     "feed.tasks.feed_trending_refresh": "default",
     "feed.tasks.feed_cold_start_refresh": "default",

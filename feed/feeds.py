@@ -15,19 +15,15 @@ from typing import Any
 
 from rest_framework.request import Request
 
-from accounts.selectors import blocked_user_ids
 from config.core.pagination import (
     cursor_scope,
     decode_cursor,
     encode_cursor,
-    keyset_filter,
     parse_limit,
 )
 
 from . import inbox
-from .models import Post
-from .selectors import annotate_posts, posts_following, posts_visible_to
-from .serializers import PostOut
+from .hydrate import Row, posts_out, posts_page
 from .serving import serve_id_make
 
 ORDER = ("-created_at", "-id")
@@ -40,16 +36,15 @@ class FeedPage:
     cursor: str | None
 
 
-def post_items(posts: list[Post], reasons: list[str], *, request: Request) -> list[dict]:
-    """The `{"kind": "post", ...}` items of a page: counts in three queries, a fresh serve_id
-    per item."""
-    annotate_posts(posts, viewer=request.user)
-    data = PostOut(posts, many=True, context={"request": request}).data
+def post_items(rows: list[Row], reasons: list[str], *, request: Request) -> list[dict]:
+    """The `{"kind": "post", ...}` items of a page (feed.hydrate), a fresh serve_id per item."""
+    data = posts_out(rows, request=request)
+    user_id = request.user.pk
     return [
         {
             "kind": "post",
             "post": row,
-            "serve_id": serve_id_make(user_id=request.user.pk, reason=reason),
+            "serve_id": serve_id_make(user_id=user_id, reason=reason),
             "reason": reason,
         }
         for row, reason in zip(data, reasons, strict=True)
@@ -66,25 +61,29 @@ def _cursor(request: Request, kind: str) -> list | None:
     return decode_cursor(raw, scope=feed_scope(request, kind), types=CURSOR_TYPES) if raw else None
 
 
-def _db_page(qs, before: list | None, limit: int) -> tuple[list[Post], bool]:
-    qs = qs.order_by(*ORDER)
-    if before is not None:
-        qs = qs.filter(keyset_filter(ORDER, before))
-    rows = list(qs[: limit + 1])
+def _db_page(
+    user, before: list | None, limit: int, *, following: bool = False
+) -> tuple[list[Row], bool]:
+    """A keyset page newest first, straight from the database: one statement."""
+    rows = posts_page(
+        viewer_id=user.pk,
+        before=tuple(before) if before is not None else None,
+        limit=limit + 1,
+        followed_by=user.pk if following else None,
+    )
     return rows[:limit], len(rows) > limit
 
 
 def latest_page(request: Request) -> FeedPage:
     limit = parse_limit(request)
-    posts, more = _db_page(posts_visible_to(request.user), _cursor(request, "latest"), limit)
+    posts, more = _db_page(request.user, _cursor(request, "latest"), limit)
     return _page(request, posts, ["latest"] * len(posts), more, kind="latest")
 
 
 def following_page(request: Request) -> FeedPage:
     user, limit, before = request.user, parse_limit(request), _cursor(request, "following")
     want = limit + 1
-    blocked = blocked_user_ids(user)
-    posts: list[Post] = []
+    posts: list[Row] = []
     # Where the inbox scan stands: (score, id) of the last entry read, visible or not.
     scan = (before[0].timestamp(), str(before[1])) if before else None
     use_db = True
@@ -95,14 +94,11 @@ def following_page(request: Request) -> FeedPage:
         entries, truncated = got
         asked = want - len(posts)
         if entries:
-            ids = [pid for pid, _ in entries]
-            visible = {
-                str(p.pk): p
-                for p in posts_visible_to(user, blocked=blocked).filter(
-                    pk__in=ids, author__follower_set__follower=user
-                )
-            }
-            posts += [visible[i] for i in ids if i in visible]
+            # Visibility and the follow are checked again here: the inbox may hold posts since
+            # removed, blocked, or by someone no longer followed.
+            posts += posts_page(
+                viewer_id=user.pk, ids=[pid for pid, _ in entries], followed_by=user.pk
+            )
             scan = (entries[-1][1], entries[-1][0])
         if len(posts) >= want:
             use_db = False
@@ -113,7 +109,7 @@ def following_page(request: Request) -> FeedPage:
             break
     if use_db and len(posts) < want:
         start = [posts[-1].created_at, posts[-1].pk] if posts else before
-        rest, _ = _db_page(posts_following(user=user), start, want - len(posts))
+        rest, _ = _db_page(user, start, want - len(posts), following=True)
         posts += rest
     more = len(posts) > limit
     posts = posts[:limit]
@@ -121,7 +117,7 @@ def following_page(request: Request) -> FeedPage:
 
 
 def _page(
-    request: Request, posts: list[Post], reasons: list[str], more: bool, *, kind: str
+    request: Request, posts: list[Row], reasons: list[str], more: bool, *, kind: str
 ) -> FeedPage:
     cursor = None
     if more and posts:

@@ -87,18 +87,22 @@ def read(*, user, before: tuple[float, str] | None, count: int):
     """Up to `count` `(post_id, score)` entries strictly after `before` = (score, post_id) in
     newest-first order, and whether the inbox was truncated (older posts may exist only in the
     database). None when the inbox can't be used (Redis down)."""
-    client = redis_client()
     key = inbox_key(user.pk)
+    max_score = "+inf" if before is None else before[0]
     try:
-        if not client.exists(key) and not rebuild(user=user):
-            return None
-        client.expire(key, INBOX_TTL)
-        max_score = "+inf" if before is None else before[0]
-        # Over-read: entries with the cursor's own score are filtered below.
-        rows = client.zrevrangebyscore(
-            key, max_score, "(0", start=0, num=count + 50, withscores=True
-        )
-        truncated = client.zcard(key) - 1 >= INBOX_SIZE
+        for attempt in range(2):
+            # One round trip: EXPIRE answers whether the inbox exists and keeps it alive.
+            # Over-read: entries with the cursor's own score are filtered below.
+            pipe = redis_client().pipeline(transaction=False)
+            pipe.expire(key, INBOX_TTL)
+            pipe.zrevrangebyscore(key, max_score, "(0", start=0, num=count + 50, withscores=True)
+            pipe.zcard(key)
+            alive, rows, size = pipe.execute()
+            if alive:
+                break
+            if attempt or not rebuild(user=user):
+                return None
+        truncated = size - 1 >= INBOX_SIZE
     except redis.RedisError:
         degraded("feed_inbox", f"(read for {user.pk}; served from the database)")
         return None

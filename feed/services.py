@@ -34,6 +34,7 @@ from .models import (
     Post,
     PostState,
 )
+from .ranking.snapshot import drop_quietly as order_drop
 from .serving import serve_id_parse
 
 logger = logging.getLogger(__name__)
@@ -478,6 +479,9 @@ def events_record(*, user: User, events: list[dict[str, Any]]) -> tuple[int, int
                 r.post_id for r, ok in zip(counted, first, strict=True) if ok and r.kind == kind
             )
             counters_add(field=field, deltas=dict(deltas))
+    if any(r.kind == EventKind.SEE_LESS for r in rows):
+        # "See less" reshapes the viewer's ranking: their next For You session ranks afresh.
+        transaction.on_commit(lambda: order_drop(user_id=user.pk))
     return len(rows), len(events) - len(rows)
 
 
@@ -498,6 +502,8 @@ def preferences_set(*, user: User, steer: str, personalized: bool) -> FeedPrefer
         from .tasks import preference_embed
 
         enqueue_after_commit(preference_embed, str(user.pk), component="feed_embedding")
+    # The next For You session is ranked with the new preferences (feed.ranking.snapshot).
+    transaction.on_commit(lambda: order_drop(user_id=user.pk))
     return pref
 
 

@@ -33,8 +33,30 @@ def preference_embed(user_id: str) -> bool:
 
     steer = pref.steer
     vector = to_bytes(embed_texts([steer])[0])
-    FeedPreference.objects.filter(pk=pref.pk, steer=steer).update(steer_embedding=vector)
+    updated = FeedPreference.objects.filter(pk=pref.pk, steer=steer).update(steer_embedding=vector)
+    if updated:
+        # The steering applies from the next For You session on, ranked afresh.
+        from .ranking.snapshot import drop_quietly
+
+        drop_quietly(user_id=user_id)
     return True
+
+
+@shared_task(name="feed.tasks.feed_order_refresh", ignore_result=True)
+def feed_order_refresh(user_id: str) -> int:
+    """Re-ranks a viewer's For You order for their next session (feed.ranking.snapshot).
+    Returns the order's length; 0 for a viewer who is gone."""
+    from accounts.models import User
+
+    from .ranking import build_order
+    from .ranking.snapshot import snapshot_save
+
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return 0
+    entries = build_order(user)
+    snapshot_save(user_id=user.pk, entries=entries)
+    return len(entries)
 
 
 @shared_task(name="feed.tasks.post_fanout", acks_late=True, ignore_result=True)

@@ -16,17 +16,16 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.request import Request
 
-from accounts.selectors import blocked_user_ids
-from config.core.errors import backend_unavailable
+from config.core.errors import BACKEND_DOWN_ERRORS, backend_unavailable
 from config.core.pagination import cursor_opens, decode_cursor, encode_cursor, parse_limit
-from config.core.redis import degraded
+from config.core.redis import degraded, publish, redis_client
 
 from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items
-from ..selectors import posts_visible_to
+from ..hydrate import posts_page
 from .cards import card_item, plan_load, plan_save
 from .rerank import rerank
 from .scoring import score_all
-from .snapshot import snapshot_read, snapshot_save
+from .snapshot import advance, current, snapshot_save, snapshot_size, snapshot_slice
 from .sources import context_for, gather, load_candidates
 
 logger = logging.getLogger(__name__)
@@ -72,29 +71,66 @@ def for_you_page(request: Request) -> FeedPage:
         return latest_page(request)
 
 
+def session_start(user, *, limit: int) -> tuple[str, int, int]:
+    """`(session, offset, size)` where a new scroll session begins.
+
+    The viewer's current order is used when it has at least a page left and is younger than
+    `RIFF_FEED_ORDER_MAX_AGE_SECONDS`: the session continues from where the last one stopped,
+    and once the order is `RIFF_FEED_ORDER_REFRESH_SECONDS` old a worker re-ranks it for the
+    next session. Otherwise it is ranked here, in the request (first visit, stale, used up, or
+    dropped by a preference change or a "see less")."""
+    cur = current(user_id=user.pk)
+    if (
+        cur is not None
+        and cur.size - cur.pos >= limit
+        and cur.age < settings.RIFF_FEED_ORDER_MAX_AGE_SECONDS
+    ):
+        if cur.age >= settings.RIFF_FEED_ORDER_REFRESH_SECONDS:
+            order_refresh_soon(user.pk)
+        return cur.session, cur.pos, cur.size
+    entries = build_order(user)
+    return snapshot_save(user_id=user.pk, entries=entries), 0, len(entries)
+
+
+def order_refresh_soon(user_id) -> None:
+    """Asks a worker to re-rank the viewer's order, at most once a minute per viewer."""
+    client = redis_client()
+    if not client.set(f"riff:fy:refreshing:{user_id}", 1, nx=True, ex=60):
+        return
+    from ..tasks import feed_order_refresh
+
+    try:
+        publish(feed_order_refresh, str(user_id))
+    except BACKEND_DOWN_ERRORS:
+        # The order is still served; the next session asks again once the minute is over.
+        degraded("feed_order_refresh", user_id)
+
+
 def _for_you_page(request: Request) -> FeedPage:
     user, limit = request.user, parse_limit(request)
     raw = request.query_params.get("cursor")
-    entries, session, offset = None, None, 0
+    session, offset, total = None, 0, 0
     if raw:
         session, offset = decode_cursor(raw, scope=feed_scope(request, "for_you"), types=(str, int))
-        entries = snapshot_read(user_id=user.pk, session=session)
-    if entries is None:
-        # First page, or the session expired: a fresh order (seen posts sink to its end).
-        entries = build_order(user)
-        session, offset = snapshot_save(user_id=user.pk, entries=entries), 0
+        total = snapshot_size(user_id=user.pk, session=session)
+        if not total:
+            # The session expired: a fresh start (what was seen sinks, see session_start).
+            session = None
+    if session is None:
+        session, offset, total = session_start(user, limit=limit)
     plan = plan_load(user)
-    blocked = blocked_user_ids(user)
     posts, reasons, slots = [], [], []  # slots: ("post", index) or ("card", item)
     for _ in range(MAX_SLICES):
-        if len(slots) >= limit or offset >= len(entries):
+        if len(slots) >= limit or offset >= total:
             break
-        chunk = entries[offset : offset + limit - len(slots) + 5]
+        stop = offset + limit - len(slots) + 5
+        chunk = snapshot_slice(user_id=user.pk, session=session, start=offset, stop=stop)
+        if not chunk:
+            break
+        # Visibility is decided again as the slice is served: a post removed, or an author
+        # blocked, since the order was ranked is skipped here (feed.hydrate, one query).
         visible = {
-            str(p.pk): p
-            for p in posts_visible_to(user, blocked=blocked).filter(
-                pk__in=[pid for pid, _ in chunk]
-            )
+            str(row.id): row for row in posts_page(viewer_id=user.pk, ids=[pid for pid, _ in chunk])
         }
         for pid, reason in chunk:
             if len(slots) >= limit:
@@ -113,9 +149,10 @@ def _for_you_page(request: Request) -> FeedPage:
                     slots.append(("card", card))
     had_card = any(kind == "card" for kind, _ in slots)
     plan_save(plan, card_served_at=timezone.now() if had_card else None)
+    advance(user_id=user.pk, session=session, offset=offset)
     post_rows = post_items(posts, reasons, request=request)
     items = [post_rows[value] if kind == "post" else value for kind, value in slots]
     cursor = None
-    if offset < len(entries):
+    if offset < total:
         cursor = encode_cursor([session, offset], scope=feed_scope(request, "for_you"))
     return FeedPage(items=items, cursor=cursor)

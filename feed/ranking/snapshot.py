@@ -1,47 +1,137 @@
-"""The ranked snapshot of one For You session, kept in Redis.
+"""The ranked order of For You sessions, kept in Redis ahead of the request.
 
-`riff:fy:snap:<user>:<session>` holds the session's order as JSON `[[post_id, reason], ...]`
-for `RIFF_FEED_SNAPSHOT_TTL` seconds (refreshed on every page read). The cursor is
-`[session, offset]`, so every page is a slice of one fixed list: posts published between pages
-never shift it, and no page repeats or skips an item. Visibility is re-checked when a slice is
-served (a post removed or blocked meanwhile is dropped, the offset still advances past it).
+A viewer's *order* is a ranked list of `post_id|reason` entries in the Redis list
+`riff:fy:snap:<user>:<session>`; a page reads only its slice (LRANGE), never the whole list.
+`riff:fy:cur:<user>` (a hash) names the viewer's current order: `session`, `size`, `built` (when
+it was ranked) and `pos` (how far the viewer's sessions have read into it).
+
+The cursor is `[session, offset]`, so every page is a slice of one fixed list: posts published
+between pages never shift it, and no page repeats or skips an item. Visibility is re-checked as
+a slice is served (feed.hydrate: a post removed or an author blocked meanwhile is dropped and
+the offset still advances past it).
+
+Ranking is the expensive part of For You, so it is not done per scroll session (see
+`feed.ranking.session_start`): a new session continues down the current order from `pos`
+(what the viewer saw sinks, as before), and the order is re-ranked on a worker
+(`feed.tasks.feed_order_refresh`) once it is `RIFF_FEED_ORDER_REFRESH_SECONDS` old, or in the
+request when none is usable (first visit, `RIFF_FEED_ORDER_MAX_AGE_SECONDS` old, read to its
+end, or dropped because the viewer changed their preferences or said "see less").
 """
 
 from __future__ import annotations
 
-import json
 import secrets
+import time
+from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 
-from config.core.redis import redis_client
+from config.core.redis import degraded, redis_client
 
 
 def _key(user_id, session: str) -> str:
     return f"riff:fy:snap:{user_id}:{session}"
 
 
+def _cur_key(user_id) -> str:
+    return f"riff:fy:cur:{user_id}"
+
+
+def _ttl() -> int:
+    # An order must outlive the time it may be served from, not just one session.
+    return max(settings.RIFF_FEED_SNAPSHOT_TTL, settings.RIFF_FEED_ORDER_MAX_AGE_SECONDS + 600)
+
+
+@dataclass(frozen=True)
+class Current:
+    session: str
+    size: int
+    built: float
+    pos: int
+
+    @property
+    def age(self) -> float:
+        return time.time() - self.built
+
+
 def snapshot_save(*, user_id, entries: list[tuple[str, str]]) -> str:
-    """Stores a new session's order; returns the session id."""
+    """Stores a new order and makes it the viewer's current one; returns its session id."""
     session = secrets.token_hex(8)
-    redis_client().set(
-        _key(user_id, session),
-        json.dumps([[str(pid), reason] for pid, reason in entries]),
-        ex=settings.RIFF_FEED_SNAPSHOT_TTL,
+    key, ttl = _key(user_id, session), _ttl()
+    pipe = redis_client().pipeline(transaction=True)
+    if entries:
+        pipe.rpush(key, *(f"{pid}|{reason}" for pid, reason in entries))
+        pipe.expire(key, ttl)
+    pipe.delete(_cur_key(user_id))
+    pipe.hset(
+        _cur_key(user_id),
+        mapping={"session": session, "size": len(entries), "built": time.time(), "pos": 0},
     )
+    pipe.expire(_cur_key(user_id), ttl)
+    pipe.execute()
     return session
 
 
-def snapshot_read(*, user_id, session: str) -> list[tuple[str, str]] | None:
-    """The session's order, or None when it expired (or never was this user's)."""
+def current(*, user_id) -> Current | None:
+    """The viewer's current order, or None."""
+    raw = redis_client().hgetall(_cur_key(user_id))
+    try:
+        return Current(
+            session=raw[b"session"].decode(),
+            size=int(raw[b"size"]),
+            built=float(raw[b"built"]),
+            pos=int(raw[b"pos"]),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def drop_quietly(*, user_id) -> None:
+    """Forgets the current order: the next session ranks afresh (in the request). Without
+    Redis there is no order to forget."""
+    try:
+        redis_client().delete(_cur_key(user_id))
+    except redis.RedisError:
+        degraded("feed_order_drop", user_id)
+
+
+_ADVANCE = """
+if redis.call('HGET', KEYS[1], 'session') == ARGV[1] then
+  local pos = tonumber(redis.call('HGET', KEYS[1], 'pos') or '0')
+  if tonumber(ARGV[2]) > pos then redis.call('HSET', KEYS[1], 'pos', ARGV[2]) end
+end
+return 1
+"""
+
+
+def snapshot_slice(*, user_id, session: str, start: int, stop: int) -> list[tuple[str, str]]:
+    """Entries `start`..`stop-1` of a session's order (empty once it expired); reading keeps
+    the order alive."""
     if not isinstance(session, str) or not session.isalnum():
-        return None
-    client = redis_client()
+        return []
     key = _key(user_id, session)
-    pipe = client.pipeline(transaction=False)
-    pipe.get(key)
-    pipe.expire(key, settings.RIFF_FEED_SNAPSHOT_TTL)
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.lrange(key, start, stop - 1)
+    pipe.expire(key, _ttl())
     raw, _ = pipe.execute()
-    if raw is None:
-        return None
-    return [(pid, reason) for pid, reason in json.loads(raw)]
+    return [tuple(item.decode().split("|", 1)) for item in raw]
+
+
+def snapshot_size(*, user_id, session: str) -> int:
+    """How many entries a session's order has; 0 once it expired (or never was this user's).
+    An empty order is never continued: its first page has no `next`."""
+    if not isinstance(session, str) or not session.isalnum():
+        return 0
+    return redis_client().llen(_key(user_id, session))
+
+
+def snapshot_read(*, user_id, session: str) -> list[tuple[str, str]]:
+    """A session's whole order (tests and tools; pages read slices)."""
+    return snapshot_slice(user_id=user_id, session=session, start=0, stop=0)
+
+
+def advance(*, user_id, session: str, offset: int) -> None:
+    """Records that the viewer read `session` up to `offset` (only moves forward, and only
+    while `session` is still the current order)."""
+    redis_client().eval(_ADVANCE, 1, _cur_key(user_id), session, offset)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.services import follow_create
 from cameos.models import Audience
 from config.core.redis import redis_client
+from feed.ranking.snapshot import drop_quietly as order_drop
 from feed.serving import serve_id_parse
 from generation.models import Generation, GenerationStatus
 from tests.conftest import client_for
@@ -114,6 +115,9 @@ def test_cameo_cards(user, make_user, active_cameo, feed_of):
     # ...the third the friend's cameo shown in the post just before it.
     redis_client().delete(state)
     redis_client().hset(state, mapping={"served": 2, "run": 2})
+    # A new session would go on down the same ranked order (ranking.snapshot); ranked
+    # afresh, it starts again with the friend's newest post.
+    order_drop(user_id=user.pk)
     body = page(client, 2)
     card = body["results"][1]["prompt"]
     assert card["type"] == "cameo_open"

@@ -1,0 +1,228 @@
+"""Feed pages in one query: visibility, the post, its author, its video and owner, its counts
+and the viewer's like, read by one SQL statement and turned into the `PostOut` shape directly.
+
+Feeds are the hottest reads of the app, and building them through the ORM and DRF serializers
+cost more than the data: per page, a compiled query for the page, three for counts, likes and
+cameos, a query for blocks, model instances for four tables, and a serializer walk with signed
+URLs per field (docs/bench-feed.md has the profile). Here:
+
+- `VISIBLE` is the one definition of "visible to this viewer" in SQL, and it is the same
+  rule as `feed.selectors.posts_visible_to`: a `live` post by an active author with no block
+  either way (a test holds the two to the same answer);
+- `posts_page` runs one statement for a page: the caller names which posts (ids, or a keyset
+  over newest first, optionally restricted to followed authors) and gets the rows in order;
+- `post_out` builds the JSON of one row; a test holds it equal to `PostOut` field for field,
+  so the schema (`PostOut`) and this fast path can't drift apart.
+
+Cameo briefs need the cameo handles: one more query, only for pages that show cameos.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.files.storage import default_storage
+
+from cameos.models import Cameo
+from config.core.fields import iso_datetime
+from config.core.media import signed_query
+from config.core.sql import fetchall
+from generation.serializers import media_path
+
+_COLUMNS = (
+    "p.id, p.caption, p.allow_remix, p.remix_of_id, p.root_id, p.depth, p.cameo_ids, "
+    "p.created_at, "
+    "a.id, a.username, a.display_name, a.avatar_small, "
+    "v.id, v.generation_id, v.state, v.seconds, v.width, v.height, v.frame_count, v.sha256, "
+    "v.created_at, "
+    "o.id, o.username, o.display_name, o.avatar_small, "
+    "coalesce(c.likes, 0), coalesce(c.comments, 0), coalesce(c.remixes, 0), "
+    "coalesce(c.views, 0), "
+    "EXISTS (SELECT 1 FROM feed_like l WHERE l.user_id = %(viewer)s AND l.post_id = p.id)"
+)
+
+_FROM = (
+    "FROM feed_post p "
+    "JOIN accounts_user a ON a.id = p.author_id "
+    "JOIN generation_video v ON v.id = p.video_id "
+    "JOIN accounts_user o ON o.id = v.owner_id "
+    "LEFT JOIN LATERAL (SELECT sum(s.likes) AS likes, sum(s.comments) AS comments, "
+    "sum(s.remixes) AS remixes, sum(s.views) AS views FROM feed_postcounter s "
+    "WHERE s.post_id = p.id) c ON true "
+)
+
+
+# The visibility rule over `feed_post p` joined to its author `a`, for the viewer
+# `%(viewer)s`: the SQL twin of feed.selectors.posts_visible_to.
+VISIBLE = (
+    "p.state = 'live' AND a.is_active "
+    "AND NOT EXISTS (SELECT 1 FROM accounts_block b WHERE "
+    "(b.blocker_id = %(viewer)s AND b.blocked_id = p.author_id) OR "
+    "(b.blocker_id = p.author_id AND b.blocked_id = %(viewer)s))"
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One visible post of a page: what ordering, cursors and creation cards need, and the
+    selected columns for `posts_out`."""
+
+    id: uuid.UUID
+    created_at: datetime
+    values: tuple
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.id
+
+    @property
+    def allow_remix(self) -> bool:
+        return self.values[2]
+
+    @property
+    def cameo_ids(self) -> list:
+        return self.values[6] or []
+
+
+def posts_page(
+    *,
+    viewer_id,
+    ids: list | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    limit: int | None = None,
+    followed_by: object | None = None,
+) -> list[Row]:
+    """Visible posts for `viewer_id`, one statement.
+
+    With `ids`: those posts (the visible ones), in the order of `ids`. Without: newest first
+    (`created_at`, `id`), older than `before` when given, at most `limit`. `followed_by` keeps
+    only posts by authors that user follows."""
+    params: dict = {"viewer": viewer_id}
+    where = [VISIBLE]
+    if followed_by is not None:
+        params["follower"] = followed_by
+        where.append(
+            "EXISTS (SELECT 1 FROM accounts_follow f WHERE f.follower_id = %(follower)s "
+            "AND f.followee_id = p.author_id)"
+        )
+    if ids is not None:
+        if not ids:
+            return []
+        params["ids"] = [i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in ids]
+        where.append("p.id = ANY(%(ids)s)")
+        tail = ""
+    else:
+        if before is not None:
+            params["before_at"], params["before_id"] = before
+            where.append("(p.created_at, p.id) < (%(before_at)s, %(before_id)s)")
+        params["limit"] = limit
+        tail = " ORDER BY p.created_at DESC, p.id DESC LIMIT %(limit)s"
+    # Only the constant fragments above are joined in; every value is a bound parameter.
+    sql = f"SELECT {_COLUMNS} {_FROM} WHERE {' AND '.join(where)}{tail}"  # noqa: S608
+    fetched = fetchall(sql, params)
+    rows = [Row(id=r[0], created_at=r[7], values=_decoded(r)) for r in fetched]
+    if ids is not None:
+        order = {pid: i for i, pid in enumerate(params["ids"])}
+        rows.sort(key=lambda r: order[r.id])
+    return rows
+
+
+def _decoded(row: tuple) -> tuple:
+    # Django reads jsonb as text and decodes it in JSONField; a raw cursor does the same here.
+    cameos = row[6]
+    if isinstance(cameos, str | bytes):
+        row = (*row[:6], json.loads(cameos), *row[7:])
+    return row
+
+
+class _Urls:
+    """Absolute URLs for one request, the way `request.build_absolute_uri` makes them."""
+
+    def __init__(self, request):
+        self.request = request
+        self.base = request.build_absolute_uri("/")[:-1] if request is not None else ""
+
+    def absolute(self, url: str) -> str:
+        if url.startswith("/") and not url.startswith("//"):
+            return self.base + url
+        return self.request.build_absolute_uri(url) if self.request is not None else url
+
+    def media(self, name: str) -> str | None:
+        return self.absolute(default_storage.url(name)) if name else None
+
+    def content(self, video_id: str, variant: str) -> str:
+        # Same URL as generation.serializers._content_url; every part is URL-safe as it is
+        # (a variant word, digits, hex), so no quoting pass is needed.
+        signed = signed_query(media_path(video_id, variant))
+        return (
+            f"{self.base}/api/v1/videos/{video_id}/content?variant={variant}"
+            f"&expires={signed['expires']}&sig={signed['sig']}"
+        )
+
+
+def _user(urls: _Urls, pk, username, display_name, avatar_small) -> dict:
+    return {
+        "id": str(pk),
+        "username": username,
+        "display_name": display_name,
+        "avatar_url": urls.media(avatar_small),
+    }
+
+
+def posts_out(rows: list[Row], *, request) -> list[dict]:
+    """The `PostOut` JSON of each row (cameo handles in one query when any row has cameos)."""
+    urls = _Urls(request)
+    cameo_ids = {c for r in rows for c in (r.values[6] or [])}
+    handles = {}
+    if cameo_ids:
+        handles = {
+            str(pk): handle
+            for pk, handle in Cameo.objects.filter(pk__in=cameo_ids).values_list("pk", "handle")
+        }
+    out = []
+    for r in rows:
+        (
+            pid, caption, allow_remix, remix_of, root, depth, cameos, created,
+            a_id, a_name, a_display, a_avatar,
+            v_id, v_gen, v_state, v_seconds, v_width, v_height, v_frames, v_sha, v_created,
+            o_id, o_name, o_display, o_avatar,
+            likes, comments, remixes, views, liked,
+        ) = r.values  # fmt: skip
+        video_id = str(v_id)
+        out.append(
+            {
+                "id": str(pid),
+                "author": _user(urls, a_id, a_name, a_display, a_avatar),
+                "video": {
+                    "id": video_id,
+                    "owner": _user(urls, o_id, o_name, o_display, o_avatar),
+                    "generation": str(v_gen),
+                    "state": v_state,
+                    "seconds": float(v_seconds),
+                    "width": v_width,
+                    "height": v_height,
+                    "frame_count": v_frames,
+                    "content_url": urls.content(video_id, "video"),
+                    "poster_url": urls.content(video_id, "poster"),
+                    "preview_url": urls.content(video_id, "preview"),
+                    "sha256": v_sha,
+                    "created_at": iso_datetime(v_created),
+                },
+                "caption": caption,
+                "allow_remix": allow_remix,
+                "like_count": int(likes),
+                "comment_count": int(comments),
+                "remix_count": int(remixes),
+                "view_count": int(views),
+                "remix_of": str(remix_of) if remix_of is not None else None,
+                "root": str(root),
+                "depth": depth,
+                "cameos": [{"id": c, "handle": handles[c]} for c in (cameos or []) if c in handles],
+                "liked_by_me": bool(liked),
+                "created_at": iso_datetime(created),
+            }
+        )
+    return out

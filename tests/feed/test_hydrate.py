@@ -1,0 +1,130 @@
+"""feed.hydrate, the one-statement feed page, against the ORM and serializer it stands in for:
+the same visible posts (`posts_visible_to`, `posts_following`) and the same JSON (`PostOut`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import override_settings
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory, force_authenticate
+
+from accounts.services import block_create, follow_create
+from cameos.models import Audience
+from feed import services
+from feed.hydrate import posts_out, posts_page
+from feed.models import Post, PostState
+from feed.selectors import annotate_posts, posts_following, posts_visible_to
+from feed.serializers import PostOut
+
+pytestmark = pytest.mark.django_db
+
+
+def _request(user, **extra):
+    raw = APIRequestFactory().get("/api/v1/feed", **extra)
+    force_authenticate(raw, user=user)
+    request = Request(raw)
+    request.user = user
+    return request
+
+
+@pytest.fixture
+def world(user, make_user, make_post, active_cameo):
+    """Posts of every shape: plain, a remix, one with a cameo, one liked and commented by the
+    viewer, an author with an avatar, and the invisible kinds (removed, taken down, a blocked
+    author either way, a deactivated author)."""
+    friend = make_user(username="friend", display_name="Friend ✨")
+    friend.avatar_small = "avatars/friend-small.webp"
+    friend.save(update_fields=["avatar_small"])
+    follow_create(follower=user, followee=friend)
+    cameo = active_cameo(friend, audience=Audience.EVERYONE, handle="friendcam")
+    plain = make_post(friend, caption="plain <b>&</b> \u202e")
+    remix = make_post(make_user(username="remixer"), remix_of=plain)
+    with_cameo = make_post(friend, cameos=[cameo], caption="with cameo")
+    services.like_set(user=user, post=with_cameo, liked=True)
+    services.comment_create(user=user, post=with_cameo, body="nice")
+    removed = make_post(friend)
+    Post.objects.filter(pk=removed.pk).update(state=PostState.REMOVED)
+    taken = make_post(friend)
+    Post.objects.filter(pk=taken.pk).update(state=PostState.TAKEN_DOWN)
+    blocker, blocked = make_user(username="blocker"), make_user(username="blockee")
+    make_post(blocker)
+    make_post(blocked)
+    block_create(blocker=blocker, blocked=user)
+    block_create(blocker=user, blocked=blocked)
+    gone = make_user(username="gone")
+    make_post(gone)
+    gone.is_active = False
+    gone.save(update_fields=["is_active"])
+    return {"plain": plain, "remix": remix, "with_cameo": with_cameo}
+
+
+def test_visible_posts_are_the_selectors_posts(user, world):
+    expected = list(
+        posts_visible_to(user).order_by("-created_at", "-id").values_list("pk", flat=True)
+    )
+    got = [r.id for r in posts_page(viewer_id=user.pk, limit=100)]
+    assert got == expected and len(got) == 3
+    following = list(
+        posts_following(user=user).order_by("-created_at", "-id").values_list("pk", flat=True)
+    )
+    assert [r.id for r in posts_page(viewer_id=user.pk, limit=100, followed_by=user.pk)] == (
+        following
+    )
+    assert len(following) == 2  # the friend's live posts; the remixer is not followed
+    # By ids: only the visible ones, in the order asked, whatever else is named.
+    everything = list(Post.objects.values_list("pk", flat=True))
+    asked = list(reversed(everything))
+    got = [r.id for r in posts_page(viewer_id=user.pk, ids=asked)]
+    assert got == [pk for pk in asked if pk in set(expected)]
+    # Keyset: strictly older than the cursor.
+    first = posts_page(viewer_id=user.pk, limit=1)
+    rest = posts_page(viewer_id=user.pk, limit=10, before=(first[0].created_at, first[0].id))
+    assert [first[0].id] + [r.id for r in rest] == expected
+
+
+@pytest.mark.parametrize("forwarded", [{}, {"HTTP_X_FORWARDED_PROTO": "https"}])
+def test_post_json_is_exactly_the_serializers(user, world, forwarded, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    request = _request(user, **forwarded)
+    posts = list(posts_visible_to(user).order_by("-created_at", "-id"))
+    annotate_posts(posts, viewer=user)
+    expected = json.loads(
+        JSONRenderer().render(PostOut(posts, many=True, context={"request": request}).data)
+    )
+    got = json.loads(
+        json.dumps(posts_out(posts_page(viewer_id=user.pk, limit=100), request=request))
+    )
+    assert got == expected
+    by_id = {p["id"]: p for p in got}
+    liked = by_id[str(world["with_cameo"].pk)]
+    assert (liked["liked_by_me"], liked["like_count"], liked["comment_count"]) == (True, 1, 1)
+    assert liked["cameos"] == [{"id": liked["cameos"][0]["id"], "handle": "friendcam"}]
+    assert by_id[str(world["remix"].pk)]["remix_of"] == str(world["plain"].pk)
+
+
+@override_settings(TIME_ZONE="Europe/Paris")
+def test_post_json_matches_in_another_time_zone(user, world):
+    request = _request(user)
+    posts = list(posts_visible_to(user).order_by("-created_at", "-id"))
+    annotate_posts(posts, viewer=user)
+    expected = json.loads(
+        JSONRenderer().render(PostOut(posts, many=True, context={"request": request}).data)
+    )
+    got = json.loads(
+        json.dumps(posts_out(posts_page(viewer_id=user.pk, limit=100), request=request))
+    )
+    assert got == expected
+
+
+def test_a_page_is_one_statement(user, world, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        rows = posts_page(viewer_id=user.pk, limit=100)
+    # Cameo handles: one more, only because a post on the page shows a cameo.
+    with django_assert_num_queries(1):
+        posts_out(rows, request=None)
+    plain = [r for r in rows if not r.cameo_ids]
+    with django_assert_num_queries(0):
+        posts_out(plain, request=None)
