@@ -22,6 +22,7 @@ Teens (User.is_teen) get `RIFF_FEED_TEEN_DAILY_CAP` feed posts a day across all 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,6 +60,9 @@ class CardPlan:
     cameos: dict | None = None
     changed: bool = False
     this_page: int = 0
+    # The viewer's own usable cameos as last read (OWN_CAMEOS_SECONDS), and a fresh read to save.
+    own: dict | None = None
+    own_read: dict | None = None
 
     @property
     def due(self) -> bool:
@@ -115,13 +119,33 @@ def plan_load(user: User, *, now: datetime | None = None) -> CardPlan:
         quiet=quiet,
         gap=_gap(ignored),
         changed=quiet,
+        own=_own_cameos(state, now),
     )
+
+
+# How long the viewer's own usable cameos, read for a card, are reused by later cards. Only
+# pages that show no cameo use them (the query that decides consent is the costliest part of a
+# page with a card); a cameo the viewer just revoked can be offered to them for this long, and
+# a generation from that card is refused by admission like any other use.
+OWN_CAMEOS_SECONDS = 60
+
+
+def _own_cameos(state: dict, now: datetime) -> dict | None:
+    try:
+        if now.timestamp() - float(state["own_at"]) < OWN_CAMEOS_SECONDS:
+            return {pk: tuple(value) for pk, value in json.loads(state["own"]).items()}
+    except (KeyError, ValueError, TypeError, AttributeError):
+        pass
+    return None
 
 
 def plan_save(plan: CardPlan, *, card_served_at: datetime | None) -> None:
     if not plan.changed and card_served_at is None:
         return
     mapping = {"run": plan.run, "served": plan.served}
+    if plan.own_read is not None:
+        mapping["own"] = json.dumps(plan.own_read)
+        mapping["own_at"] = timezone.now().timestamp()
     if card_served_at is not None:
         # `ignored` now counts the cards before this one; this one is judged on the next load.
         mapping["ignored"] = plan.ignored
@@ -137,15 +161,21 @@ def plan_save(plan: CardPlan, *, card_served_at: datetime | None) -> None:
 
 def _cameos_for(plan: CardPlan, posts: list[Post]) -> dict:
     """{cameo_id: (handle, owner_id)} of the viewer's own usable cameos and the usable ones in
-    the page's posts: one query, made only on a page that shows a card."""
+    the page's posts: one query, made only on a page that shows a card, and not even then when
+    no post on the page shows a cameo and the viewer's own were read a moment ago."""
     if plan.cameos is None:
         ids = {c for p in posts for c in p.cameo_ids}
+        if not ids and plan.own is not None:
+            plan.cameos = plan.own
+            return plan.cameos
         rows = (
             usable_cameos(plan.user)
             .filter(Q(owner_id=plan.user.pk) | Q(pk__in=ids))
             .values_list("pk", "handle", "owner_id")
         )
-        plan.cameos = {str(pk): (handle, owner) for pk, handle, owner in rows}
+        plan.cameos = {str(pk): (handle, str(owner)) for pk, handle, owner in rows}
+        me = str(plan.user.pk)
+        plan.own_read = {pk: v for pk, v in plan.cameos.items() if v[1] == me}
     return plan.cameos
 
 
@@ -158,7 +188,8 @@ def _prompt(kind: str, plan: CardPlan, posts: list[Post]) -> dict | None:
         return {"type": kind, "text": "Remix this: make your own take.", "post_id": str(post.pk)}
     cameos = _cameos_for(plan, posts)
     if kind == "use_cameo":
-        own = next((pk for pk, (_, owner) in cameos.items() if owner == plan.user.pk), None)
+        me = str(plan.user.pk)
+        own = next((pk for pk, (_, owner) in cameos.items() if owner == me), None)
         post = next((p for p in recent if p.allow_remix), None)
         if own is None or post is None:
             return None
@@ -170,7 +201,7 @@ def _prompt(kind: str, plan: CardPlan, posts: list[Post]) -> dict | None:
         }
     for post in recent:
         for cid in post.cameo_ids:
-            if cid in cameos and cameos[cid][1] != plan.user.pk:
+            if cid in cameos and cameos[cid][1] != str(plan.user.pk):
                 return {
                     "type": "cameo_open",
                     "text": f"@{cameos[cid][0]}'s cameo is open to you.",

@@ -146,3 +146,28 @@ def test_teen_daily_cap_ends_the_feed_with_a_card(make_user, feed_of, settings):
         assert kinds(body["results"]) == "C" and body["next"] is None
     adult = client_for(make_user(username="adult"))
     assert len(page(adult, 20)["results"]) == 20
+
+
+def test_own_cameos_are_read_once_a_minute_for_cards(user, feed_of, active_cameo):
+    """A page that shows no cameo reuses the viewer's own usable cameos read for an earlier
+    card (cards.OWN_CAMEOS_SECONDS) instead of running the consent query again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    mine = active_cameo(user, audience=Audience.ONLY_ME, handle="mecam")
+    client = feed_of(user, 40)
+    redis_client().hset(f"riff:fy:cards:{user.pk}", mapping={"served": 1, "run": 2})
+    body = page(client, 2)
+    assert body["results"][1]["prompt"]["cameo_id"] == str(mine.pk)
+    state = redis_client().hgetall(f"riff:fy:cards:{user.pk}")
+    assert b"own" in state
+    redis_client().hset(f"riff:fy:cards:{user.pk}", mapping={"served": 1, "run": 20})
+    with CaptureQueriesContext(connection) as queries:
+        body = page(client, 2, url=body["next"])
+    assert body["results"][1]["prompt"]["cameo_id"] == str(mine.pk)
+    assert not [q for q in queries.captured_queries if "cameos_cameo" in q["sql"]]
+    # Stale after a minute: read again.
+    redis_client().hset(f"riff:fy:cards:{user.pk}", mapping={"own_at": 0, "served": 1, "run": 20})
+    with CaptureQueriesContext(connection) as queries:
+        page(client, 2, url=body["next"])
+    assert [q for q in queries.captured_queries if "cameos_cameo" in q["sql"]]
