@@ -264,7 +264,11 @@ RIFF_HOOKS: dict[str, list[str]] = {
     ],
     "user.blocked": ["cameos.services.on_block"],
     # cameos: generation stops jobs and removes every video showing the cameo
-    "cameo.revoked": ["generation.services.on_cameo_revoked"],
+    "cameo.revoked": [
+        "generation.services.on_cameo_revoked",
+        # Creation cards keep the owner's usable cameos a while; a revoked one is never offered.
+        "feed.ranking.cards.on_cameo_revoked",
+    ],
     "cameo.consent_withdrawn": ["generation.services.on_cameo_consent_withdrawn"],
     # generation
     "video.removed": ["feed.services.on_video_removed"],

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 import redis
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -125,9 +126,22 @@ def plan_load(user: User, *, now: datetime | None = None) -> CardPlan:
 
 # How long the viewer's own usable cameos, read for a card, are reused by later cards. Only
 # pages that show no cameo use them (the query that decides consent is the costliest part of a
-# page with a card); a cameo the viewer just revoked can be offered to them for this long, and
-# a generation from that card is refused by admission like any other use.
-OWN_CAMEOS_SECONDS = 60
+# page with a card). Revoking a cameo forgets its owner's list (`on_cameo_revoked`); a cameo
+# that became usable meanwhile is offered once the list is read again.
+OWN_CAMEOS_SECONDS = 600
+
+
+def on_cameo_revoked(*, cameo) -> None:
+    """`cameo.revoked` hook: the owner's cards stop offering it from the next page."""
+
+    def forget() -> None:
+        try:
+            redis_client().hdel(_key(cameo.owner_id), "own", "own_at")
+        except redis.RedisError:
+            # Without Redis there is no card state either: cards start from scratch.
+            degraded("feed_cards", f"(own cameos of {cameo.owner_id})")
+
+    transaction.on_commit(forget)
 
 
 def _own_cameos(state: dict, now: datetime) -> dict | None:

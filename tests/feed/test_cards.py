@@ -171,3 +171,21 @@ def test_own_cameos_are_read_once_a_minute_for_cards(user, feed_of, active_cameo
     with CaptureQueriesContext(connection) as queries:
         page(client, 2, url=body["next"])
     assert [q for q in queries.captured_queries if "cameos_cameo" in q["sql"]]
+
+
+def test_revoking_a_cameo_stops_cards_offering_it_at_once(
+    user, feed_of, active_cameo, django_capture_on_commit_callbacks
+):
+    from cameos.services import cameo_revoke
+
+    mine = active_cameo(user, audience=Audience.ONLY_ME, handle="mecam")
+    client = feed_of(user, 40)
+    redis_client().hset(f"riff:fy:cards:{user.pk}", mapping={"served": 1, "run": 2})
+    body = page(client, 2)
+    assert body["results"][1]["prompt"]["cameo_id"] == str(mine.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        cameo_revoke(cameo=mine, actor=user)
+    assert b"own" not in redis_client().hgetall(f"riff:fy:cards:{user.pk}")
+    redis_client().hset(f"riff:fy:cards:{user.pk}", mapping={"served": 1, "run": 20})
+    body = page(client, 2, url=body["next"])
+    assert body["results"][1]["prompt"]["type"] != "use_cameo"
