@@ -27,7 +27,7 @@ from config.core.pagination import (
 from config.core.schema import IDEMPOTENCY_HEADER, error_responses
 
 from . import selectors, services
-from .feeds import following_page, latest_page
+from .feeds import feed_response, following_page, latest_page
 from .serializers import (
     CommentIn,
     CommentOut,
@@ -180,12 +180,9 @@ class FeedApi(APIView):
 
         page = teen_cap_apply(request.user, page)
         limit = len(page.items) if page.cursor is None else None
-        return Response(
-            {
-                "results": page.items,
-                "next": next_link(request, page.cursor, limit or _limit(request)),
-            }
-        )
+        # The same body DRF would render, written without re-encoding the posts
+        # (feed.hydrate.posts_json keeps each post's JSON; docs/feed.md).
+        return feed_response(page.items, next_link(request, page.cursor, limit or _limit(request)))
 
 
 def _limit(request: Request) -> int:

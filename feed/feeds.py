@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.http import HttpResponse
 from rest_framework.request import Request
 
 from config.core.pagination import (
@@ -23,7 +24,7 @@ from config.core.pagination import (
 )
 
 from . import inbox
-from .hydrate import Row, posts_out, posts_page
+from .hydrate import Row, json_bytes, posts_json, posts_page
 from .serving import serve_id_make
 
 ORDER = ("-created_at", "-id")
@@ -37,8 +38,9 @@ class FeedPage:
 
 
 def post_items(rows: list[Row], reasons: list[str], *, request: Request) -> list[dict]:
-    """The `{"kind": "post", ...}` items of a page (feed.hydrate), a fresh serve_id per item."""
-    data = posts_out(rows, request=request)
+    """The `{"kind": "post", ...}` items of a page (feed.hydrate), a fresh serve_id per item.
+    The post is already JSON (`feed.hydrate.RawJSON`); `feed_response` writes the page."""
+    data = posts_json(rows, request=request)
     user_id = request.user.pk
     return [
         {
@@ -49,6 +51,12 @@ def post_items(rows: list[Row], reasons: list[str], *, request: Request) -> list
         }
         for row, reason in zip(data, reasons, strict=True)
     ]
+
+
+def feed_response(items: list[dict], next_url: str | None) -> HttpResponse:
+    """A feed page as DRF's JSON renderer would write it, with the posts' JSON spliced in."""
+    body = json_bytes({"results": items, "next": next_url})
+    return HttpResponse(body, content_type="application/json")
 
 
 def feed_scope(request: Request, kind: str) -> str:

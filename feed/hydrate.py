@@ -19,11 +19,14 @@ Cameo briefs need the cameo handles: one more query, only for pages that show ca
 
 from __future__ import annotations
 
+import functools
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 
 from cameos.models import Cameo
@@ -83,8 +86,8 @@ class Row:
         return self.values[2]
 
     @property
-    def cameo_ids(self) -> list:
-        return self.values[6] or []
+    def cameo_ids(self) -> tuple:
+        return self.values[6] or ()
 
 
 def posts_page(
@@ -134,33 +137,43 @@ def _decoded(row: tuple) -> tuple:
     # Django reads jsonb as text and decodes it in JSONField; a raw cursor does the same here.
     cameos = row[6]
     if isinstance(cameos, str | bytes):
-        row = (*row[:6], json.loads(cameos), *row[7:])
-    return row
+        cameos = json.loads(cameos)
+    return (*row[:6], tuple(cameos or ()), *row[7:])
 
 
 class _Urls:
-    """Absolute URLs for one request, the way `request.build_absolute_uri` makes them."""
+    """Absolute URLs for one request, the way `request.build_absolute_uri` makes them, and the
+    signed content URLs as of `now` (signatures change once per expiry step)."""
 
-    def __init__(self, request):
-        self.request = request
-        self.base = request.build_absolute_uri("/")[:-1] if request is not None else ""
-
-    def absolute(self, url: str) -> str:
-        if url.startswith("/") and not url.startswith("//"):
-            return self.base + url
-        return self.request.build_absolute_uri(url) if self.request is not None else url
+    def __init__(self, base: str, now: float):
+        self.base = base
+        self.now = now
 
     def media(self, name: str) -> str | None:
-        return self.absolute(default_storage.url(name)) if name else None
+        if not name:
+            return None
+        url = default_storage.url(name)
+        # Storage URLs are site paths, or absolute already (S3); build_absolute_uri keeps those.
+        return self.base + url if url.startswith("/") and not url.startswith("//") else url
 
     def content(self, video_id: str, variant: str) -> str:
         # Same URL as generation.serializers._content_url; every part is URL-safe as it is
         # (a variant word, digits, hex), so no quoting pass is needed.
-        signed = signed_query(media_path(video_id, variant))
+        signed = signed_query(media_path(video_id, variant), now=self.now)
         return (
             f"{self.base}/api/v1/videos/{video_id}/content?variant={variant}"
             f"&expires={signed['expires']}&sig={signed['sig']}"
         )
+
+
+def _base(request) -> str:
+    return request.build_absolute_uri("/")[:-1] if request is not None else ""
+
+
+def _signing_now() -> float:
+    """`now` rounded down to the signing step: the same URLs for the whole step."""
+    step = max(1, settings.RIFF_MEDIA_URL_TTL // 2)
+    return float(int(time.time()) // step * step)
 
 
 def _user(urls: _Urls, pk, username, display_name, avatar_small) -> dict:
@@ -172,57 +185,107 @@ def _user(urls: _Urls, pk, username, display_name, avatar_small) -> dict:
     }
 
 
+def _handles(rows: list[Row]) -> dict:
+    cameo_ids = {c for r in rows for c in r.cameo_ids}
+    if not cameo_ids:
+        return {}
+    return {
+        str(pk): handle
+        for pk, handle in Cameo.objects.filter(pk__in=cameo_ids).values_list("pk", "handle")
+    }
+
+
+def _post(values: tuple, urls: _Urls, handles: dict) -> dict:
+    (
+        pid, caption, allow_remix, remix_of, root, depth, cameos, created,
+        a_id, a_name, a_display, a_avatar,
+        v_id, v_gen, v_state, v_seconds, v_width, v_height, v_frames, v_sha, v_created,
+        o_id, o_name, o_display, o_avatar,
+        likes, comments, remixes, views, liked,
+    ) = values  # fmt: skip
+    video_id = str(v_id)
+    return {
+        "id": str(pid),
+        "author": _user(urls, a_id, a_name, a_display, a_avatar),
+        "video": {
+            "id": video_id,
+            "owner": _user(urls, o_id, o_name, o_display, o_avatar),
+            "generation": str(v_gen),
+            "state": v_state,
+            "seconds": float(v_seconds),
+            "width": v_width,
+            "height": v_height,
+            "frame_count": v_frames,
+            "content_url": urls.content(video_id, "video"),
+            "poster_url": urls.content(video_id, "poster"),
+            "preview_url": urls.content(video_id, "preview"),
+            "sha256": v_sha,
+            "created_at": iso_datetime(v_created),
+        },
+        "caption": caption,
+        "allow_remix": allow_remix,
+        "like_count": int(likes),
+        "comment_count": int(comments),
+        "remix_count": int(remixes),
+        "view_count": int(views),
+        "remix_of": str(remix_of) if remix_of is not None else None,
+        "root": str(root),
+        "depth": depth,
+        "cameos": [{"id": c, "handle": handles[c]} for c in (cameos or ()) if c in handles],
+        "liked_by_me": bool(liked),
+        "created_at": iso_datetime(created),
+    }
+
+
 def posts_out(rows: list[Row], *, request) -> list[dict]:
     """The `PostOut` JSON of each row (cameo handles in one query when any row has cameos)."""
-    urls = _Urls(request)
-    cameo_ids = {c for r in rows for c in (r.values[6] or [])}
-    handles = {}
-    if cameo_ids:
-        handles = {
-            str(pk): handle
-            for pk, handle in Cameo.objects.filter(pk__in=cameo_ids).values_list("pk", "handle")
-        }
-    out = []
-    for r in rows:
-        (
-            pid, caption, allow_remix, remix_of, root, depth, cameos, created,
-            a_id, a_name, a_display, a_avatar,
-            v_id, v_gen, v_state, v_seconds, v_width, v_height, v_frames, v_sha, v_created,
-            o_id, o_name, o_display, o_avatar,
-            likes, comments, remixes, views, liked,
-        ) = r.values  # fmt: skip
-        video_id = str(v_id)
-        out.append(
-            {
-                "id": str(pid),
-                "author": _user(urls, a_id, a_name, a_display, a_avatar),
-                "video": {
-                    "id": video_id,
-                    "owner": _user(urls, o_id, o_name, o_display, o_avatar),
-                    "generation": str(v_gen),
-                    "state": v_state,
-                    "seconds": float(v_seconds),
-                    "width": v_width,
-                    "height": v_height,
-                    "frame_count": v_frames,
-                    "content_url": urls.content(video_id, "video"),
-                    "poster_url": urls.content(video_id, "poster"),
-                    "preview_url": urls.content(video_id, "preview"),
-                    "sha256": v_sha,
-                    "created_at": iso_datetime(v_created),
-                },
-                "caption": caption,
-                "allow_remix": allow_remix,
-                "like_count": int(likes),
-                "comment_count": int(comments),
-                "remix_count": int(remixes),
-                "view_count": int(views),
-                "remix_of": str(remix_of) if remix_of is not None else None,
-                "root": str(root),
-                "depth": depth,
-                "cameos": [{"id": c, "handle": handles[c]} for c in (cameos or []) if c in handles],
-                "liked_by_me": bool(liked),
-                "created_at": iso_datetime(created),
-            }
+    urls, handles = _Urls(_base(request), _signing_now()), _handles(rows)
+    return [_post(r.values, urls, handles) for r in rows]
+
+
+def posts_json(rows: list[Row], *, request) -> list[RawJSON]:
+    """`posts_out`, already encoded. A row's JSON depends only on its selected values, the
+    site's base URL, the signing step and the handles of its cameos, so it is kept per process
+    under exactly that key: a post served to many viewers (Latest's first page, trending
+    posts) is encoded once per change of any of them, and a changed count or like is a new
+    key, never a stale answer."""
+    base, now, handles = _base(request), _signing_now(), _handles(rows)
+    return [
+        _encoded(
+            r.values,
+            base,
+            now,
+            tuple((c, handles.get(c)) for c in r.cameo_ids),
+            settings.TIME_ZONE,
         )
-    return out
+        for r in rows
+    ]
+
+
+@functools.lru_cache(maxsize=8192)
+def _encoded(values: tuple, base: str, now: float, cameos: tuple, zone: str) -> RawJSON:
+    handles = {c: h for c, h in cameos if h is not None}
+    return RawJSON(json_bytes(_post(values, _Urls(base, now), handles)))
+
+
+class RawJSON(bytes):
+    """JSON text, written as it is by `json_bytes` (a fragment encoded earlier)."""
+
+
+def json_bytes(value) -> bytes:
+    """`value` as DRF's JSONRenderer writes it (UTF-8, compact, U+2028/9 escaped), with
+    `RawJSON` fragments spliced in. Plain data only: dicts, lists, str, numbers, bools, None."""
+    if isinstance(value, RawJSON):
+        return value
+    if isinstance(value, dict) and any(
+        isinstance(v, RawJSON | list | dict) for v in value.values()
+    ):
+        parts = [
+            json.dumps(k, ensure_ascii=False).encode() + b":" + json_bytes(v)
+            for k, v in value.items()
+        ]
+        return b"{" + b",".join(parts) + b"}"
+    if isinstance(value, list):
+        return b"[" + b",".join(json_bytes(v) for v in value) + b"]"
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()

@@ -31,7 +31,12 @@ def fetchall(sql: str, params: dict[str, Any] | list[Any]) -> list[tuple]:
     # None: prepared statements are off for this database (settings, DATABASE_PREPARE).
     prepare = raw.prepare_threshold is not None
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+    # One server-binding cursor per connection, reused: a new cursor copies the connection's
+    # adapters map, which showed in the profile.
+    cursor = getattr(raw, "_riff_cursor", None)
+    if cursor is None or cursor.closed:
+        cursor = raw._riff_cursor = psycopg.Cursor(raw)
+    with connection.wrap_database_errors:
         cursor.execute(sql, params, prepare=prepare)
         rows = cursor.fetchall()
     if connection.queries_logged:

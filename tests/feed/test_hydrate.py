@@ -128,3 +128,55 @@ def test_a_page_is_one_statement(user, world, django_assert_num_queries):
     plain = [r for r in rows if not r.cameo_ids]
     with django_assert_num_queries(0):
         posts_out(plain, request=None)
+
+
+def test_the_encoded_page_is_byte_for_byte_what_drf_renders(user, world, make_user, make_post):
+    """Feed pages splice each post's cached JSON into the body (feed.hydrate.posts_json,
+    feed.feeds.feed_response); the bytes must be the ones DRF's renderer writes."""
+    from feed.feeds import post_items
+    from feed.hydrate import RawJSON, json_bytes
+
+    make_post(make_user(username="odd"), caption='line\u2028sep\u2029 "quoted" \\ é 😀')
+    request = _request(user)
+    rows = posts_page(viewer_id=user.pk, limit=100)
+    items = post_items(rows, ["latest"] * len(rows), request=request)
+    card = {"kind": "create_prompt", "prompt": {"type": "remix_this", "text": "Remix «this»"}}
+    page = {"results": [*items, card], "next": "http://testserver/api/v1/feed?cursor=a%2Bb"}
+    plain = {
+        "results": [
+            {**i, "post": json.loads(i["post"])} if isinstance(i.get("post"), RawJSON) else i
+            for i in page["results"]
+        ],
+        "next": page["next"],
+    }
+    assert json_bytes(page) == JSONRenderer().render(plain)
+    assert b"\\u2028" in json_bytes(page) and "\u2028".encode() not in json_bytes(page)
+    assert plain["results"][:-1] == [
+        {**i, "post": p} for i, p in zip(items, posts_out(rows, request=request), strict=True)
+    ]
+
+
+def test_a_cached_post_changes_with_its_counts_and_the_viewers_like(user, other, world):
+    from feed.hydrate import posts_json
+
+    request = _request(user)
+    post = world["plain"]
+
+    def shown():
+        (row,) = posts_page(viewer_id=user.pk, ids=[post.pk])
+        return json.loads(posts_json([row], request=request)[0])
+
+    before = shown()
+    assert shown() == before  # the same key: served from the cache
+    services.like_set(user=other, post=post, liked=True)
+    assert (shown()["like_count"], shown()["liked_by_me"]) == (before["like_count"] + 1, False)
+    services.like_set(user=user, post=post, liked=True)
+    assert (shown()["like_count"], shown()["liked_by_me"]) == (before["like_count"] + 2, True)
+    user_view = shown()
+    other_request = _request(other)
+    (row,) = posts_page(viewer_id=other.pk, ids=[post.pk])
+    theirs = json.loads(posts_json([row], request=other_request)[0])
+    assert theirs["liked_by_me"] is True and theirs["like_count"] == user_view["like_count"]
+    post.author.display_name = "Renamed"
+    post.author.save(update_fields=["display_name"])
+    assert shown()["author"]["display_name"] == "Renamed"
