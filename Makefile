@@ -54,16 +54,27 @@ bench: install
 	  $(PY) manage.py bench_revenue --out docs/bench-revenue.json'
 	$(MAKE) bench-feed
 
-# The feed benchmark seeds synthetic data once (users named seed_*; `seed_feed --reset` replaces
-# it) and measures the feed against a real uvicorn server. Size: BENCH_USERS/POSTS/EVENTS.
-BENCH_USERS ?= 100000
-BENCH_POSTS ?= 1000000
-BENCH_EVENTS ?= 10000000
+# The serving benchmark (issue #31, docs/bench-feed.md): for each size, a database of its own on
+# DATABASE_URL's server (created when missing), migrated and seeded once (`seed_feed
+# --if-missing`: users named seed_*), then `bench_feed` with wrk against a real uvicorn server;
+# each size is its own label in docs/bench-feed.json. BENCH_FEED_SIZES picks sizes (200k 1m).
+BENCH_FEED_SIZES ?= 200k 1m
+BENCH_FEED_ARGS ?= --profile
 bench-feed: install
-	RIFF_DEV=1 $(PY) -m config.devserver exec -- sh -c '$(PY) manage.py migrate -v 0 && \
-	  $(PY) manage.py seed_feed --if-missing --users $(BENCH_USERS) --posts $(BENCH_POSTS) \
-	    --events $(BENCH_EVENTS) && \
-	  $(PY) manage.py bench_feed --out docs/bench-feed.json'
+	@command -v wrk >/dev/null || { echo "bench-feed needs wrk: apt-get install wrk"; exit 1; }
+	RIFF_DEV=1 $(PY) -m config.devserver exec -- sh -c 'set -e; \
+	  for size in $(BENCH_FEED_SIZES); do \
+	    case $$size in \
+	      200k) seed="--users 20000 --posts 200000 --events 2000000" ;; \
+	      1m) seed="--users 100000 --posts 1000000 --events 10000000" ;; \
+	      *) echo "unknown size $$size (200k or 1m)"; exit 1 ;; \
+	    esac; \
+	    url=$$($(PY) -c "import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path=sys.argv[2])))" "$$DATABASE_URL" /riff_bench_$$size); \
+	    $(PY) -c "import sys; from config.devserver import ensure_database; ensure_database(sys.argv[1])" "$$url"; \
+	    DATABASE_URL=$$url $(PY) manage.py migrate -v 0; \
+	    DATABASE_URL=$$url $(PY) manage.py seed_feed --if-missing $$seed; \
+	    DATABASE_URL=$$url $(PY) manage.py bench_feed --label $$size --out docs/bench-feed.json $(BENCH_FEED_ARGS); \
+	  done'
 
 clean:
 	rm -rf $(VENV) .data

@@ -23,19 +23,24 @@ FLAGS = {
         "reset",
         "if_missing",
     },
+    # Reworked for issue #31 (wrk from outside): --requests/--concurrency/--pages/--max-seconds
+    # gave way to a fixed duration per scenario and wrk connections.
     "bench_feed": {
         "out",
+        "label",
         "viewers",
-        "requests",
-        "concurrency",
+        "connections",
+        "duration",
+        "warmup",
         "workers",
-        "pages",
+        "admission_callers",
         "min_follows",
         "seed",
         "timeout",
-        "max_seconds",
+        "profile",
+        "profile_dir",
     },
-    "bench_generation": {"requests", "dispatch", "out"},
+    "bench_generation": {"requests", "dispatch", "e2e", "busy", "out"},
     "bench_engine": {"out", "weights", "device", "threads", "reps"},
 }
 TOOLS = ("seed_feed", "bench_feed", "bench_generation", "bench_engine")

@@ -1,8 +1,6 @@
-"""The benchmark seed (config.devtools.seeding) and `bench_feed` at a tiny scale."""
+"""The benchmark seed (config.devtools.seeding); bench_feed is in test_bench_feed.py."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -118,32 +116,6 @@ def test_seed_refuses_then_resets(seeded):
     assert Post.objects.filter(author_id__in=users).count() == 20
     assert FeedEvent.objects.filter(user_id__in=users).count() == 50
     assert Post.objects.count() == 20
-
-
-def test_bench_feed_end_to_end(seeded, tmp_path):
-    out = tmp_path / "bench.json"
-    call_command(
-        "bench_feed",
-        out=str(out),
-        viewers=4,
-        requests=12,
-        concurrency=2,
-        workers=1,
-        min_follows=1,
-        verbosity=0,
-    )
-    report = json.loads(out.read_text())
-    assert report["trivial"]["before"]["statuses"] == {"200": 12}
-    for kind in ("following", "latest", "for_you"):
-        feed = report["feed"][kind]
-        assert {"p50_ms", "p99_ms", "rps", "ratio_p50_vs_trivial", "pages_2_3"} <= feed.keys()
-    assert report["feed"]["latest"]["statuses"] == {"200": report["feed"]["latest"]["requests"]}
-    # Latest follows `next`: with 300 posts every scroll reaches page 3.
-    assert report["feed"]["latest"]["requests"] == 12 * 3
-    assert report["for_you_distinct_authors_top20"]["top"] == 20
-    assert report["data"]["posts"] >= 300
-    # The bench's tokens are gone afterwards.
-    assert not User.objects.filter(tokens__user_agent="bench_feed").exists()
 
 
 def test_seed_is_reproducible_and_speaks_the_models_enums():

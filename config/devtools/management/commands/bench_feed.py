@@ -1,52 +1,72 @@
-"""`manage.py bench_feed`: feed latency and throughput against a real uvicorn server
-(config.devtools.bench.feed). Needs seeded data (`manage.py seed_feed`)."""
+"""`manage.py bench_feed`: serving speed measured from outside with wrk (issue #31;
+config.devtools.bench.feed, docs/bench-feed.md). Needs seeded data (`manage.py seed_feed`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
+from django.db import connection
 
-from config.devtools.bench.feed import bench_feed, report_lines
+from config.devtools.bench.feed import bench_feed, merge_report, report_lines
 
 
 class Command(BaseCommand):
-    help = "Benchmark the feed (p50/p99, requests/s per kind) against a real uvicorn server."
+    help = (
+        "Benchmark /healthz, /me, the feeds (first and second pages) and generation admission "
+        "with wrk against a real uvicorn server; figures as ratios to /me."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--out", default="docs/bench-feed.json")
-        parser.add_argument("--viewers", type=int, default=50)
         parser.add_argument(
-            "--requests", type=int, default=1000, help="page-1 requests per scenario"
+            "--label",
+            default=None,
+            help="this run's key in --out (e.g. 200k, 1m); default: the database name",
         )
-        parser.add_argument("--concurrency", type=int, default=8)
+        parser.add_argument("--viewers", type=int, default=2000, help="distinct seeded viewers")
+        parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+        parser.add_argument("--duration", type=int, default=10, help="measured s per scenario")
+        parser.add_argument("--warmup", type=int, default=2, help="unmeasured s per scenario")
         parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-        parser.add_argument("--pages", type=int, default=3, help="pages per scroll (via next)")
+        parser.add_argument(
+            "--admission-callers",
+            type=int,
+            default=200,
+            help="viewers who POST /generations (each granted the two bench cameos)",
+        )
         parser.add_argument("--min-follows", type=int, default=5)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
             "--timeout", type=float, default=30.0, help="per request (also statement_timeout)"
         )
         parser.add_argument(
-            "--max-seconds", type=float, default=300.0, help="no new task after this, per scenario"
+            "--profile",
+            action="store_true",
+            help="py-spy the workers during /me, following and for_you first pages",
+        )
+        parser.add_argument(
+            "--profile-dir", default=None, help="keep py-spy's raw stacks here (flamegraphs)"
         )
 
     def handle(self, *args, **opts):
+        quiet = opts["verbosity"] == 0
         report = bench_feed(
             viewers=opts["viewers"],
-            requests=opts["requests"],
-            concurrency=opts["concurrency"],
+            connections=opts["connections"],
+            duration=opts["duration"],
+            warmup=opts["warmup"],
             workers=opts["workers"],
-            pages=opts["pages"],
+            admission_callers=opts["admission_callers"],
             min_follows=opts["min_follows"],
             seed=opts["seed"],
             timeout=opts["timeout"],
-            max_seconds=opts["max_seconds"],
-            quiet=opts["verbosity"] == 0,
+            profile=opts["profile"],
+            profile_dir=Path(opts["profile_dir"]) if opts["profile_dir"] else None,
+            quiet=quiet,
+            log=(lambda line: None) if quiet else self.stdout.write,
         )
-        out = Path(opts["out"])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        for line in report_lines(report):
+        label = opts["label"] or connection.settings_dict["NAME"]
+        merge_report(Path(opts["out"]), label, report)
+        for line in report_lines(report, label):
             self.stdout.write(line)
