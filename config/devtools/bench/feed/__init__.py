@@ -58,6 +58,7 @@ from django.utils import timezone
 from accounts.models import AuthToken, User
 from accounts.tokens import hash_token, token_issue
 from config.devtools.seeding import SEED_PREFIX
+from feed.ranking.snapshot import drop_quietly as order_drop
 
 from .admission import (
     ADMISSION_PROMPT,
@@ -189,6 +190,10 @@ def bench_feed(
         )
         with transaction.atomic():
             tokens = [token_issue(user=u, user_agent="bench_feed") for u in chosen]
+        # Every run starts from viewers with no For You order (an earlier run's would be old
+        # enough to be re-ranked on the worker during this one).
+        for user in chosen:
+            order_drop(user_id=user.pk)
         cameo_ids.extend(admission_setup(callers, exclude={u.pk for u in chosen}))
 
         def clean_refreshes() -> None:
@@ -205,6 +210,25 @@ def bench_feed(
         server = Server(port=_free_port(), workers=workers, timeout=timeout, extra_env=SERVER_ENV)
         undo.callback(server.stop)
         server.wait()
+
+        def first_visits(server, tokens) -> dict:
+            began = time.monotonic()
+            got = collect_next_pages(
+                server.port,
+                tokens,
+                kind="for_you",
+                connections=connections,
+                timeout=timeout,
+                quiet=quiet,
+            )
+            server.check("the For You first visits")
+            seconds = time.monotonic() - began
+            return {
+                "viewers": len(tokens),
+                "statuses": got["statuses"],
+                "seconds": round(seconds, 1),
+                "req_per_s": round(len(tokens) / seconds, 1) if seconds else None,
+            }
 
         def worker_now() -> tuple[int, float]:
             return sent.count(), server.worker.cpu_seconds()
@@ -242,6 +266,12 @@ def bench_feed(
         run("healthz", [("GET", HEALTHZ, None)])
         run("me", [("GET", ME, t) for t in tokens])
         for kind in KINDS:
+            if kind == "for_you":
+                # Every viewer opens For You once first (unmeasured): a first visit ranks in
+                # the request, and the measured pages are those of recently active viewers,
+                # whose orders are ranked ahead (docs/feed.md). The pass's own figures are the
+                # cost of a first visit.
+                collected["for_you_first_visits"] = first_visits(server, tokens)
             run(f"feed_{kind}", [("GET", f"/api/v1/feed?kind={kind}", t) for t in tokens])
         for kind in KINDS:
             # Right before its scenario: For You's cursors name snapshots that expire.

@@ -109,6 +109,12 @@ def report_lines(report: dict, label: str = "") -> list[str]:
         f"stopped counting), {clean.get('broker_messages_purged')} broker messages purged; "
         f"{clean.get('order_refresh_messages_purged')} order refreshes left queued, purged"
     )
+    visits = (report.get("collection") or {}).get("for_you_first_visits")
+    if visits:
+        lines.append(
+            f"For You first visits (ranked in the request, unmeasured pass): {visits['viewers']} "
+            f"viewers in {visits['seconds']} s, {visits['req_per_s']} req/s, {visits['statuses']}"
+        )
     for name, summary in (report.get("profile") or {}).items():
         spied = summary.get("profiled_pass") or {}
         lines.append(
