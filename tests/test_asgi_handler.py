@@ -1,0 +1,108 @@
+"""config.core.handlers.OneHopASGIHandler: each request's synchronous work runs in one thread
+of its own (signals, middleware, view), threads are reused across requests, and requests in
+flight at the same time never share one."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from django.core.signals import request_finished, request_started
+
+from config.core.handlers import MAX_IDLE_THREADS, OneHopASGIHandler, _Threads
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _get(app, path: str = "/healthz") -> int:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    sent, first = [], True
+
+    async def receive():
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"]
+
+
+@pytest.fixture
+def seen():
+    log: list[tuple[str, int]] = []
+
+    def started(**kwargs):
+        log.append(("started", threading.get_ident()))
+
+    def finished(**kwargs):
+        log.append(("finished", threading.get_ident()))
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    yield log
+    request_started.disconnect(started)
+    request_finished.disconnect(finished)
+
+
+def test_a_request_stays_in_one_thread_and_the_next_reuses_it(seen):
+    app = OneHopASGIHandler()
+
+    async def two():
+        return [await _get(app), await _get(app)]
+
+    assert asyncio.run(two()) == [200, 200]
+    threads = {ident for _, ident in seen}
+    assert [kind for kind, _ in seen] == ["started", "finished"] * 2
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_requests_in_flight_together_get_threads_of_their_own(seen):
+    app = OneHopASGIHandler()
+    inside = threading.Barrier(2, timeout=10)
+
+    def hold(**kwargs):
+        # Both requests must be inside at once: with one shared thread this would time out.
+        inside.wait()
+
+    request_started.connect(hold)
+    try:
+
+        async def both():
+            return await asyncio.gather(_get(app), _get(app))
+
+        assert asyncio.run(both()) == [200, 200]
+    finally:
+        request_started.disconnect(hold)
+    started = [ident for kind, ident in seen if kind == "started"]
+    finished = [ident for kind, ident in seen if kind == "finished"]
+    assert len(set(started)) == 2 and set(started) == set(finished)
+
+
+def test_idle_threads_are_kept_up_to_a_bound():
+    threads = _Threads()
+    taken = [threads.take() for _ in range(MAX_IDLE_THREADS + 3)]
+    assert len({id(e) for e in taken}) == MAX_IDLE_THREADS + 3
+    for executor in taken:
+        threads.give_back(executor)
+    assert len(threads._idle) == MAX_IDLE_THREADS
+    assert sum(e._shutdown for e in taken) == 3
+    assert threads.take() is taken[MAX_IDLE_THREADS - 1]
