@@ -58,6 +58,7 @@ from django.utils import timezone
 from accounts.models import AuthToken, User
 from accounts.tokens import hash_token, token_issue
 from config.devtools.seeding import SEED_PREFIX
+from feed.inbox import drop as inbox_drop
 from feed.ranking.snapshot import drop_quietly as order_drop
 
 from .admission import (
@@ -134,6 +135,10 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+# Feeds whose first visit does work ahead of later ones (an inbox built, an order ranked).
+FIRST_VISITS = ("following", "for_you")
+
+
 def bench_feed(
     *,
     viewers: int,
@@ -191,9 +196,10 @@ def bench_feed(
         with transaction.atomic():
             tokens = [token_issue(user=u, user_agent="bench_feed") for u in chosen]
         # Every run starts from viewers with no For You order (an earlier run's would be old
-        # enough to be re-ranked on the worker during this one).
+        # enough to be re-ranked on the worker during this one) and no Following inbox.
         for user in chosen:
             order_drop(user_id=user.pk)
+            inbox_drop(user_id=user.pk)
         cameo_ids.extend(admission_setup(callers, exclude={u.pk for u in chosen}))
 
         def clean_refreshes() -> None:
@@ -211,17 +217,17 @@ def bench_feed(
         undo.callback(server.stop)
         server.wait()
 
-        def first_visits(server, tokens) -> dict:
+        def first_visits(server, tokens, kind: str) -> dict:
             began = time.monotonic()
             got = collect_next_pages(
                 server.port,
                 tokens,
-                kind="for_you",
+                kind=kind,
                 connections=connections,
                 timeout=timeout,
                 quiet=quiet,
             )
-            server.check("the For You first visits")
+            server.check(f"the {kind} first visits")
             seconds = time.monotonic() - began
             return {
                 "viewers": len(tokens),
@@ -266,12 +272,12 @@ def bench_feed(
         run("healthz", [("GET", HEALTHZ, None)])
         run("me", [("GET", ME, t) for t in tokens])
         for kind in KINDS:
-            if kind == "for_you":
-                # Every viewer opens For You once first (unmeasured): a first visit ranks in
-                # the request, and the measured pages are those of recently active viewers,
-                # whose orders are ranked ahead (docs/feed.md). The pass's own figures are the
-                # cost of a first visit.
-                collected["for_you_first_visits"] = first_visits(server, tokens)
+            if kind in FIRST_VISITS:
+                # Every viewer opens the feed once first (unmeasured): a first visit builds the
+                # viewer's Following inbox or ranks their For You order in the request, and the
+                # measured pages are those of recently active viewers (docs/feed.md). The
+                # pass's own figures are the cost of a first visit.
+                collected[f"{kind}_first_visits"] = first_visits(server, tokens, kind)
             run(f"feed_{kind}", [("GET", f"/api/v1/feed?kind={kind}", t) for t in tokens])
         for kind in KINDS:
             # Right before its scenario: For You's cursors name snapshots that expire.

@@ -109,12 +109,14 @@ def report_lines(report: dict, label: str = "") -> list[str]:
         f"stopped counting), {clean.get('broker_messages_purged')} broker messages purged; "
         f"{clean.get('order_refresh_messages_purged')} order refreshes left queued, purged"
     )
-    visits = (report.get("collection") or {}).get("for_you_first_visits")
-    if visits:
-        lines.append(
-            f"For You first visits (ranked in the request, unmeasured pass): {visits['viewers']} "
-            f"viewers in {visits['seconds']} s, {visits['req_per_s']} req/s, {visits['statuses']}"
-        )
+    for kind in ("following", "for_you"):
+        visits = (report.get("collection") or {}).get(f"{kind}_first_visits")
+        if visits:
+            lines.append(
+                f"{kind} first visits (unmeasured pass: inbox built / order ranked in the "
+                f"request): {visits['viewers']} viewers in {visits['seconds']} s, "
+                f"{visits['req_per_s']} req/s, {visits['statuses']}"
+            )
     for name, summary in (report.get("profile") or {}).items():
         spied = summary.get("profiled_pass") or {}
         lines.append(
