@@ -3,11 +3,21 @@
 Reliability: a task is acknowledged only after it finishes (`acks_late`), re-queued when its
 worker dies (`reject_on_worker_lost`), each worker holds one message at a time, and Redis'
 visibility timeout outlasts the longest task so a slow job is not delivered twice.
+
+A worker that consumes `gpu` prepares the process that will run jobs before taking the first
+one (`_prepare_engine_process`, docs/generation.md "Worker"): torch's thread count
+(`RIFF_ENGINE_THREADS`), the process priority (`RIFF_WORKER_NICE`), and the engine loaded and
+run once (`RIFF_WORKER_WARM`), so no job pays for loading weights or MiniLM. With the prefork
+pool that happens in each child (torch is never initialised in the parent: OpenMP does not
+survive a fork); with an in-process pool (solo, threads) in the worker process itself.
 """
 
+import logging
 import os
+import sys
+import time
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -54,3 +64,74 @@ app.conf.update(
 
 
 app.autodiscover_tasks()
+
+
+logger = logging.getLogger("generation.worker")
+
+
+def _setting(name: str, default):
+    from django.conf import settings
+
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name)
+    if value is None or isinstance(value, type(default)):
+        return default if value is None else value
+    if isinstance(default, bool):
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+    return type(default)(value)
+
+
+def _consumes_gpu(app_) -> bool:
+    return "gpu" in (app_.amqp.queues.consume_from or {})
+
+
+def _prepare_engine_process(*, tune_process: bool) -> None:
+    """Sets this process up to run generation jobs. `tune_process`: a process of its own (a
+    `celery worker` or one of its pool children), not a worker embedded in another program
+    (tests, `manage.py bench_generation`'s dispatch run), whose threads and priority are not
+    ours to change."""
+    started = time.perf_counter()
+    if tune_process:
+        nice = int(_setting("RIFF_WORKER_NICE", 0))
+        if nice:
+            os.nice(nice)
+        threads = int(_setting("RIFF_ENGINE_THREADS", 1))
+        if threads > 0:  # 0: torch's own default (one thread per core)
+            import torch
+
+            torch.set_num_threads(threads)
+    if bool(_setting("RIFF_WORKER_WARM", True)):
+        from generation.runner import warm
+
+        try:
+            warm()
+        except Exception:
+            # A worker that can't build its engine still starts: each job then fails with
+            # `engine_unavailable` (generation.tasks), which says why, instead of a crash loop.
+            logger.exception("generation worker: warming the engine failed")
+            return
+    torch = sys.modules.get("torch")  # whatever the engine loaded; never imported here
+    logger.info(
+        "generation worker ready in %.2f s (torch threads %s, nice %d)",
+        time.perf_counter() - started,
+        torch.get_num_threads() if torch else "-",
+        os.nice(0),
+    )
+
+
+@signals.worker_init.connect
+def _on_worker_init(sender=None, **_):
+    # Jobs run in this very process with an in-process pool; prefork children warm below.
+    pool = str(getattr(sender, "pool_cls", "") or "")
+    if "prefork" in pool or not _consumes_gpu(sender.app):
+        return
+    from celery.apps.worker import Worker
+
+    _prepare_engine_process(tune_process=isinstance(sender, Worker))
+
+
+@signals.worker_process_init.connect
+def _on_pool_child_init(**_):
+    if _consumes_gpu(app):
+        _prepare_engine_process(tune_process=True)

@@ -184,7 +184,14 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "riff:asgi", "capacity": 1000, "expiry": 30},
+        # redis-py 8's default socket_timeout (5 s) equals channels_redis' blocking read, so a
+        # consumer with nothing to receive for a few seconds died; 15 s outlasts the read.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "prefix": "riff:asgi",
+            "capacity": 1000,
+            "expiry": 30,
+        },
     }
 }
 
@@ -242,6 +249,13 @@ AUTH_PASSWORD_VALIDATORS = [
 RIFF_TOKEN_TTL = timedelta(days=env_int("RIFF_TOKEN_TTL_DAYS", 30))
 # How stale a token's last_used_at may get (it is shown to staff; a write per read is not worth it).
 RIFF_TOKEN_TOUCH_SECONDS = env_int("RIFF_TOKEN_TOUCH_SECONDS", 600)
+
+# --- Generation workers (docs/generation.md, "Worker") ---
+# torch threads per worker process (0: torch's default, one per core); process priority
+# (nice); load and run the engine once when a gpu worker starts, so no job pays for it.
+RIFF_ENGINE_THREADS = env_int("RIFF_ENGINE_THREADS", 1)
+RIFF_WORKER_NICE = env_int("RIFF_WORKER_NICE", 0)
+RIFF_WORKER_WARM = env_bool("RIFF_WORKER_WARM", True)
 RIFF_INVITES_PER_USER = env_int("RIFF_INVITES_PER_USER", 5)
 RIFF_MIN_AGE = 13
 RIFF_ADULT_AGE = 18

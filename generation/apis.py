@@ -64,8 +64,8 @@ class GenerationsApi(APIView):
     def post(self, request: Request) -> Response:
         payload = GenerationIn(data=request.data)
         payload.is_valid(raise_exception=True)
+        # The admitted row as written, its cameo links included: nothing to read back.
         generation = admit(user=request.user, payload=payload.validated_data)
-        generation = selectors.generation_of(user=request.user, generation_id=generation.pk)
         return Response(
             GenerationOut(generation, context={"request": request}).data,
             status=status.HTTP_202_ACCEPTED,

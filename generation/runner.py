@@ -20,6 +20,7 @@ from config.core import hooks
 from .engine.backends import Engine, EngineUnavailable, GenerationRequest, get_engine
 from .hooks import REMIX_CONTEXT
 from .models import Generation, GenerationCameo
+from .timing import NO_CLOCK, StageClock
 
 # EngineUnavailable is the backends' own class, re-exported: the one a worker catches
 __all__ = [
@@ -39,6 +40,16 @@ def engine() -> Engine:
     Raises EngineUnavailable when the backend cannot be built on this worker (an unknown
     name, missing weights)."""
     return get_engine(settings.RIFF_ENGINE, **settings.RIFF_ENGINE_OPTIONS)
+
+
+def warm() -> None:
+    """Loads this worker's engine (weights, text encoder) and runs it once, so the first job
+    costs what every later one does. Called when a worker that consumes the `gpu` queue starts
+    (config.celery); a backend without a `warm()` is only built."""
+    backend = engine()
+    warm_up = getattr(backend, "warm", None)
+    if callable(warm_up):
+        warm_up()
 
 
 def _load_image(name: str) -> np.ndarray | None:
@@ -103,25 +114,36 @@ def context_frames(job: Generation, backend: Engine) -> np.ndarray | None:
     )
 
 
-def sample_job(job: Generation, on_progress) -> tuple[np.ndarray, float]:
-    """Runs the engine for one job; returns (uint8 frames [T, H, W, 3], fps)."""
-    backend = engine()
-    refs, instructions = cameo_inputs(job)
-    request = GenerationRequest(
-        prompt=job.prompt,
-        seed=int(job.seed),
-        seconds=float(job.seconds),
-        cameo_images=refs,
-        instructions=instructions,
-        context_frames=context_frames(job, backend),
-    )
-    clips = backend.generate([request], on_progress=lambda done, total: on_progress(done, total))
+def sample_job(
+    job: Generation, on_progress, *, clock: StageClock = NO_CLOCK
+) -> tuple[np.ndarray, float]:
+    """Runs the engine for one job; returns (uint8 frames [T, H, W, 3], fps). `clock` gets the
+    stages `model`, `inputs` and `sampling` (generation.timing)."""
+    with clock.stage("model"):
+        backend = engine()
+    with clock.stage("inputs"):
+        refs, instructions = cameo_inputs(job)
+        request = GenerationRequest(
+            prompt=job.prompt,
+            seed=int(job.seed),
+            seconds=float(job.seconds),
+            cameo_images=refs,
+            instructions=instructions,
+            context_frames=context_frames(job, backend),
+        )
+    with clock.stage("sampling"):
+        clips = backend.generate(
+            [request], on_progress=lambda done, total: on_progress(done, total)
+        )
     clip = clips[0]
     return letterbox(np.asarray(clip.frames, dtype=np.uint8), job.aspect), float(clip.fps)
 
 
-def render_job(job: Generation, *, video_id, frames: np.ndarray, fps: float):
-    """Watermark, encode, sign: the finished files (bytes) and their facts."""
+def render_job(
+    job: Generation, *, video_id, frames: np.ndarray, fps: float, clock: StageClock = NO_CLOCK
+):
+    """Watermark, encode, sign: the finished files (bytes) and their facts. `clock` gets the
+    stages `frames`, `encode`, `sign` and `previews`."""
     from .media import render_video
     from .provenance import default_signer
 
@@ -137,4 +159,5 @@ def render_job(job: Generation, *, video_id, frames: np.ndarray, fps: float):
             "creator": job.owner.username,
         },
         short_side=settings.RIFF_VIDEO_SHORT_SIDE,
+        clock=clock,
     )

@@ -15,7 +15,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from cameos.consent import cameo_can_use
+from cameos.consent import cameo_decisions
 from config.core import hooks
 from rights.catalogue import IPDecision, ip_decision
 from rights.claims import claims_record
@@ -28,12 +28,14 @@ from .runner import render_job, sample_job
 from .services.admission import remix_parent_video
 from .services.jobs import (
     LostLease,
+    ProgressReporter,
     generation_claim,
     generation_heartbeat,
     generation_reap,
     generation_transition,
 )
 from .services.videos import delete_files, store_rendered, video_create
+from .timing import StageClock, report
 
 logger = logging.getLogger(__name__)
 G = GenerationStatus
@@ -63,52 +65,83 @@ def _output_problems(job: Generation, frames) -> list[str]:
 
 
 def _consent_lost(job: Generation) -> str | None:
-    links = GenerationCameo.objects.filter(generation=job).select_related("cameo", "cameo__owner")
-    for link in links:
-        if not cameo_can_use(job.owner, link.cameo).allowed:
-            return link.cameo.handle
+    """The handle of the first of the job's cameos its owner may no longer use, or None. One
+    query for the links, one for every decision (cameos.consent.cameo_decisions)."""
+    links = list(
+        GenerationCameo.objects.filter(generation=job)
+        .order_by("position")
+        .values_list("cameo_id", "cameo__handle")
+    )
+    if not links:
+        return None
+    decisions = cameo_decisions(job.owner, [cameo_id for cameo_id, _ in links])
+    for cameo_id, handle in links:
+        decision = decisions.get(cameo_id)
+        if decision is None or not decision.allowed:
+            return handle
     return None
 
 
 @shared_task(name="generation.tasks.generation_run", acks_late=True, bind=True)
 def generation_run(self, generation_id: str) -> str:
-    job = generation_claim(generation_id=generation_id)
-    if job is None:
-        return "skipped"
-    job = Generation.objects.select_related("owner").get(pk=job.pk)
+    clock = StageClock()
+    outcome = "error"
+    try:
+        outcome = _run(generation_id, clock)
+        return outcome
+    finally:
+        if outcome != "skipped":
+            report(str(generation_id), clock, outcome)
+
+
+def _run(generation_id: str, clock: StageClock) -> str:
+    with clock.stage("claim"):
+        job = generation_claim(generation_id=generation_id)
+        if job is None:
+            return "skipped"
     attempt = job.attempts
     try:
-        lost = _consent_lost(job)
-        if lost:
-            return _fail(job, attempt, "cameo_consent_revoked", f"@{lost} can no longer be used.")
-        # Registered IP against the catalogue as it is now, with the semantic check (a
-        # description of a blocked character without its name); what it matched becomes the
-        # video's claims.
-        ip = _ip_decision(job)
-        refusal = ip.refusal()
-        if refusal is not None:
-            return _fail(job, attempt, "ip_blocked", str(refusal.detail))
+        with clock.stage("checks"):
+            lost = _consent_lost(job)
+            if lost:
+                return _fail(
+                    job, attempt, "cameo_consent_revoked", f"@{lost} can no longer be used."
+                )
+            # Registered IP against the catalogue as it is now, with the semantic check (a
+            # description of a blocked character without its name); what it matched becomes
+            # the video's claims.
+            ip = _ip_decision(job)
+            refusal = ip.refusal()
+            if refusal is not None:
+                return _fail(job, attempt, "ip_blocked", str(refusal.detail))
 
-        def on_progress(done: int, total: int) -> None:
-            # Also the cancellation point: a cancelled or taken-over job raises LostLease here.
-            generation_heartbeat(generation=job, progress=min(0.95, 0.9 * done / max(1, total)))
-
-        frames, fps = sample_job(job, on_progress)
-        # Consent is checked again after sampling: an owner may have withdrawn it meanwhile.
-        lost = _consent_lost(job)
-        if lost:
-            return _fail(
-                job, attempt, "cameo_consent_revoked", f"@{lost} was withdrawn while generating."
-            )
-        # The output check looks at the frames before anything is delivered: a problem holds
-        # the video for moderation (state `held`) instead of making it a draft.
-        problems = _output_problems(job, frames)
-        generation_heartbeat(generation=job, progress=0.96)
-        video_id = uuid.uuid4()
-        rendered = render_job(job, video_id=video_id, frames=frames, fps=fps)
-        files = store_rendered(generation=job, rendered=rendered)
+        progress = ProgressReporter(job)
         try:
-            with transaction.atomic():
+            frames, fps = sample_job(job, progress, clock=clock)
+        finally:
+            progress.close()
+            clock.note("progress", progress.seconds)
+        with clock.stage("verify"):
+            # Consent is checked again after sampling: an owner may have withdrawn it
+            # meanwhile.
+            lost = _consent_lost(job)
+            if lost:
+                return _fail(
+                    job,
+                    attempt,
+                    "cameo_consent_revoked",
+                    f"@{lost} was withdrawn while generating.",
+                )
+            # The output check looks at the frames before anything is delivered: a problem
+            # holds the video for moderation (state `held`) instead of making it a draft.
+            problems = _output_problems(job, frames)
+            generation_heartbeat(generation=job, progress=0.96)
+        video_id = uuid.uuid4()
+        rendered = render_job(job, video_id=video_id, frames=frames, fps=fps, clock=clock)
+        with clock.stage("store"):
+            files = store_rendered(generation=job, rendered=rendered)
+        try:
+            with clock.stage("finish"), transaction.atomic():
                 generation_transition(generation=job, to=G.SUCCEEDED, attempt=attempt)
                 if _consent_lost(job):
                     raise _ConsentRace()
@@ -120,6 +153,7 @@ def generation_run(self, generation_id: str) -> str:
                     problems=problems,
                 )
                 claims_record(video_id=video_id, owner=job.owner, matches=ip.matches)
+            clock.mark_finished()
         except _ConsentRace:
             delete_files(files.values())
             return _fail(

@@ -26,9 +26,11 @@ from . import safety
 
 def prompt_safety(*, user: User, prompt: str, request: Any) -> None:
     """`admission.prompt_check`: 403 `content_policy` for a blocked prompt."""
-    refusal = safety.prompt_refusal(user=user, prompt=prompt) or safety.figure_refusal(
-        user=user, prompt=prompt, cameos=None
-    )
+    # One policy snapshot serves both hooks of this admission (`request.memo`).
+    snapshot = safety.policy_snapshot(getattr(request, "memo", None))
+    refusal = safety.prompt_refusal(
+        user=user, prompt=prompt, snapshot=snapshot
+    ) or safety.figure_refusal(user=user, prompt=prompt, cameos=None, snapshot=snapshot)
     if refusal is not None:
         raise refusal
 
@@ -36,7 +38,8 @@ def prompt_safety(*, user: User, prompt: str, request: Any) -> None:
 def admission_safety(*, user: User, prompt: str, cameos: list[Cameo], request: Any) -> None:
     """`admission.check`: 403 `content_policy` for a protected figure named in the prompt or a
     cameo's instructions when the video does not use that figure's own cameo."""
-    refusal = safety.figure_refusal(user=user, prompt=prompt, cameos=cameos)
+    snapshot = safety.policy_snapshot(getattr(request, "memo", None))
+    refusal = safety.figure_refusal(user=user, prompt=prompt, cameos=cameos, snapshot=snapshot)
     if refusal is not None:
         raise refusal
 

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_suspension_check
-from cameos.consent import cameo_can_use
+from cameos.consent import cameo_decisions, cameos_for_use
 from cameos.models import Cameo
 from cameos.selectors import cameos_by_handles
 from config.core import hooks
@@ -36,6 +36,7 @@ from rights.ledger import InsufficientFunds
 from rights.selectors import credits_balance
 from rights.services import credit_spend
 
+from ..batch import insert_statement, run_together
 from ..hooks import (
     ADMISSION_ADJUST,
     ADMISSION_CHECK,
@@ -59,6 +60,10 @@ class AdmissionRequest:
     aspect: str = "9:16"
     seed: int | None = None
     serve_id: str = ""
+    # Per-admission scratch space for checks: what several hooks of one admission read (the
+    # moderation policy snapshot) is read once per request and kept here, never across
+    # requests.
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def _quota_for(user: User) -> int:
@@ -77,15 +82,37 @@ def _quota_exceeded(user: User) -> ApiError:
     )
 
 
-def _over_quota(user: User) -> bool:
+# Failures that are ours, not the caller's: they give the quota back.
+OUR_FAULT = ("worker_lost", "engine_error")
+# Names from the models only; every value is a parameter.
+_USERS, _JOBS = User._meta.db_table, Generation._meta.db_table
+_LOCK_USER_SQL = f'SELECT "suspended_until" FROM "{_USERS}" WHERE id = %s FOR UPDATE'  # noqa: S608
+_QUOTA_WHERE = "owner_id = %s AND created_at >= %s AND NOT (status = %s AND error_code IN (%s, %s))"
+# Counts no further than the quota: only whether it is reached matters, so a user far beyond
+# it (paying with credits) costs no more than one at it.
+_QUOTA_ROWS = f'SELECT 1 FROM "{_JOBS}" WHERE {_QUOTA_WHERE} LIMIT %s'  # noqa: S608
+_QUOTA_USED_SQL = f"SELECT count(*) FROM ({_QUOTA_ROWS}) used"  # noqa: S608
+
+
+def _lock_and_count(user: User, limit: int) -> tuple[datetime | None, int]:
+    """Locks the caller's user row and counts the generations that use today's quota (up to
+    `limit`), in one round trip (generation.batch): the count runs after the lock is granted,
+    with a snapshot of its own, so it sees every admission committed before ours. Returns the
+    row's current `suspended_until` and the count. Jobs that failed on our side
+    (`worker_lost`, `engine_error`) don't count."""
     now = timezone.now()
     day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    used = (
-        Generation.objects.filter(owner=user, created_at__gte=day_start)
-        .exclude(status=GenerationStatus.FAILED, error_code__in=["worker_lost", "engine_error"])
-        .count()
+    rows = run_together(
+        [
+            (_LOCK_USER_SQL, [user.pk]),
+            (
+                _QUOTA_USED_SQL,
+                [user.pk, day_start, GenerationStatus.FAILED.value, *OUR_FAULT, limit],
+            ),
+        ]
     )
-    return used >= _quota_for(user)
+    locked, (count,) = rows[0], rows[1][0]
+    return (locked[0][0] if locked else user.suspended_until), count
 
 
 def _spend_credit(user: User, generation_id: uuid.UUID) -> None:
@@ -133,18 +160,24 @@ def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
     cameo the caller may use; any other @word (no such cameo, or one the caller may not use) is
     just text, and both answer alike, so a prompt can't probe which handles exist.
     """
-    ids = list(dict.fromkeys(request.cameo_ids))
-    found = {c.pk: c for c in Cameo.objects.filter(pk__in=ids).select_related("owner")}
+    ids = list(dict.fromkeys(Cameo._meta.pk.to_python(i) for i in request.cameo_ids))
+    # The named cameos are loaded and checked in one query.
+    named = cameos_for_use(user, ids)
     cameos: list[Cameo] = []
+    found: dict = {}
     for cameo_id in ids:
-        cameo = found.get(cameo_id)
-        if cameo is None or not cameo_can_use(user, cameo).allowed:
+        cameo, decision = named.get(cameo_id, (None, None))
+        if cameo is None or not decision.allowed:
             raise _refuse(cameo_id, "You may not use this cameo.")
         cameos.append(cameo)
-    for cameo in carried_cameos(user, request):
+        found[cameo.pk] = cameo
+    carried = [cameo for cameo in carried_cameos(user, request) if cameo.pk not in found]
+    decisions = cameo_decisions(user, [cameo.pk for cameo in carried])
+    for cameo in carried:
         if cameo.pk in found:
             continue
-        if not cameo_can_use(user, cameo).allowed:
+        decision = decisions.get(cameo.pk)
+        if decision is None or not decision.allowed:
             raise _refuse(
                 cameo.pk,
                 f"The post you are remixing shows @{cameo.handle}, whom you may not use.",
@@ -152,8 +185,13 @@ def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
         cameos.append(cameo)
         found[cameo.pk] = cameo
     handles = HANDLE_RE.findall(request.prompt)
-    for cameo in cameos_by_handles(handles=handles):
-        if cameo.pk in found or not cameo_can_use(user, cameo).allowed:
+    mentioned = (
+        [c for c in cameos_by_handles(handles=handles) if c.pk not in found] if handles else []
+    )
+    decisions = cameo_decisions(user, [cameo.pk for cameo in mentioned])
+    for cameo in mentioned:
+        decision = decisions.get(cameo.pk)
+        if cameo.pk in found or decision is None or not decision.allowed:
             continue
         cameos.append(cameo)
         found[cameo.pk] = cameo
@@ -169,11 +207,12 @@ def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
 @transaction.atomic
 def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     # Serialise admissions per user so the quota check can't be raced.
-    locked = User.objects.select_for_update().filter(pk=user.pk).first()
+    quota = _quota_for(user)
+    user.suspended_until, used = _lock_and_count(user, quota)
     # A suspended user may not generate or remix (403 `account_suspended`), before anything
     # else, the quota included; the locked row is the current one, whatever `user` held.
-    user_suspension_check(user=locked or user)
-    over_quota = _over_quota(user)
+    user_suspension_check(user=user)
+    over_quota = used >= quota
     # The quota answers first, as it always has; the credit itself is spent (and re-checked
     # under the ledger's lock) only once every other check has passed.
     if over_quota and credits_balance(user=user) <= 0:
@@ -197,7 +236,7 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     generation_id = uuid.uuid4()
     if over_quota:
         _spend_credit(user, generation_id)
-    generation = Generation.objects.create(
+    generation = Generation(
         id=generation_id,
         owner=user,
         prompt=request.prompt,
@@ -206,16 +245,23 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
         seconds=request.seconds,
         aspect=request.aspect,
         seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+        # Stamped here rather than by an UPDATE after the commit (generation.dispatch).
+        dispatched_at=timezone.now(),
     )
-    GenerationCameo.objects.bulk_create(
+    links = [
         GenerationCameo(
             generation=generation, cameo=c, instructions_version=c.instructions_version, position=i
         )
         for i, c in enumerate(cameos)
-    )
+    ]
+    # The job row and its cameo links in one round trip: the same INSERTs `create()` and
+    # `bulk_create()` compile (the links' own ids are not read back; nothing here needs them).
+    run_together([insert_statement([generation]), *([insert_statement(links)] if links else [])])
+    # What the response serializes (GenerationOut reads `cameo_links`): no second read.
+    generation._prefetched_objects_cache = {"cameo_links": links}
     from ..dispatch import dispatch_after_commit
 
-    dispatch_after_commit(generation)
+    dispatch_after_commit(generation, stamped=True)
     return generation
 
 

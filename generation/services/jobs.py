@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -104,7 +106,7 @@ def generation_transition(
 
 def generation_claim(*, generation_id) -> Generation | None:
     """Takes a queued job for this worker (conditional UPDATE through the state table; None
-    when someone else has it or it is no longer queued)."""
+    when someone else has it or it is no longer queued). The job comes back with its owner."""
     now = timezone.now()
     lease = timedelta(seconds=settings.RIFF_GENERATION_LEASE_SECONDS)
     claimed = JOB_STATES.bulk(
@@ -118,7 +120,7 @@ def generation_claim(*, generation_id) -> Generation | None:
     )
     if not claimed:
         return None
-    return Generation.objects.get(pk=generation_id)
+    return Generation.objects.select_related("owner").get(pk=generation_id)
 
 
 def generation_heartbeat(*, generation: Generation, progress: float) -> None:
@@ -131,6 +133,107 @@ def generation_heartbeat(*, generation: Generation, progress: float) -> None:
         raise LostLease(str(generation.pk))
     generation.progress = progress
     send_to_user(generation.owner_id, _event(generation, "generation.progress"))
+
+
+# How often a running job reports its progress (a database write that extends the lease and
+# is the cancellation check, and a websocket event). A cancel is seen within this interval.
+PROGRESS_EVERY_SECONDS = 0.2
+
+
+class ProgressReporter:
+    """The sampler's `on_progress(done, total)` for one job, without making the sampler wait.
+
+    The callback only records the latest step; a thread of its own runs `generation_heartbeat`
+    (progress scaled to at most 0.95, the lease, the cancellation check) for the first step at
+    once and then at most every PROGRESS_EVERY_SECONDS, so the engine never waits on the
+    database or the channel layer (a report costs milliseconds, a sampler step tens of them).
+    A report that finds the job no longer ours (cancelled, re-queued, taken over) makes the
+    next callback raise LostLease, which stops the sampler. `close()` (after sampling, also
+    when it failed) sends the last step and stops the thread. `seconds`: what the callbacks
+    cost the sampler.
+
+    Called inside a transaction (a test running the task in its own), the reports are made in
+    the calling thread, on the connection that holds it: another thread's connection could not
+    see the job."""
+
+    def __init__(self, job: Generation, *, every: float = PROGRESS_EVERY_SECONDS) -> None:
+        from django.db import connection
+
+        self.job = job
+        self.every = every
+        self.seconds = 0.0
+        self._inline = connection.in_atomic_block
+        self._last_inline: float | None = None
+        self._lost: LostLease | None = None
+        self._pending: tuple[int, int] | None = None
+        self._closing = False
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        began = time.perf_counter()
+        if self._lost is not None:
+            raise self._lost
+        if self._inline:
+            if self._last_inline is None or began - self._last_inline >= self.every:
+                self._last_inline = began
+                generation_heartbeat(
+                    generation=self.job, progress=min(0.95, 0.9 * done / max(1, total))
+                )
+            self.seconds += time.perf_counter() - began
+            return
+        with self._changed:
+            self._pending = (done, total)
+            self._changed.notify()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"progress-{self.job.pk}", daemon=True
+            )
+            self._thread.start()
+        self.seconds += time.perf_counter() - began
+
+    def close(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        last = 0.0
+        try:
+            while True:
+                with self._changed:
+                    while self._pending is None and not self._closing:
+                        self._changed.wait()
+                    if self._pending is None:
+                        return
+                    wait = last + self.every - time.monotonic()
+                    if wait > 0 and not self._closing:
+                        self._changed.wait(wait)
+                        continue
+                    done, total = self._pending
+                    self._pending = None
+                last = time.monotonic()
+                try:
+                    generation_heartbeat(
+                        generation=self.job, progress=min(0.95, 0.9 * done / max(1, total))
+                    )
+                except LostLease:
+                    raise
+                except Exception:
+                    # A failed report (the database restarting) costs this progress event;
+                    # the next one tries again, and the heartbeat after sampling is the
+                    # task's own.
+                    logger.warning(
+                        "generation %s: progress report failed", self.job.pk, exc_info=True
+                    )
+        except LostLease as exc:
+            self._lost = exc
+        finally:
+            connection.close()  # this thread's own connection
 
 
 def generation_cancel(*, generation: Generation) -> Generation:

@@ -105,6 +105,26 @@ class RiffWorldEngine:
     def max_context_frames(self) -> int:
         return self.model.cfg.max_context_frames
 
+    def warm(self) -> None:
+        """Everything a first generation would pay once: the text encoder (MiniLM loads on
+        first use) and one guided Euler step of a default-length clip, so every kernel, the
+        allocator and the thread pool are set up. A worker calls it at start
+        (generation.runner.warm); a tenth of a second or so."""
+        spec = self._spec(GenerationRequest("a red ball bounces on the floor", seed=0))
+        with self._lock:
+            sample(
+                self.model,
+                self.encoder,
+                [spec],
+                frames=self.config.frames,
+                steps=1,
+                method="euler",
+                text_scale=self.text_scale,
+                cameo_scale=self.cameo_scale,
+                shift=self.shift,
+                device=self.device,
+            )
+
     def frames_for(self, req: GenerationRequest) -> int:
         cfg = self.config
         n = req.frames or (round(req.seconds * self.fps) if req.seconds else cfg.frames)
