@@ -300,18 +300,28 @@ class RawJSON(bytes):
 
 def json_bytes(value) -> bytes:
     """`value` as DRF's JSONRenderer writes it (UTF-8, compact, U+2028/9 escaped), with
-    `RawJSON` fragments spliced in. Plain data only: dicts, lists, str, numbers, bools, None."""
+    `RawJSON` fragments spliced in. Plain data only: dicts, lists, str, numbers, bools, None.
+    Only the containers that hold a fragment are taken apart; the rest is one `json.dumps`."""
     if isinstance(value, RawJSON):
         return value
-    if isinstance(value, dict) and any(
-        isinstance(v, RawJSON | list | dict) for v in value.values()
-    ):
-        parts = [
-            json.dumps(k, ensure_ascii=False).encode() + b":" + json_bytes(v)
-            for k, v in value.items()
-        ]
-        return b"{" + b",".join(parts) + b"}"
-    if isinstance(value, list):
+    if isinstance(value, dict) and _holds_raw(value):
+        return b"{" + b",".join(_key(k) + json_bytes(v) for k, v in value.items()) + b"}"
+    if isinstance(value, list) and _holds_raw(value):
         return b"[" + b",".join(json_bytes(v) for v in value) + b"]"
     text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
+def _holds_raw(value) -> bool:
+    if isinstance(value, RawJSON):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_raw(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_raw(v) for v in value)
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _key(name: str) -> bytes:
+    return json_bytes(name) + b":"
