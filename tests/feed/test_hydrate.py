@@ -85,10 +85,8 @@ def test_visible_posts_are_the_selectors_posts(user, world):
     assert [first[0].id] + [r.id for r in rest] == expected
 
 
-@pytest.mark.parametrize("forwarded", [{}, {"HTTP_X_FORWARDED_PROTO": "https"}])
-def test_post_json_is_exactly_the_serializers(user, world, forwarded, settings):
-    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    request = _request(user, **forwarded)
+def _both_ways(user, request) -> tuple[list, list]:
+    """The viewer's visible posts as feed.hydrate writes them and as PostOut renders them."""
     posts = list(posts_visible_to(user).order_by("-created_at", "-id"))
     annotate_posts(posts, viewer=user)
     expected = json.loads(
@@ -97,6 +95,13 @@ def test_post_json_is_exactly_the_serializers(user, world, forwarded, settings):
     got = json.loads(
         json.dumps(posts_out(posts_page(viewer_id=user.pk, limit=100), request=request))
     )
+    return got, expected
+
+
+@pytest.mark.parametrize("forwarded", [{}, {"HTTP_X_FORWARDED_PROTO": "https"}])
+def test_post_json_is_exactly_the_serializers(user, world, forwarded, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    got, expected = _both_ways(user, _request(user, **forwarded))
     assert got == expected
     by_id = {p["id"]: p for p in got}
     liked = by_id[str(world["with_cameo"].pk)]
@@ -107,15 +112,7 @@ def test_post_json_is_exactly_the_serializers(user, world, forwarded, settings):
 
 @override_settings(TIME_ZONE="Europe/Paris")
 def test_post_json_matches_in_another_time_zone(user, world):
-    request = _request(user)
-    posts = list(posts_visible_to(user).order_by("-created_at", "-id"))
-    annotate_posts(posts, viewer=user)
-    expected = json.loads(
-        JSONRenderer().render(PostOut(posts, many=True, context={"request": request}).data)
-    )
-    got = json.loads(
-        json.dumps(posts_out(posts_page(viewer_id=user.pk, limit=100), request=request))
-    )
+    got, expected = _both_ways(user, _request(user))
     assert got == expected
 
 

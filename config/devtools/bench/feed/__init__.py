@@ -217,8 +217,7 @@ def bench_feed(
         undo.callback(server.stop)
         server.wait()
 
-        def first_visits(server, tokens, kind: str) -> dict:
-            began = time.monotonic()
+        def first_pages(kind: str, what: str) -> dict:
             got = collect_next_pages(
                 server.port,
                 tokens,
@@ -227,7 +226,12 @@ def bench_feed(
                 timeout=timeout,
                 quiet=quiet,
             )
-            server.check(f"the {kind} first visits")
+            server.check(f"the {kind} {what}")
+            return got
+
+        def first_visits(server, tokens, kind: str) -> dict:
+            began = time.monotonic()
+            got = first_pages(kind, "first visits")
             seconds = time.monotonic() - began
             return {
                 "viewers": len(tokens),
@@ -281,15 +285,7 @@ def bench_feed(
             run(f"feed_{kind}", [("GET", f"/api/v1/feed?kind={kind}", t) for t in tokens])
         for kind in KINDS:
             # Right before its scenario: For You's cursors name snapshots that expire.
-            got = collect_next_pages(
-                server.port,
-                tokens,
-                kind=kind,
-                connections=connections,
-                timeout=timeout,
-                quiet=quiet,
-            )
-            server.check(f"the collection of {kind} second pages")
+            got = first_pages(kind, "collection of second pages")
             entries = got.pop("entries")
             collected[kind] = {**got, "second_pages": len(entries)}
             if not entries:
