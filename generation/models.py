@@ -22,6 +22,12 @@ class Aspect(models.TextChoices):
     SQUARE = "1:1"
 
 
+class SourceMode(models.TextChoices):
+    EXTEND = "extend"
+    REMIX = "remix"
+    EDIT = "edit"
+
+
 class Generation(models.Model):
     """A generation job. `status` changes only through services.generation_transition()."""
 
@@ -37,6 +43,28 @@ class Generation(models.Model):
     seconds = models.PositiveSmallIntegerField(default=2)
     aspect = models.CharField(max_length=5, choices=Aspect.choices, default=Aspect.PORTRAIT)
     seed = models.BigIntegerField()
+    # The engine asked for (the Videos API's `model`); blank: the configured default.
+    model = models.CharField(max_length=64, blank=True)
+    # The delivered frame size "WxH" (the Videos API's `size`); blank: `aspect` at
+    # RIFF_VIDEO_SHORT_SIDE on the short side.
+    size = models.CharField(max_length=16, blank=True)
+    # A video of the caller's this job starts from: `extend` continues it and delivers the
+    # stitched whole, `remix` conditions on its last frames, `edit` re-renders it under a new
+    # prompt (docs/videos-api.md). Consent covers that video's cameos as well.
+    source_video = models.ForeignKey(
+        "generation.Video",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="derived_generations",
+    )
+    source_mode = models.CharField(max_length=8, choices=SourceMode.choices, blank=True)
+    # Storage name of an uploaded first-frame reference image (the Videos API's
+    # `input_reference`), re-encoded as PNG; blank: none.
+    reference_image = models.CharField(max_length=255, blank=True)
+    # Deleted through the Videos API: gone from /v1 lists and lookups (the row stays for the
+    # quota, the ledger and moderation).
+    api_deleted_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=GenerationStatus.choices, default=GenerationStatus.QUEUED
     )
@@ -123,6 +151,12 @@ class Video(models.Model):
     poster = models.CharField(max_length=255)
     preview = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64, db_index=True)
+    # A tiled JPEG of sampled frames (the Videos API's `spritesheet` variant); blank for videos
+    # rendered before it existed (made on first request).
+    spritesheet = models.CharField(max_length=255, blank=True)
+    # The engine's own frames before letterbox, watermark and encoding (compressed .npz, a few
+    # hundred KB): what an extension continues and stitches, so it is rendered once.
+    engine_frames = models.CharField(max_length=255, blank=True)
     removed_reason = models.CharField(max_length=200, blank=True)
     # While `taken_down`: where a restore returns it (draft or posted), why and since when.
     state_before_takedown = models.CharField(max_length=16, choices=VideoState.choices, blank=True)
