@@ -18,8 +18,13 @@ from config.core.throttles import ScopedThrottle
 from config.core.uploads import upload_file
 
 from . import selectors, services
+from .apikeys import api_key_create, api_key_revoke, api_keys_of
+from .authentication import BearerTokenAuthentication
 from .realtime import realtime_ticket_issue
 from .serializers import (
+    ApiKeyCreatedOut,
+    ApiKeyIn,
+    ApiKeyOut,
     AuthOut,
     AvatarIn,
     FollowerRowOut,
@@ -271,3 +276,53 @@ class RealtimeTicketApi(APIView):
             TicketOut({"ticket": issued.ticket, "expires_in": issued.expires_in, "url": url}).data,
             status=status.HTTP_201_CREATED,
         )
+
+
+class ApiKeysApi(APIView):
+    """The caller's Videos API keys. Managed with a session token only, never with a key:
+    a leaked key must not be able to mint more keys or revoke the owner's."""
+
+    authentication_classes = [BearerTokenAuthentication]
+    pagination_ordering = ("-created_at", "-id")
+
+    @extend_schema(
+        responses={200: page_of(ApiKeyOut), 400: ERRORS[400], 401: ERRORS[401]},
+        description="Your live (unrevoked) API keys, newest first. The secret is never shown "
+        "again after creation; `prefix` tells keys apart.",
+    )
+    def get(self, request: Request) -> Response:
+        return paginated_response(self, request, api_keys_of(user=request.user), ApiKeyOut)
+
+    @extend_schema(
+        request=ApiKeyIn,
+        responses={
+            201: ApiKeyCreatedOut,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            409: OpenApiResponse(description="too_many_api_keys: revoke one first"),
+        },
+        description="Creates a key for the Videos API at /v1/ (`Authorization: Bearer rk_...`). "
+        "`key` is in this response only. Each user may hold `RIFF_API_KEYS_PER_USER` (20) live "
+        "keys.",
+    )
+    def post(self, request: Request) -> Response:
+        data = ApiKeyIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, raw = api_key_create(user=request.user, name=data.validated_data["name"])
+        return Response(
+            ApiKeyCreatedOut(key, context={"request": request, "key": raw}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ApiKeyApi(APIView):
+    authentication_classes = [BearerTokenAuthentication]
+
+    @extend_schema(
+        responses={204: None, 401: ERRORS[401], 404: ERRORS[404]},
+        description="Revokes the key: it stops working at once. Revoking it again is a no-op "
+        "(204); another user's key is 404.",
+    )
+    def delete(self, request: Request, key_id) -> Response:
+        api_key_revoke(user=request.user, key_id=key_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,7 +3,22 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from .apikeys import API_KEY_PREFIX, api_key_lookup
 from .tokens import token_lookup
+
+
+def _bearer(request, keyword: str) -> str | None:
+    """The credential of `Authorization: <keyword> <credential>`, None without that header, or
+    AuthenticationFailed when the header is malformed."""
+    header = authentication.get_authorization_header(request).split()
+    if not header or header[0].lower() != keyword.encode():
+        return None
+    if len(header) != 2:
+        raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+    try:
+        return header[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise exceptions.AuthenticationFailed("Malformed token.")
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -12,15 +27,15 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.encode():
+        raw = _bearer(request, self.keyword)
+        if raw is None:
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
-        try:
-            raw = header[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Malformed token.")
+        if raw.startswith(API_KEY_PREFIX):
+            # Keys are for integrators' servers and work only on /v1/; say so rather than
+            # letting a developer wonder why a fresh key is "invalid".
+            raise exceptions.AuthenticationFailed(
+                "API keys work only on the Videos API at /v1/; sign in for a session token."
+            )
         token = token_lookup(raw)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or expired token.")
@@ -30,9 +45,42 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer rk_...` for the Videos API (/v1/); sets `request.auth` to the
+    ApiKey row. No header: None (the view's permissions decide); any other bearer, a session
+    token included: 401."""
+
+    keyword = "bearer"
+
+    def authenticate(self, request):
+        raw = _bearer(request, self.keyword)
+        if raw is None:
+            return None
+        key = api_key_lookup(raw)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return key.user, key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="videos-api"'
+
+
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.BearerTokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer"}
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = "apiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A Videos API key (`rk_...`) from `POST /api/v1/me/api-keys`; "
+            "accepted on /v1/ only.",
+        }

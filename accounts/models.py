@@ -122,6 +122,36 @@ class AuthToken(models.Model):
         return f"{self.prefix}… ({self.user_id})"
 
 
+class ApiKey(models.Model):
+    """A key for the Videos API at /v1/ (accounts.apikeys): `rk_` + 43 random characters.
+
+    Only the SHA-256 of the whole key is stored. Revoked keys keep their row (the admin and
+    the owner's history show when a key was last used); the list and the lookup skip them."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    # The first 12 characters ("rk_" and 9 of the secret), so owners can tell keys apart.
+    prefix = models.CharField(max_length=12)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The owner's list (newest first) and the per-user cap count.
+            models.Index(
+                fields=["user", "-created_at", "-id"],
+                condition=Q(revoked_at__isnull=True),
+                name="apikey_user_live_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+
 class Follow(models.Model):
     follower = models.ForeignKey(User, on_delete=models.CASCADE, related_name="following_set")
     followee = models.ForeignKey(User, on_delete=models.CASCADE, related_name="follower_set")

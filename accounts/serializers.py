@@ -12,7 +12,7 @@ from config.core.fields import (
     iso_datetime,
 )
 
-from .models import Invite, Notification, User
+from .models import ApiKey, Invite, Notification, User
 from .names import validate_name
 
 NAME_MIN_LENGTH = 3
@@ -251,3 +251,49 @@ class TicketOut(serializers.Serializer):
 
 class StatusOut(serializers.Serializer):
     status = serializers.CharField()
+
+
+# --- Videos API keys ---------------------------------------------------------------------------
+
+
+class ApiKeyIn(InputSerializer):
+    name = StrictCharField(
+        max_length=100, help_text="What the key is for, so you can tell keys apart later."
+    )
+
+    def validate_name(self, value: str) -> str:
+        cleaned = _clean_text(value)
+        if not cleaned:
+            raise serializers.ValidationError("Give the key a name.")
+        return cleaned
+
+
+class ApiKeyOut(OutputModelSerializer):
+    """A live API key as lists show it: never the secret, only its first characters."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "created_at", "last_used_at"]
+        extra_kwargs = {
+            "prefix": {"help_text": "The first 12 characters of the key (`rk_` and 9 more)."},
+            "last_used_at": {"help_text": "Updated at most every few minutes; null if never."},
+        }
+
+
+class ApiKeyCreatedOut(OutputModelSerializer):
+    """The key just created. `key` is the secret, in this response only: store it now."""
+
+    key = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "key", "created_at"]
+
+    @extend_schema_field(
+        serializers.CharField(
+            help_text="The secret (`rk_` + 43 characters): `Authorization: Bearer <key>` on "
+            "/v1/. Shown only here; Riff stores only its hash."
+        )
+    )
+    def get_key(self, obj: ApiKey) -> str:
+        return self.context["key"]

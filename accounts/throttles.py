@@ -1,6 +1,9 @@
 """Throttles for signing in: the API login (per account) and the admin login (per address and
 per account). Both sit on DRF's cache-backed `SimpleRateThrottle`, so the windows live in Redis
 like every other rate limit; addresses come from `config.core.clientip.client_ip`.
+
+And the per-key rate of the Videos API (`ApiKeyThrottle`), a window counter like the per-user
+throttle's.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import math
 from django.http import HttpRequest, HttpResponse
 from rest_framework.throttling import SimpleRateThrottle
 
-from config.core.throttles import ClientIpThrottleMixin
+from config.core.throttles import ClientIpThrottleMixin, WindowCounterMixin
 
+from .models import ApiKey
 from .names import name_key
 
 
@@ -30,6 +34,20 @@ class LoginUsernameThrottle(ClientIpThrottleMixin, SimpleRateThrottle):
         data = request.data if isinstance(request.data, dict) else {}
         ident = _account_ident(data.get("username", ""))
         return self.cache_format % {"scope": "login-user", "ident": ident}
+
+
+class ApiKeyThrottle(ClientIpThrottleMixin, WindowCounterMixin, SimpleRateThrottle):
+    """Per Videos API key (`api_key` rate, THROTTLE_API_KEY): each key of a user has its own
+    budget, so one runaway integration can't starve the owner's others (the per-user throttle
+    still bounds them all). Requests not authenticated with a key pass untouched. Fails open
+    when Redis is down, like every throttle."""
+
+    scope = "api_key"
+
+    def get_cache_key(self, request, view):
+        if not isinstance(request.auth, ApiKey):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
 
 
 class AdminLoginIpThrottle(ClientIpThrottleMixin, SimpleRateThrottle):

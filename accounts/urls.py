@@ -10,6 +10,8 @@ urlpatterns = [
     path("me", apis.MeApi.as_view()),
     path("me/avatar", apis.AvatarApi.as_view()),
     path("me/invites", apis.InvitesApi.as_view()),
+    path("me/api-keys", apis.ApiKeysApi.as_view()),
+    path("me/api-keys/<uuid:key_id>", apis.ApiKeyApi.as_view()),
     path("users/<str:username>", apis.ProfileApi.as_view()),
     path("users/<str:username>/follow", apis.FollowApi.as_view()),
     path("users/<str:username>/block", apis.BlockApi.as_view()),
