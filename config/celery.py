@@ -41,6 +41,8 @@ TASK_QUEUES = {
     "feed.tasks.feed_embeddings_sweep": "default",
     "rights.tasks.ip_semantic_check": "default",
     "moderation.tasks.moderation_expire": "default",
+    "generation.webhooks.tasks.webhook_deliver": "default",
+    "generation.webhooks.tasks.webhook_sweep": "default",
 }
 
 app = Celery("riff")
@@ -64,6 +66,13 @@ app.conf.update(
 
 
 app.autodiscover_tasks()
+
+# Beat: webhook deliveries whose message was lost (the broker was down, a worker died
+# mid-attempt) are sent again (generation.webhooks.delivery). Celery adds this entry to
+# settings.CELERY_BEAT_SCHEDULE when it reads its configuration.
+app.add_periodic_task(
+    30.0, app.signature("generation.webhooks.tasks.webhook_sweep"), name="webhook-sweep"
+)
 
 
 logger = logging.getLogger("generation.worker")

@@ -193,3 +193,100 @@ class Appearance(models.Model):
 
 # The prompt blocklist (`SafetyRule`) moved to moderation.models with the other safety rules
 # (moderation migration 0003 copies the rows, generation 0004 drops the old table).
+
+
+# --- Webhooks (generation.webhooks, docs/webhooks.md) ----------------------------------------
+
+
+class WebhookEvent(models.TextChoices):
+    VIDEO_COMPLETED = "video.completed"
+    VIDEO_FAILED = "video.failed"
+    VIDEO_CANCELLED = "video.cancelled"
+
+
+class WebhookEndpoint(models.Model):
+    """A URL of a user's that receives signed events about their videos.
+
+    `secret` is kept in the clear, unlike API keys and tokens: every delivery is signed with it
+    (HMAC needs the key itself), so a hash would be useless. It is shown to its owner only when
+    the endpoint is created and when it is rotated. During a rotation's grace period the
+    previous secret signs too, until `previous_secret_expires_at`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.CharField(max_length=2000)
+    # A non-empty list of WebhookEvent values, without duplicates (the service checks).
+    events = models.JSONField()
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Set by staff (the admin) to stop deliveries to an endpoint without deleting its log.
+    disabled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The owner's list, and the one query an event costs a user without endpoints.
+            models.Index(fields=["user", "-created_at", "-id"], name="webhook_user_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"webhook {self.id} -> {self.url[:80]}"
+
+
+class WebhookDeliveryState(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint, through all its attempts. `state` changes only through
+    generation.webhooks.services.webhook_delivery_transition().
+
+    `event_id` is the Standard Webhooks `webhook-id`: the same for every attempt and every
+    manual redelivery, so a receiver can drop duplicates. `payload` is the body as sent
+    (`{id, object, created_at, type, data}`); `next_attempt_at` is when a pending delivery is
+    due, and while an attempt is in flight, the end of its lease."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_id = models.CharField(max_length=40)
+    event_type = models.CharField(max_length=32, choices=WebhookEvent.choices)
+    payload = models.JSONField()
+    state = models.CharField(
+        max_length=16, choices=WebhookDeliveryState.choices, default=WebhookDeliveryState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    # The first KB of the receiver's last answer, for the owner's delivery log.
+    last_response = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "event_id"], name="webhook_delivery_event_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["endpoint", "-created_at", "-id"], name="webhook_delivery_log_idx"
+            ),
+            # The sweep's scan: pending deliveries by when they are due.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(state="pending"),
+                name="webhook_delivery_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} ({self.state})"

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import apis
+from .webhooks import apis as webhooks
 
 urlpatterns = [
     path("generations", apis.GenerationsApi.as_view()),
@@ -13,4 +14,12 @@ urlpatterns = [
     path("cameos/<uuid:cameo_id>/appearances", apis.AppearancesApi.as_view()),
     path("cameos/<uuid:cameo_id>/appearances/<uuid:video_id>", apis.AppearanceApi.as_view()),
     path("provenance/verify", apis.ProvenanceVerifyApi.as_view()),
+    path("me/webhooks", webhooks.WebhooksApi.as_view()),
+    path("me/webhooks/<uuid:webhook_id>", webhooks.WebhookApi.as_view()),
+    path("me/webhooks/<uuid:webhook_id>/rotate", webhooks.WebhookRotateApi.as_view()),
+    path("me/webhooks/<uuid:webhook_id>/deliveries", webhooks.WebhookDeliveriesApi.as_view()),
+    path(
+        "me/webhooks/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/redeliver",
+        webhooks.WebhookRedeliverApi.as_view(),
+    ),
 ]

@@ -18,9 +18,10 @@ from config.core.errors import Conflict
 from config.core.states import StateMachine
 from feed.models import Post
 from feed.services import POST_STATES, post_transition
-from generation.models import Generation, GenerationStatus, Video
+from generation.models import Generation, GenerationStatus, Video, WebhookDelivery, WebhookEndpoint
 from generation.services.jobs import JOB_STATES, generation_claim, generation_transition
 from generation.services.videos import VIDEO_STATES, video_transition
+from generation.webhooks.delivery import DELIVERY_STATES, webhook_delivery_transition
 from rights.claims import CLAIM_STATES
 from rights.models import Claim, Payout
 from rights.payouts import PAYOUT_STATES
@@ -41,6 +42,7 @@ def test_every_machine_covers_its_model_choices():
         (POST_STATES, Post, "state"),
         (CLAIM_STATES, Claim, "status"),
         (PAYOUT_STATES, Payout, "status"),
+        (DELIVERY_STATES, WebhookDelivery, "state"),
     ]:
         values = {value for value, _ in model._meta.get_field(field).choices}
         assert set(machine.states) == values, machine.name
@@ -99,6 +101,21 @@ def test_post_refuses(user, make_post, current, to):
     with pytest.raises(Conflict):
         post_transition(post=post, to=to)
     assert Post.objects.get(pk=post.pk).state == current
+
+
+@pytest.mark.parametrize(("current", "to"), illegal(DELIVERY_STATES))
+def test_webhook_delivery_refuses(user, current, to):
+    endpoint = WebhookEndpoint.objects.create(
+        user=user, url="https://hooks.example/h", events=["video.failed"], secret="whsec_AAAA"
+    )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event_id="evt_1", event_type="video.failed", payload={}, state=current
+    )
+    with pytest.raises(Conflict) as refused:
+        webhook_delivery_transition(delivery=delivery, to=to, attempts=9)
+    assert refused.value.code == "invalid_transition"
+    row = WebhookDelivery.objects.get(pk=delivery.pk)
+    assert (row.state, row.attempts) == (current, 0)
 
 
 def test_bulk_moves_only_rows_the_table_allows(user, other, active_cameo):

@@ -25,6 +25,7 @@ from config.core.states import StateMachine
 from rights.services import credit_refund_for
 
 from ..models import Generation, GenerationStatus
+from ..webhooks.services import video_event_type, webhook_event_emit
 
 logger = logging.getLogger(__name__)
 G = GenerationStatus
@@ -100,6 +101,15 @@ def generation_transition(
             G.CANCELLED: "generation.cancelled",
         }[to]
         send_to_user(locked.owner_id, _event(locked, kind))
+    if to in (G.FAILED, G.CANCELLED):
+        # Webhooks (docs/webhooks.md), in this transaction. A success is announced by the
+        # worker once its video exists (generation.tasks), since a held video is a failure
+        # to an integrator.
+        webhook_event_emit(
+            user_id=locked.owner_id,
+            event_type=video_event_type(status=to),
+            data={"id": str(locked.pk)},
+        )
     generation.__dict__.update({f: getattr(locked, f) for f in fields})
     return locked
 
