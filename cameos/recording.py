@@ -10,6 +10,7 @@ its length or content is caught there.
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ from django.conf import settings
 from PIL import Image
 
 from config.core.errors import ApiError, UnsupportedMedia
+
+logger = logging.getLogger(__name__)
 
 # FFmpeg demuxer names we accept; everything else (hls, concat, image2, ...) is refused.
 ALLOWED_DEMUXERS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}
@@ -129,10 +132,21 @@ class Analysis:
     reference_frames: list[bytes]
     problems: list[str]
     borderline: list[str]
+    # human faces in the reference frames (the most in any one), when they were looked for
+    faces: int = 0
 
 
-def analyse_recording(data: bytes, *, require_audio: bool, reference_count: int = 4) -> Analysis:
-    """Decodes the whole recording and measures what the automatic checks need."""
+# The problem a `character` cameo whose recording shows a real person is rejected with.
+REAL_PERSON = "shows a real person's face: a person needs the verified cameo flow"
+
+
+def analyse_recording(
+    data: bytes, *, require_audio: bool, reference_count: int = 4, check_faces: bool = False
+) -> Analysis:
+    """Decodes the whole recording and measures what the automatic checks need. With
+    `check_faces` (a `character` cameo: a made-up being, never a real person) the frames kept
+    as references are looked at, full size, for a human face (cameos.faces); one is the
+    problem REAL_PERSON."""
     problems: list[str] = []
     borderline: list[str] = []
     grays: list[np.ndarray] = []
@@ -193,8 +207,21 @@ def analyse_recording(data: bytes, *, require_audio: bool, reference_count: int 
         .astype(int)
     )
     references = [_reference_png(rgb_frames[i]) for i in picks]
+    faces = 0
+    if check_faces:
+        from .faces import face_count
+
+        try:
+            faces = max(face_count(np.asarray(rgb_frames[i].convert("RGB"))) for i in picks)
+        except ImportError:
+            # A worker without OpenCV (the `worker` extra): a person reviews it instead, as
+            # they review every character anyway, told that the check did not run.
+            logger.warning("the face check is unavailable on this worker", exc_info=True)
+            borderline.append("face_check_unavailable")
+        if faces:
+            problems.append(REAL_PERSON)
     return Analysis(
-        len(grays), last_pts, rms, brightness_std, motion, references, problems, borderline
+        len(grays), last_pts, rms, brightness_std, motion, references, problems, borderline, faces
     )
 
 

@@ -1,4 +1,5 @@
-"""From generated frames to the files a phone plays: watermark, H.264 MP4, poster, preview.
+"""From generated frames to the files a phone plays: watermark, H.264 MP4, poster, preview,
+sprite sheet, and the engine frames kept beside them.
 
 Bytes in, bytes out: the caller writes the results through Django's storage API.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,9 +19,14 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .frames import frames_to_npz
 from .timing import NO_CLOCK, StageClock
 
 CORNERS = ("top_left", "top_right", "bottom_right", "bottom_left")
+# The sprite sheet (the Videos API's `spritesheet` variant): up to this many frames, evenly
+# spaced, in a near-square grid of tiles this long on their long side.
+SPRITE_FRAMES = 25
+SPRITE_TILE = 160
 
 
 @dataclass
@@ -33,6 +40,11 @@ class RenderedVideo:
     fps: float
     duration_s: float
     sha256: str
+    # JPEG grid of sampled frames (`spritesheet_jpeg`)
+    spritesheet: bytes = b""
+    # the frames the engine made, before letterbox and watermark (`frames.frames_to_npz`);
+    # empty when render_video was not given them
+    engine_frames: bytes = b""
 
 
 def _check_frames(frames) -> np.ndarray:
@@ -110,12 +122,19 @@ def watermark(image: Image.Image, *, handle: str, corner: str) -> Image.Image:
     return _stamp(image.convert("RGB"), tile, margin, corner)
 
 
-def prepare_frames(frames, *, fps: float, handle: str, short_side: int) -> list[Image.Image]:
+def prepare_frames(
+    frames, *, fps: float, handle: str, short_side: int, size: tuple[int, int] | None = None
+) -> list[Image.Image]:
     """Upscale (nearest: the engine's clips are a few dozen pixels of flat shapes, and smooth
-    filters turn 16x upscaled edges into haze and ringing) and watermark every frame. The
-    watermark is drawn once per clip and blended into each frame where it goes."""
+    filters turn 16x upscaled edges into haze and ringing) and watermark every frame: to
+    exactly `size` (width, height) when given, otherwise to `short_side` keeping the aspect.
+    The watermark is drawn once per clip, scaled to the frame's short side so it reads the same
+    at every size, and blended into each frame where it goes."""
     array = _check_frames(frames)
-    height, width = output_size(array.shape[1], array.shape[2], short_side)
+    if size is not None:
+        width, height = size
+    else:
+        height, width = output_size(array.shape[1], array.shape[2], short_side)
     tile, margin = watermark_tile((width, height), handle)
     out = []
     for index, frame in enumerate(array):
@@ -181,6 +200,47 @@ def preview_webp(images: list[Image.Image], *, fps: float, short_side: int = 256
     return out.getvalue()
 
 
+def spritesheet_jpeg(images: list[Image.Image]) -> bytes:
+    """A JPEG grid of up to SPRITE_FRAMES frames evenly spaced over the clip (the first and the
+    last included), left to right then top to bottom: `cols = ceil(sqrt(n))`, `rows =
+    ceil(n / cols)`, each tile the frame scaled to SPRITE_TILE px on its long side; cells past
+    the last frame are black."""
+    count = min(SPRITE_FRAMES, len(images))
+    picks = np.linspace(0, len(images) - 1, num=count).round().astype(int)
+    width, height = images[0].size
+    scale = SPRITE_TILE / max(width, height)
+    tile = (max(1, round(width * scale)), max(1, round(height * scale)))
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    sheet = Image.new("RGB", (cols * tile[0], rows * tile[1]))
+    for cell, index in enumerate(picks):
+        thumb = images[index].convert("RGB").resize(tile, Image.Resampling.BILINEAR)
+        sheet.paste(thumb, ((cell % cols) * tile[0], (cell // cols) * tile[1]))
+    out = io.BytesIO()
+    sheet.save(out, format="JPEG", quality=85, optimize=True)
+    return out.getvalue()
+
+
+def spritesheet_from_mp4(data: bytes) -> bytes:
+    """`spritesheet_jpeg` of a delivered MP4's frames (for videos rendered before sprite sheets
+    existed). Each frame is shrunk to its tile as it is decoded, so a long clip at a large size
+    costs no more memory than its sprite sheet. ValueError for an MP4 without frames."""
+    tiles: list[Image.Image] = []
+    with av.open(io.BytesIO(data)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            image = frame.to_image()
+            scale = SPRITE_TILE / max(image.size)
+            tiles.append(
+                image.resize(
+                    (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                    Image.Resampling.BILINEAR,
+                )
+            )
+    if not tiles:
+        raise ValueError("the video has no frames")
+    return spritesheet_jpeg(tiles)
+
+
 def probe_mp4(data: bytes) -> dict:
     """Decodes an MP4 fully: codec, size, frame count, fps, duration."""
     with av.open(io.BytesIO(data)) as container:
@@ -204,12 +264,18 @@ def render_video(
     signer=None,
     metadata: dict | None = None,
     short_side: int = 512,
+    size: tuple[int, int] | None = None,
+    engine_frames=None,
     clock: StageClock = NO_CLOCK,
 ) -> RenderedVideo:
-    """Watermarked H.264 MP4 (signed with C2PA when `signer` is given), poster and preview.
-    `clock` gets the stages `frames`, `encode`, `sign` and `previews` (generation.timing)."""
+    """Watermarked H.264 MP4 (signed with C2PA when `signer` is given), poster, preview and
+    sprite sheet, at exactly `size` (width, height; both even) when given, else at
+    `short_side` keeping the frames' aspect. `engine_frames` (uint8 [T, h, w, 3], the engine's
+    own frames before `frames` were letterboxed) come back compressed, to be stored beside the
+    MP4. `clock` gets the stages `frames`, `encode`, `sign` and `previews` (generation.timing;
+    the sprite sheet and the engine frames count as previews)."""
     with clock.stage("frames"):
-        images = prepare_frames(frames, fps=fps, handle=handle, short_side=short_side)
+        images = prepare_frames(frames, fps=fps, handle=handle, short_side=short_side, size=size)
     with clock.stage("encode"):
         mp4 = encode_mp4(images, fps=fps)
     if signer is not None:
@@ -221,6 +287,8 @@ def render_video(
     with clock.stage("previews"):
         poster = poster_jpeg(images[len(images) // 2])
         preview = preview_webp(images, fps=fps)
+        sprites = spritesheet_jpeg(images)
+        kept = b"" if engine_frames is None else frames_to_npz(_check_frames(engine_frames), fps)
     return RenderedVideo(
         mp4=mp4,
         poster=poster,
@@ -231,4 +299,6 @@ def render_video(
         fps=float(fps),
         duration_s=round(len(images) / fps, 3),
         sha256=hashlib.sha256(mp4).hexdigest(),
+        spritesheet=sprites,
+        engine_frames=kept,
     )

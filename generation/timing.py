@@ -17,8 +17,9 @@ stages, in order (docs/generation.md, "Benchmarks"):
     frames     upscaling and watermarking every frame
     encode     H.264 MP4 (with faststart)
     sign       the C2PA manifest
-    previews   the JPEG poster and the animated WebP preview
-    store      writing the three files through the storage API
+    previews   the JPEG poster, the animated WebP preview, the sprite sheet and the engine
+               frames (.npz)
+    store      writing the five files through the storage API
     finish     the finishing transaction (transition, consent, video, appearances,
                notifications, claims) and, once it commits, the websocket event's publish
 

@@ -1,7 +1,8 @@
 """Videos: stored by the worker (as a draft, or `held` when the output check found a problem),
 removed by one function (video_remove) whoever asks, taken down and restored by moderation
 (video_takedown / video_restore, reversible, files kept), released from a hold by moderation
-(video_release)."""
+(video_release). `video_spritesheet` builds the sprite sheet of a video rendered before they
+existed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from accounts.services import notification_create
 from config.core import hooks
-from config.core.errors import Conflict
+from config.core.errors import Conflict, NotFound
 from config.core.states import StateMachine
 
 from ..hooks import VIDEO_HELD, VIDEO_REMOVED, VIDEO_RESTORED, VIDEO_TAKEN_DOWN
@@ -22,7 +23,8 @@ from ..models import Appearance, Generation, GenerationCameo, Video, VideoState
 
 
 def store_rendered(*, generation: Generation, rendered) -> dict[str, str]:
-    """Writes the MP4, poster and preview through the storage API; returns their names."""
+    """Writes the MP4, poster, preview, sprite sheet and engine frames (the last two when the
+    render has them) through the storage API; returns their names by `Video` field."""
     stamp = uuid.uuid4().hex[:10]
     base = f"videos/{generation.owner_id}/{generation.pk}/{stamp}"
     names: dict[str, str] = {}
@@ -32,16 +34,72 @@ def store_rendered(*, generation: Generation, rendered) -> dict[str, str]:
         names["preview"] = default_storage.save(
             f"{base}-preview.webp", ContentFile(rendered.preview)
         )
+        if getattr(rendered, "spritesheet", b""):
+            names["spritesheet"] = default_storage.save(
+                f"{base}-sprites.jpg", ContentFile(rendered.spritesheet)
+            )
+        if getattr(rendered, "engine_frames", b""):
+            names["engine_frames"] = default_storage.save(
+                f"{base}-frames.npz", ContentFile(rendered.engine_frames)
+            )
     except BaseException:
         delete_files(names.values())
         raise
     return names
 
 
+def video_files(video: Video) -> list[str]:
+    """Every stored file of a video (blank names left out): whoever deletes a video's files
+    deletes these."""
+    names = (video.content, video.poster, video.preview, video.spritesheet, video.engine_frames)
+    return [name for name in names if name]
+
+
 def delete_files(names) -> None:
     for name in names:
         if name:
             default_storage.delete(name)
+
+
+def video_spritesheet(*, video: Video) -> str:
+    """The storage name of the video's sprite sheet (JPEG, generation.media.spritesheet_jpeg).
+    A video rendered before sprite sheets existed gets one now: built from its MP4, stored
+    beside it (`...-sprites.jpg`) and saved on the row, once: of two concurrent callers the
+    second finds the first's under the row lock, deletes its own copy and returns the first's.
+
+    Precondition: the caller has decided the requester may see this video. Raises NotFound
+    (`not_found`) when the video was removed meanwhile or its MP4 can't be read."""
+    if video.spritesheet:
+        return video.spritesheet
+    import av
+
+    from ..media import spritesheet_from_mp4
+
+    gone = NotFound("This video's files are not available.", code="not_found")
+    if not video.content:
+        raise gone
+    try:
+        with default_storage.open(video.content, "rb") as fh:
+            sheet = spritesheet_from_mp4(fh.read())
+    except (FileNotFoundError, ValueError, av.error.FFmpegError) as exc:
+        raise gone from exc
+    base = video.content.removesuffix(".mp4")
+    name = default_storage.save(f"{base}-sprites.jpg", ContentFile(sheet))
+    try:
+        with transaction.atomic():
+            locked = Video.objects.select_for_update().get(pk=video.pk)
+            if not locked.spritesheet and locked.state != VideoState.REMOVED:
+                locked.spritesheet = name
+                locked.save(update_fields=["spritesheet"])
+    except BaseException:
+        delete_files([name])
+        raise
+    if locked.spritesheet != name:
+        delete_files([name])
+    if not locked.spritesheet:
+        raise gone
+    video.spritesheet = locked.spritesheet
+    return locked.spritesheet
 
 
 def video_create(
@@ -151,7 +209,7 @@ def video_remove(*, video: Video, reason: str) -> Video:
         return locked
     locked = video_transition(video=locked, to=V.REMOVED, reason=reason)
     hooks.run(VIDEO_REMOVED.name, video=locked)
-    names = [locked.content, locked.poster, locked.preview]
+    names = video_files(locked)
     transaction.on_commit(lambda: delete_files(names))
     return locked
 

@@ -91,9 +91,11 @@ def test_runner_samples_with_a_backend_that_only_implements_the_protocol(user, p
     assert request.context_frames.shape == (2, 24, 40, 3)
     assert (request.prompt, request.seed, request.seconds) == ("again", 3, 2.0)
     assert progress == [(1, 2), (2, 2)]
-    # the clip comes back at the backend's fps, letterboxed to the job's aspect
+    # the clip comes back at the backend's fps and size; render_job letterboxes it to the
+    # job's aspect (the engine frames are kept as they are, beside the MP4)
     assert fps == 12.0 and frames.dtype == np.uint8
-    assert frames.shape == (6, 24, 43, 3)  # 40 px wide, padded to 16:9 (runner.letterbox)
+    assert frames.shape == (6, 24, 40, 3)
+    assert runner.letterbox(frames, remix.aspect).shape == (6, 24, 43, 3)  # padded to 16:9
 
     plain = Generation.objects.create(owner=user, prompt="plain", seed=4)
     runner.sample_job(plain, lambda done, total: None)

@@ -76,7 +76,7 @@ def bench_generation(*, requests: int, dispatch: int, e2e: int = 0, busy: int = 
     from cameos.models import Cameo, CameoGrant, CameoKind, CameoStatus
     from cameos.services import cameo_create
     from generation.models import Generation, Video
-    from generation.services.videos import delete_files
+    from generation.services.videos import delete_files, video_files
     from moderation.models import SafetyRule
 
     stamp = str(int(time.time()))
@@ -117,7 +117,7 @@ def bench_generation(*, requests: int, dispatch: int, e2e: int = 0, busy: int = 
                 results["e2e"] = _e2e(tokens[0], e2e, busy=busy)
     finally:
         for video in Video.objects.filter(owner__in=callers):
-            delete_files([video.content, video.poster, video.preview])
+            delete_files(video_files(video))
         Generation.objects.filter(owner__in=callers).delete()
         for rule in rules:
             rule.delete()

@@ -7,6 +7,7 @@ loudly (`copy.check_columns`) rather than seeding rows the app can't read.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import connection
 
 from accounts.models import Follow, User
@@ -111,8 +112,14 @@ def write_generations(users: Users, posts: Posts, report: SeedReport, *, quiet: 
         "created_at",
         "started_at",
         "completed_at",
+        "model",
+        "size",
+        "source_mode",
+        "reference_image",
     ]
     done, aspect = GenerationStatus.SUCCEEDED.value, Aspect.PORTRAIT.value
+    # Made in the app with the default engine: no delivered size, source or reference image.
+    extras = f"{settings.RIFF_ENGINE}\t\t\t"
 
     def block(a: int, b: int) -> str:
         rows = []
@@ -124,7 +131,7 @@ def write_generations(users: Users, posts: Posts, report: SeedReport, *, quiet: 
                 f"{posts.generation_ids[j]}\t{users.ids[posts.author[j]]}\t{posts.prompt(j)}\t"
                 f"{remix_of}\t\t{SEED_SECONDS}\t{aspect}\t{posts.generation_seed[j]}\t"
                 f"{done}\t1\t\t\t1\t{SEED_WORKER}\t{admitted}\t{admitted}\t{posts.started[j]}\t"
-                f"{posts.rendered[j]}"
+                f"{posts.rendered[j]}\t{extras}"
             )
         return "\n".join(rows)
 
@@ -151,6 +158,8 @@ def write_videos(users: Users, posts: Posts, report: SeedReport, *, quiet: bool)
         "state_before_takedown",
         "takedown_reason",
         "created_at",
+        "spritesheet",
+        "engine_frames",
     ]
     posted = (VideoState.POSTED.value, "")
     removed = (VideoState.REMOVED.value, VIDEO_REMOVED_REASON)
@@ -166,7 +175,7 @@ def write_videos(users: Users, posts: Posts, report: SeedReport, *, quiet: bool)
             rows.append(
                 f"{vid}\t{users.ids[posts.author[j]]}\t{gen}\t{state}\t{shape}\t"
                 f"videos/seed/{vid}.mp4\tvideos/seed/{vid}.jpg\tvideos/seed/{vid}.webp\t"
-                f"{digest}\t{why}\t\t\t{posts.rendered[j]}"
+                f"{digest}\t{why}\t\t\t{posts.rendered[j]}\t\t"
             )
         return "\n".join(rows)
 

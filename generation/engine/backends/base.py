@@ -20,6 +20,7 @@ __all__ = [
     "GeneratedClip",
     "GenerationRequest",
     "ProgressFn",
+    "max_frames_of",
 ]
 
 
@@ -38,7 +39,9 @@ class GenerationRequest:
     frames: int | None = None  # wins over seconds
     cameo_images: list[Any] = field(default_factory=list)  # uint8 [H, W, 3] arrays / PIL
     instructions: str = ""
-    context_frames: np.ndarray | None = None  # parent clip frames uint8 [T, H, W, 3]
+    # clean frames the clip continues, uint8 [T, H, W, 3]: a remix parent's or source video's
+    # last frames, the previous segment's, or a reference image repeated
+    context_frames: np.ndarray | None = None
 
 
 @dataclass
@@ -62,9 +65,16 @@ class Engine(Protocol):
     """Everything the rest of Riff reads of a backend.
 
     The worker (generation.runner) reads these members and nothing else: `height` and
-    `width` size the remix context frames it hands over and `max_context_frames` says how
-    many (0: the backend takes none); clips come back at `fps`, and the runner letterboxes
-    them to the job's aspect."""
+    `width` size the context frames it hands over (a remix parent's, a source video's, a
+    reference image) and `max_context_frames` says how many (0: the backend takes none);
+    clips come back at `fps`, and the runner letterboxes them to the job's aspect or size.
+
+    One more member is optional, so it is not declared here (a protocol member would be
+    required by `isinstance`): `max_frames: int`, the most frames one `generate` call makes
+    for a request. A job longer than that is made in segments of at most `max_frames`, each
+    a request of its own (seed + i) whose `context_frames` are the last `max_context_frames`
+    frames made before it, concatenated. Without it (or with 0) the backend is asked for the
+    whole clip at once. Read it with `max_frames_of`."""
 
     @property
     def name(self) -> str: ...
@@ -87,3 +97,10 @@ class Engine(Protocol):
         """One clip per request, in order. `on_progress` runs as the work advances; an
         exception it raises stops the work and propagates."""
         ...
+
+
+def max_frames_of(engine: Engine) -> int | None:
+    """The optional `max_frames` member of `engine` (see `Engine`): the most frames one call
+    makes, or None when it doesn't say (or says 0): then it is asked for everything at once."""
+    value = getattr(engine, "max_frames", None)
+    return int(value) if value else None

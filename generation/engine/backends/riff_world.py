@@ -105,6 +105,12 @@ class RiffWorldEngine:
     def max_context_frames(self) -> int:
         return self.model.cfg.max_context_frames
 
+    @property
+    def max_frames(self) -> int:
+        """The most frames one call makes (`frames_for` caps a request there); the worker
+        makes longer clips segment by segment (base.Engine)."""
+        return 2 * self.model.cfg.frames
+
     def warm(self) -> None:
         """Everything a first generation would pay once: the text encoder (MiniLM loads on
         first use) and one guided Euler step of a default-length clip, so every kernel, the
