@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import AuthToken, Block, Follow, Invite, Notification, User
+from config.core.admin import ViewOnlyFields
+
+from .apikeys import api_keys_revoke
+from .models import ApiKey, AuthToken, Block, Follow, Invite, Notification, User
 from .tokens import token_revoke_all, tokens_revoke
 
 
@@ -106,23 +109,31 @@ class NotificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):
+class AuthTokenAdmin(ViewOnlyFields, admin.ModelAdmin):
     list_display = ("prefix", "user", "created_at", "expires_at", "last_used_at", "revoked_at")
     search_fields = ("user__username", "prefix")
     raw_id_fields = ("user",)
     actions = ["revoke"]
 
-    def get_readonly_fields(self, request, obj=None):
-        # Revocation goes through the action (the service closes the token's sockets).
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
         # Through the service, so websockets opened with these tokens close too.
         tokens_revoke(tokens=queryset)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ViewOnlyFields, admin.ModelAdmin):
+    list_display = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("user__username", "prefix", "name")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset):
+        count = api_keys_revoke(keys=queryset)
+        self.message_user(request, f"Revoked {count} API key(s).")
 
 
 admin.site.register(Follow)

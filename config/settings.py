@@ -95,6 +95,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.observability.MetricsMiddleware",
+    # /v1/ (the OpenAI-compatible Videos API) answers errors in OpenAI's shape: it rewrites
+    # the envelope every layer below produces (config.core.openai_errors).
+    "config.core.openai_errors.OpenAIErrorsMiddleware",
     # Outside all the others: /api/ and /v1/ errors are the JSON envelope even where Django
     # answers itself, in DEBUG too (config.core.errors).
     "config.core.errors.ApiErrorsMiddleware",
@@ -258,6 +261,8 @@ RIFF_ENGINE_THREADS = env_int("RIFF_ENGINE_THREADS", 1)
 RIFF_WORKER_NICE = env_int("RIFF_WORKER_NICE", 0)
 RIFF_WORKER_WARM = env_bool("RIFF_WORKER_WARM", True)
 RIFF_INVITES_PER_USER = env_int("RIFF_INVITES_PER_USER", 5)
+# Live (unrevoked) Videos API keys a user may hold (accounts.apikeys).
+RIFF_API_KEYS_PER_USER = env_int("RIFF_API_KEYS_PER_USER", 20)
 RIFF_MIN_AGE = 13
 RIFF_ADULT_AGE = 18
 RIFF_AVATAR_MAX_BYTES = env_int("RIFF_AVATAR_MAX_BYTES", 10 * 1024 * 1024)
@@ -311,6 +316,8 @@ RIFF_HOOKS: dict[str, list[str]] = {
     "remix.subtree": ["remix.selectors.subtree_post_ids"],
     # The video a remix parent post shows: a remix inherits its IP claims.
     "remix.parent_video": ["remix.selectors.parent_video_id"],
+    # The live post showing a video: a Videos API remix of a posted video remixes that post.
+    "video.live_post": ["feed.selectors.live_post_of_video"],
     # Who shares a post's revenue (rights.split): creator, cameo owners and IP holders of the
     # video's licensed claims (feed), ancestors (remix).
     "revenue.contributors": [
@@ -391,6 +398,37 @@ RIFF_C2PA_KEY_PATH = env("RIFF_C2PA_KEY_PATH")
 # The short side of the delivered MP4, in pixels (the engine's clips are upscaled).
 RIFF_VIDEO_SHORT_SIDE = env_int("RIFF_VIDEO_SHORT_SIDE", 512)
 
+# --- Webhooks (docs/webhooks.md) --------------------------------------------------------------
+# Endpoints may point at private, loopback or link-local addresses only when this is on (tests,
+# a closed network); off, such URLs are refused at registration and again at each delivery.
+RIFF_WEBHOOK_ALLOW_PRIVATE = env_bool("RIFF_WEBHOOK_ALLOW_PRIVATE", False)
+# One delivery attempt, connect to last byte read, is cut off after this long.
+RIFF_WEBHOOK_TIMEOUT_SECONDS = env_float("RIFF_WEBHOOK_TIMEOUT_SECONDS", 10.0)
+# Seconds before each retry of a failed attempt; after the last, the delivery is `failed`.
+RIFF_WEBHOOK_RETRY_DELAYS = [
+    int(delay) for delay in env_list("RIFF_WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000")
+]
+# After a rotation the previous secret keeps signing (next to the new one) this long.
+RIFF_WEBHOOK_ROTATION_GRACE_SECONDS = env_int("RIFF_WEBHOOK_ROTATION_GRACE_SECONDS", 24 * 3600)
+RIFF_WEBHOOKS_PER_USER = env_int("RIFF_WEBHOOKS_PER_USER", 10)
+# The Videos API (/v1/, docs/videos-api.md). `model` names the engine: the configured one, any
+# extra engine the workers run (RIFF_VIDEO_MODELS), or one of the aliases below, so that a
+# program written for the API that closed runs unchanged (the Video shows the real engine).
+RIFF_VIDEO_MODELS = [RIFF_ENGINE, *[m for m in env_list("RIFF_VIDEO_MODELS") if m != RIFF_ENGINE]]
+RIFF_VIDEO_MODEL_ALIASES = env_list(
+    "RIFF_VIDEO_MODEL_ALIASES",
+    "sora-2,sora-2-pro,sora-2-2025-10-06,sora-2-pro-2025-10-06,sora-2-2025-12-08",
+)
+# What `openai-poll-after-ms` tells a polling client while a video is queued or rendering.
+RIFF_VIDEOS_POLL_AFTER_MS = env_int("RIFF_VIDEOS_POLL_AFTER_MS", 2000)
+# Whether the engine can start a clip from an image (riff-world can: it continues context
+# frames). Off: `input_reference` is refused with 400 `input_reference_unsupported`.
+RIFF_VIDEO_REFERENCE_IMAGES = env_bool("RIFF_VIDEO_REFERENCE_IMAGES", True)
+RIFF_VIDEO_REFERENCE_MAX_BYTES = env_int("RIFF_VIDEO_REFERENCE_MAX_BYTES", 10 * 1024 * 1024)
+RIFF_VIDEO_REFERENCE_MAX_PIXELS = env_int("RIFF_VIDEO_REFERENCE_MAX_PIXELS", 40_000_000)
+# The longest clip an extension may make (the stitched total), in seconds.
+RIFF_VIDEO_MAX_SECONDS = env_int("RIFF_VIDEO_MAX_SECONDS", 60)
+
 # --- For You feed (docs/feed.md explains each knob) --------------------------------------------
 # A feed session's ranked snapshot lives this long in Redis; its cursor names it.
 RIFF_FEED_SNAPSHOT_TTL = env_int("RIFF_FEED_SNAPSHOT_TTL", 30 * 60)
@@ -463,6 +501,26 @@ RIFF_BODY_LIMITS: list[tuple[str, str, int, int]] = [
         RIFF_PROVENANCE_MAX_BYTES + RIFF_BODY_MULTIPART_OVERHEAD,
         RIFF_BODY_MAX_BYTES_ANONYMOUS,
     ),
+    # The Videos API's uploads: a first-frame image, a character's video.
+    (
+        "POST",
+        r"^/v1/videos$",
+        RIFF_VIDEO_REFERENCE_MAX_BYTES + RIFF_BODY_MULTIPART_OVERHEAD,
+        RIFF_BODY_MAX_BYTES_ANONYMOUS,
+    ),
+    (
+        "POST",
+        r"^/v1/videos/characters$",
+        RIFF_CAMEO_MAX_BYTES + RIFF_BODY_MULTIPART_OVERHEAD,
+        RIFF_BODY_MAX_BYTES_ANONYMOUS,
+    ),
+    # An extension or an edit may send the source as the file it downloaded.
+    (
+        "POST",
+        r"^/v1/videos/(extensions|edits)$",
+        RIFF_PROVENANCE_MAX_BYTES + RIFF_BODY_MULTIPART_OVERHEAD,
+        RIFF_BODY_MAX_BYTES_ANONYMOUS,
+    ),
     # The console signs in with a session cookie, so its requests carry no Authorization.
     ("*", r"^/admin/", RIFF_BODY_MAX_BYTES_ADMIN, RIFF_BODY_MAX_BYTES_ADMIN),
 ]
@@ -490,6 +548,8 @@ REST_FRAMEWORK = {
         "register": env("THROTTLE_REGISTER", "20/hour"),
         # /admin/login/ POSTs, per client address and per account (accounts.admin_login).
         "admin_login": env("THROTTLE_ADMIN_LOGIN", "10/min"),
+        # Per Videos API key on /v1/ (accounts.throttles.ApiKeyThrottle), besides the user rate.
+        "api_key": env("THROTTLE_API_KEY", "120/min"),
     },
     "EXCEPTION_HANDLER": "config.core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -509,7 +569,9 @@ RIFF_METRICS_TOKEN = env("RIFF_METRICS_TOKEN")
 for _entry in (*RIFF_TRUSTED_PROXIES, *RIFF_METRICS_ALLOWED_IPS):
     ipaddress.ip_network(_entry, strict=False)  # a typo fails at start-up, not silently
 if TESTING:
-    REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(anon="100000/min", user="100000/min")
+    REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
+        anon="100000/min", user="100000/min", api_key="100000/min"
+    )
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Riff API",

@@ -33,6 +33,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("console/", include("moderation.console.urls")),
     path("api/v1/", include(api_v1)),
+    # The OpenAI-compatible Videos API (API keys; docs/videos-api.md).
+    path("v1/", include("generation.videos_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI and ReDoc load only this server's static files (drf-spectacular-sidecar), so
     # the docs work offline and behind a strict firewall.

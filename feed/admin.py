@@ -18,6 +18,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from config.core.admin import ViewOnly
+
 from .metrics import creation_metrics
 from .models import Comment, Post
 
@@ -25,7 +27,7 @@ BAR_W, GAP, HEIGHT, PAD = 56, 24, 180, 28
 
 
 @admin.register(Post)
-class PostAdmin(admin.ModelAdmin):
+class PostAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ("id", "author", "state", "allow_remix", "depth", "created_at")
     list_filter = ("state", "allow_remix")
     search_fields = ("id", "author__username", "caption")
@@ -33,16 +35,6 @@ class PostAdmin(admin.ModelAdmin):
     # Read-only: state and lineage change only through services (publishing, deletion,
     # moderation's takedowns with their audit trail); the admin shows them.
     exclude = ("embedding",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name != "embedding"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     ordering = ("-created_at",)
 
     def get_urls(self):
@@ -54,20 +46,11 @@ class PostAdmin(admin.ModelAdmin):
 
 
 @admin.register(Comment)
-class CommentAdmin(admin.ModelAdmin):
+class CommentAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ("id", "author", "post", "body", "created_at")
     search_fields = ("id", "author__username", "body")
     raw_id_fields = ("author", "post")
     ordering = ("-created_at",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _bar_chart(title: str, bars: list[tuple[str, float | None, str]], *, unit: str) -> str:

@@ -99,3 +99,12 @@ def annotate_posts(posts: list[Post], *, viewer) -> list[Post]:
         post.liked_by_me = post.pk in liked
         post.cameo_briefs = [cameos[i] for i in post.cameo_ids if i in cameos]
     return posts
+
+
+def live_post_of_video(*, video_id):
+    """`video.live_post` provider: the live post showing `video_id`, or None."""
+    return (
+        Post.objects.filter(video_id=video_id, state=PostState.LIVE)
+        .values_list("pk", flat=True)
+        .first()
+    )

@@ -1,8 +1,16 @@
 from django.contrib import admin, messages
 
+from config.core.admin import ViewOnly, ViewOnlyFields
 from config.core.errors import ApiError
 
-from .models import Appearance, Generation, GenerationCameo, Video
+from .models import (
+    Appearance,
+    Generation,
+    GenerationCameo,
+    Video,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .services import generation_cancel
 
 # The safety rules' admin (prompt blocklist, protected figures, blocked frame hashes) lives
@@ -37,7 +45,7 @@ class GenerationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Video)
-class VideoAdmin(admin.ModelAdmin):
+class VideoAdmin(ViewOnly, admin.ModelAdmin):
     """Read-only: a video's state changes through its services (publishing, removal) and
     moderation's takedowns, which leave an audit trail (the console, docs/moderation.md)."""
 
@@ -45,24 +53,54 @@ class VideoAdmin(admin.ModelAdmin):
     list_filter = ("state",)
     search_fields = ("id", "owner__username", "sha256")
     raw_id_fields = ("owner", "generation")
-    readonly_fields = [f.name for f in Video._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Appearance)
-class AppearanceAdmin(admin.ModelAdmin):
+class AppearanceAdmin(ViewOnlyFields, admin.ModelAdmin):
     """Read-only: appearances are written with the video (consent decided them)."""
 
     list_display = ("video", "cameo", "instructions_version")
     raw_id_fields = ("video", "cameo")
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
+# --- Webhooks (generation.webhooks) ------------------------------------------------------------
+
+
+@admin.action(description="Disable selected webhook endpoints (stop their deliveries)")
+def webhook_disable(modeladmin, request, queryset):
+    from .webhooks.services import webhook_endpoint_disable
+
+    for endpoint in queryset:
+        webhook_endpoint_disable(endpoint=endpoint)
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ViewOnlyFields, admin.ModelAdmin):
+    """Read-only: users manage their endpoints through the API. The secrets are not shown
+    (they sign deliveries; staff have no use for them)."""
+
+    list_display = ("id", "user", "url", "events", "created_at", "disabled_at")
+    list_filter = ("disabled_at",)
+    search_fields = ("id", "user__username", "url")
+    raw_id_fields = ("user",)
+    exclude = ("secret", "previous_secret")
+    actions = [webhook_disable]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ViewOnly, admin.ModelAdmin):
+    """Read-only: the delivery log (state changes through generation.webhooks.delivery)."""
+
+    list_display = (
+        "id",
+        "endpoint",
+        "event_type",
+        "state",
+        "attempts",
+        "last_status_code",
+        "created_at",
+        "delivered_at",
+    )
+    list_filter = ("state", "event_type")
+    search_fields = ("id", "event_id", "endpoint__user__username")
+    raw_id_fields = ("endpoint",)

@@ -109,6 +109,13 @@ class RemixParentVideo(Protocol):
     def __call__(self, *, remix_of_id: Any) -> Any: ...
 
 
+class VideoLivePost(Protocol):
+    """Provider: the id of the live post that shows video `video_id`, or None. A Videos API
+    remix of a posted video is a remix of that post (lineage, revenue)."""
+
+    def __call__(self, *, video_id: Any) -> Any: ...
+
+
 VIDEO_REMOVED = hooks.define("video.removed", VideoRemoved)
 VIDEO_TAKEN_DOWN = hooks.define("video.taken_down", VideoTakenDown)
 VIDEO_RESTORED = hooks.define("video.restored", VideoRestored)
@@ -121,3 +128,4 @@ VIDEO_HELD = hooks.define("video.held", VideoHeld)
 REMIX_CONTEXT = hooks.define("remix.context", RemixContext, provider=True)
 REMIX_SUBTREE = hooks.define("remix.subtree", RemixSubtree, provider=True)
 REMIX_PARENT_VIDEO = hooks.define("remix.parent_video", RemixParentVideo, provider=True)
+VIDEO_LIVE_POST = hooks.define("video.live_post", VideoLivePost, provider=True)

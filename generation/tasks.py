@@ -17,6 +17,7 @@ from django.db import transaction
 
 from cameos.consent import cameo_decisions
 from config.core import hooks
+from config.core.errors import ApiError
 from rights.catalogue import IPDecision, ip_decision
 from rights.claims import claims_record
 
@@ -25,7 +26,7 @@ from .engine.backends import EngineUnavailable
 from .hooks import OUTPUT_CHECK
 from .models import Generation, GenerationCameo, GenerationStatus
 from .runner import render_job, sample_job
-from .services.admission import remix_parent_video
+from .services.admission import inherited_video
 from .services.jobs import (
     LostLease,
     ProgressReporter,
@@ -36,6 +37,8 @@ from .services.jobs import (
 )
 from .services.videos import delete_files, store_rendered, video_create
 from .timing import StageClock, report
+from .webhooks import tasks as webhook_tasks  # noqa: F401 - registers them with Celery
+from .webhooks.services import video_event_type, webhook_event_emit
 
 logger = logging.getLogger(__name__)
 G = GenerationStatus
@@ -48,7 +51,7 @@ def _ip_decision(job: Generation) -> IPDecision:
         prompt=job.prompt,
         cameos=[link.cameo for link in links],
         semantic=True,
-        inherited_from=remix_parent_video(job.remix_of_id),
+        inherited_from=inherited_video(job.source_video_id, job.remix_of_id),
     )
 
 
@@ -153,6 +156,11 @@ def _run(generation_id: str, clock: StageClock) -> str:
                     problems=problems,
                 )
                 claims_record(video_id=video_id, owner=job.owner, matches=ip.matches)
+                webhook_event_emit(
+                    user_id=job.owner_id,
+                    event_type=video_event_type(status=G.SUCCEEDED, held=bool(problems)),
+                    data={"id": str(job.pk)},
+                )
             clock.mark_finished()
         except _ConsentRace:
             delete_files(files.values())
@@ -171,6 +179,12 @@ def _run(generation_id: str, clock: StageClock) -> str:
         return _fail(
             job, attempt, "engine_unavailable", "The video engine is not available on this worker."
         )
+    except ApiError as exc:
+        # The job's own inputs refused on the worker (generation.runner: `source_unavailable`,
+        # `input_reference_unsupported`, `input_reference_person`, ...): another attempt would
+        # meet the same inputs, so the job fails at once with the refusal's code.
+        logger.info("generation %s refused: %s", generation_id, exc.code)
+        return _fail(job, attempt, exc.code, str(exc.detail))
     except Exception as exc:
         logger.exception("generation %s failed", generation_id)
         return _retry_or_fail(job, attempt, "engine_error", f"{exc.__class__.__name__}: {exc}")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import socket
+import threading
+import time
 from datetime import date
 
 import pytest
@@ -154,3 +157,26 @@ def make_post(make_video_row):
         return post
 
     return make
+
+
+@pytest.fixture
+def uvicorn_server():
+    """The ASGI app under uvicorn in a thread, on a free loopback port."""
+    import uvicorn
+
+    from config.asgi import application
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(application, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(20)
+    sock.close()

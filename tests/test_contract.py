@@ -79,7 +79,6 @@ def debug(settings):
         "/api/v1/cameos/123/grants",
         "/api/v1/me/",
         "/api/elsewhere",
-        "/v1/videos",
     ],
 )
 def test_unknown_api_paths_are_the_envelope_in_debug(api, debug, url):
@@ -153,6 +152,15 @@ def walker(make_user, other, active_cameo, make_post, make_video_row):
         label="satire",
     )
     appeal = appeal_create(user=user, event_id=labelled.public_id, text="not satire")
+    # A webhook endpoint and a delivery (rows: registering would resolve the URL).
+    from generation.models import WebhookDelivery, WebhookEndpoint
+
+    hook = WebhookEndpoint.objects.create(
+        user=user, url="https://hooks.example/walk", events=["video.failed"], secret="whsec_AAAA"
+    )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=hook, event_id="evt_walker", event_type="video.failed", payload={}
+    )
     return {
         "client": client_for(user),
         "params": {
@@ -167,6 +175,8 @@ def walker(make_user, other, active_cameo, make_post, make_video_row):
             "generation_id": post.video.generation_id,
             "request_id": request.pk,
             "username": other.username,
+            "webhook_id": hook.pk,
+            "delivery_id": delivery.pk,
         },
     }
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import importlib
 import io
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 import warnings
@@ -23,7 +21,6 @@ from datetime import date
 
 import av
 import pytest
-import uvicorn
 
 from accounts.services import invite_mint
 from tests.e2e.conftest import celery_worker  # noqa: F401 - the worker thread fixture
@@ -35,27 +32,6 @@ pytestmark = [
 ]
 
 PACKAGE = "riff_generated_client"
-
-
-@pytest.fixture
-def uvicorn_server():
-    """The ASGI app under uvicorn in a thread, on a free loopback port."""
-    from config.asgi import application
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(application, lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(20)
-    sock.close()
 
 
 @pytest.fixture

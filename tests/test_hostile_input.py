@@ -61,6 +61,8 @@ def world(user, other, make_user, make_post, make_video_row, active_cameo):
     alice = client_for(user)
     alice.post("/api/v1/me/invites")
     alice.post("/api/v1/me/invites")
+    alice.post("/api/v1/me/api-keys", {"name": "one"}, format="json")
+    alice.post("/api/v1/me/api-keys", {"name": "two"}, format="json")
     cameo = active_cameo(user)
     active_cameo(user, handle="second_thing")
     for requester in (other, carol):
@@ -77,11 +79,25 @@ def world(user, other, make_user, make_post, make_video_row, active_cameo):
     for body in ("first", "second"):
         comment_create(user=other, post=root, body=body)
     make_post(other)
-    return {"api": alice, "cameo": cameo, "root": root, "leaf": leaf}
+    # Two webhook endpoints, the first with two deliveries (rows: registering resolves URLs).
+    from generation.models import WebhookDelivery, WebhookEndpoint
+
+    hooks = [
+        WebhookEndpoint.objects.create(
+            user=user, url=f"https://hooks.example/{i}", events=["video.failed"], secret="whsec_A"
+        )
+        for i in range(2)
+    ]
+    for i in range(2):
+        WebhookDelivery.objects.create(
+            endpoint=hooks[0], event_id=f"evt_{i}", event_type="video.failed", payload={}
+        )
+    return {"api": alice, "cameo": cameo, "root": root, "leaf": leaf, "webhook": hooks[0]}
 
 
 LISTS = {
     "invites": "/api/v1/me/invites",
+    "api_keys": "/api/v1/me/api-keys",
     "followers": "/api/v1/users/alice/followers",
     "following": "/api/v1/users/alice/following",
     "notifications": "/api/v1/notifications",
@@ -97,11 +113,18 @@ LISTS = {
     "feed_for_you": "/api/v1/feed?kind=for_you",
     "feed_following": "/api/v1/feed?kind=following",
     "feed_latest": "/api/v1/feed?kind=latest",
+    "webhooks": "/api/v1/me/webhooks",
+    "webhook_deliveries": "/api/v1/me/webhooks/{webhook}/deliveries",
 }
 
 
 def url_of(name: str, world) -> str:
-    return LISTS[name].format(cameo=world["cameo"].pk, root=world["root"].pk, leaf=world["leaf"].pk)
+    return LISTS[name].format(
+        cameo=world["cameo"].pk,
+        root=world["root"].pk,
+        leaf=world["leaf"].pk,
+        webhook=world["webhook"].pk,
+    )
 
 
 def with_params(url: str, **params) -> str:
@@ -295,6 +318,9 @@ def test_nul_in_paths_and_query_strings_is_400(world, path):
         "/api/v1/posts/1/comments",
         "/api/v1/generations/00000000-0000-0000-0000-00000000000g",
         "/api/v1/videos/' or 1=1 --/content",
+        "/api/v1/me/webhooks/1/deliveries",
+        "/api/v1/me/webhooks/%E2%80%AE/deliveries/1/redeliver",
+        "/api/v1/me/api-keys/not-a-uuid",
     ],
 )
 def test_ids_that_are_not_uuids_are_404(api, path):

@@ -183,6 +183,9 @@ def reader(db, make_user, active_cameo, make_video_row, make_post):
     follow_create(follower=friend, followee=me)
     follow_create(follower=me, followee=friend)
     invite_mint(created_by=me)
+    from accounts.apikeys import api_key_create
+
+    api_key_create(user=me, name="reader's bot")
     draft = make_video_row(me)
     # A holder I am a member of, its licensed character, and a claim on my post's video.
     from rights.catalogue import AssetMatch, asset_create, holder_create
@@ -216,6 +219,19 @@ def reader(db, make_user, active_cameo, make_video_row, make_post):
         label="satire",
     )
     appeal_create(user=me, event_id=labelled.public_id, text="it is not satire")
+    # A webhook endpoint with a delivery in its log (rows: registering would resolve the URL).
+    from generation.models import WebhookDelivery, WebhookEndpoint
+    from generation.webhooks.signing import secret_generate
+
+    hook = WebhookEndpoint.objects.create(
+        user=me, url="https://hooks.example/riff", events=["video.failed"], secret=secret_generate()
+    )
+    WebhookDelivery.objects.create(
+        endpoint=hook,
+        event_id="evt_reader",
+        event_type="video.failed",
+        payload={"id": "evt_reader", "object": "event", "type": "video.failed", "data": {}},
+    )
     return me, {
         "subject_type": "post",
         "subject_id": str(middle.pk),
@@ -227,6 +243,7 @@ def reader(db, make_user, active_cameo, make_video_row, make_post):
         "video_id": draft.pk,
         "generation_id": draft.generation_id,
         "username": friend.username,
+        "webhook_id": hook.pk,
     }
 
 

@@ -31,6 +31,7 @@ from django.urls import Resolver404, get_resolver
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from accounts.apikeys import api_key_create
 from accounts.models import Follow
 from accounts.services import invite_mint
 from cameos.services import access_request_create, cameo_create, cameo_grant
@@ -430,6 +431,9 @@ def _world(make_video_row, make_post, active_cameo) -> dict[str, Any]:
     draft = make_video_row(alice)
     appearance = make_video_row(bob, cameos=[cameo])
     queued = Generation.objects.create(owner=alice, prompt="later", seed=3)
+    api_key, raw_key = api_key_create(user=alice, name="outage bot")
+    integrator = APIClient()
+    integrator.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
 
     api = client_for(alice)
     avatar = api.put(
@@ -486,7 +490,23 @@ def _world(make_video_row, make_post, active_cameo) -> dict[str, Any]:
         reporter=carol, subject_type="post", subject_id=str(mod_post.pk), reason="spam"
     )[0].ticket
     appeals = [appeal_create(user=frank, event_id=e.public_id, text="no") for e in labels[1:]]
+    # Webhooks: an endpoint with a failed delivery to redeliver, and one to delete.
+    from generation.models import WebhookDelivery, WebhookEndpoint
+    from generation.webhooks.signing import secret_generate
+
+    hook, old_hook = (
+        WebhookEndpoint.objects.create(
+            user=alice, url=url, events=["video.failed"], secret=secret_generate()
+        )
+        for url in ("https://hooks.example/riff", "https://hooks.example/old")
+    )
+    hook_delivery = WebhookDelivery.objects.create(
+        endpoint=hook, event_id="evt_outage", event_type="video.failed", payload={}, state="failed"
+    )
     return {
+        "hook": hook,
+        "old_hook": old_hook,
+        "hook_delivery": hook_delivery,
         "frank_api": client_for(frank),
         "mod_post": mod_post,
         "held_video": held_video,
@@ -515,6 +535,8 @@ def _world(make_video_row, make_post, active_cameo) -> dict[str, Any]:
         "draft": draft,
         "appearance": appearance,
         "queued": queued,
+        "api_key": api_key,
+        "integrator": integrator,
         "serve_id": serve_id,
         "served_post": served_post,
         "for_you_cursor": for_you_cursor,
@@ -540,8 +562,8 @@ def _calls(w: dict[str, Any]) -> list[Call]:
         Call("GET", "api/schema/", "/api/schema/", w["anon"], expect="2xx"),
         Call("GET", "api/docs/", "/api/docs/", w["anon"], expect="2xx"),
         Call("GET", "api/redoc/", "/api/redoc/", w["anon"], expect="2xx"),
-        # /v1/ (the Videos API, to come) answers the JSON envelope 404 for now
-        Call("GET", "v1/", "/v1/videos", w["anon"], expect="404"),
+        # The Videos API (API key; its rate limit fails open like every throttle).
+        Call("GET", "v1/", "/v1/videos", w["integrator"], expect="2xx"),
         Call("GET", "media", w["avatar_url"], w["anon"], expect="2xx"),
         Call("GET", "admin/login/", "/admin/login/", w["anon"], expect="2xx"),
         Call(
@@ -569,6 +591,16 @@ def _calls(w: dict[str, Any]) -> list[Call]:
         ),
         Call("GET", f"{A}/me/invites", f"{A}/me/invites", api, expect="2xx"),
         Call("POST", f"{A}/me/invites", f"{A}/me/invites", api, expect="2xx"),
+        # API keys live in PostgreSQL only
+        Call("GET", f"{A}/me/api-keys", f"{A}/me/api-keys", api, expect="2xx"),
+        Call("POST", f"{A}/me/api-keys", f"{A}/me/api-keys", api, {"name": "ci"}, expect="2xx"),
+        Call(
+            "DELETE",
+            f"{A}/me/api-keys/{{key_id}}",
+            f"{A}/me/api-keys/{w['api_key'].pk}",
+            api,
+            expect="2xx",
+        ),
         Call("GET", f"{A}/notifications", f"{A}/notifications", api, expect="2xx"),
         Call("POST", f"{A}/notifications/read", f"{A}/notifications/read", api, {}, expect="2xx"),
         Call("GET", f"{A}/users/{{username}}", f"{A}/users/bob", api, expect="2xx"),
@@ -741,6 +773,44 @@ def _calls(w: dict[str, Any]) -> list[Call]:
             api,
             {"file": upload("clip.mp4", mp4, "video/mp4")},
             format="multipart",
+            expect="2xx",
+        ),
+        # webhooks: the database only; a redelivery's lost message is the sweep's to send
+        Call("GET", f"{A}/me/webhooks", f"{A}/me/webhooks", api, expect="2xx"),
+        Call(
+            "POST",
+            f"{A}/me/webhooks",
+            f"{A}/me/webhooks",
+            api,
+            {"url": "https://8.8.8.8/riff", "events": ["video.failed"]},
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/me/webhooks/{{webhook_id}}/rotate",
+            f"{A}/me/webhooks/{w['hook'].pk}/rotate",
+            api,
+            expect="2xx",
+        ),
+        Call(
+            "GET",
+            f"{A}/me/webhooks/{{webhook_id}}/deliveries",
+            f"{A}/me/webhooks/{w['hook'].pk}/deliveries",
+            api,
+            expect="2xx",
+        ),
+        Call(
+            "POST",
+            f"{A}/me/webhooks/{{webhook_id}}/deliveries/{{delivery_id}}/redeliver",
+            f"{A}/me/webhooks/{w['hook'].pk}/deliveries/{w['hook_delivery'].pk}/redeliver",
+            api,
+            expect="2xx",
+        ),
+        Call(
+            "DELETE",
+            f"{A}/me/webhooks/{{webhook_id}}",
+            f"{A}/me/webhooks/{w['old_hook'].pk}",
+            api,
             expect="2xx",
         ),
         # posts, feed, remix

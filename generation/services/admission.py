@@ -44,7 +44,7 @@ from ..hooks import (
     LIKENESS_SOURCES,
     REMIX_PARENT_VIDEO,
 )
-from ..models import Aspect, Generation, GenerationCameo, GenerationStatus
+from ..models import Appearance, Aspect, Generation, GenerationCameo, GenerationStatus
 
 HANDLE_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_.]{3,30})")
 
@@ -60,6 +60,14 @@ class AdmissionRequest:
     aspect: str = "9:16"
     seed: int | None = None
     serve_id: str = ""
+    # The Videos API's extras (docs/videos-api.md): the engine, the delivered "WxH", a video of
+    # the caller's to start from (a Video row, already checked to be the caller's and
+    # deliverable) and how, and an uploaded first-frame reference (a storage name).
+    model: str = ""
+    size: str = ""
+    source_video: Any = None
+    source_mode: str = ""
+    reference_image: str = ""
     # Per-admission scratch space for checks: what several hooks of one admission read (the
     # moderation policy snapshot) is read once per request and kept here, never across
     # requests.
@@ -133,19 +141,39 @@ def remix_parent_video(remix_of_id):
     return hooks.provide(REMIX_PARENT_VIDEO.name, remix_of_id=remix_of_id)
 
 
+def inherited_video(source_video, remix_of_id):
+    """The video whose frames a new one continues, if any: its IP claims carry over."""
+    if source_video is not None:
+        return getattr(source_video, "pk", source_video)
+    return remix_parent_video(remix_of_id)
+
+
 def _refuse(cameo_id, message: str) -> Forbidden:
     return Forbidden(message, code="cameo_permission_denied", fields={"cameos": [str(cameo_id)]})
 
 
+def source_video_cameos(video) -> list[Cameo]:
+    """The cameos a source video shows (its appearances): a video made from it carries them."""
+    return [
+        appearance.cameo
+        for appearance in Appearance.objects.filter(video=video)
+        .select_related("cameo")
+        .order_by("created_at", "id")
+    ]
+
+
 def carried_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
-    """Likenesses the request brings in without naming them: a remix parent's cameos, and
-    whatever else an upper layer registers for the `admission.likeness_sources` hook.
+    """Likenesses the request brings in without naming them: the cameos of the video it
+    starts from (an extension, an edit or a remix through the Videos API), a remix parent's
+    cameos, and whatever else an upper layer registers for the `admission.likeness_sources`
+    hook.
 
     Each source is `fn(*, user, request) -> list[Cameo]` and may refuse (a remix of a post the
     caller may not see is a 404 before any cameo is looked at, so nothing leaks).
     """
+    carried = source_video_cameos(request.source_video) if request.source_video else []
     found = hooks.run(LIKENESS_SOURCES.name, user=user, request=request)
-    return [cameo for cameos in found for cameo in cameos]
+    return carried + [cameo for cameos in found for cameo in cameos]
 
 
 def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
@@ -178,10 +206,10 @@ def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
             continue
         decision = decisions.get(cameo.pk)
         if decision is None or not decision.allowed:
-            raise _refuse(
-                cameo.pk,
-                f"The post you are remixing shows @{cameo.handle}, whom you may not use.",
+            what = (
+                "video you are starting from" if request.source_video else "post you are remixing"
             )
+            raise _refuse(cameo.pk, f"The {what} shows @{cameo.handle}, whom you may not use.")
         cameos.append(cameo)
         found[cameo.pk] = cameo
     handles = HANDLE_RE.findall(request.prompt)
@@ -227,7 +255,7 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
         user=user,
         prompt=request.prompt,
         cameos=cameos,
-        inherited_from=remix_parent_video(request.remix_of_id),
+        inherited_from=inherited_video(request.source_video, request.remix_of_id),
     )
     hooks.run(
         ADMISSION_CHECK.name, user=user, prompt=request.prompt, cameos=cameos, request=request
@@ -245,6 +273,11 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
         seconds=request.seconds,
         aspect=request.aspect,
         seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+        model=request.model or settings.RIFF_ENGINE,
+        size=request.size,
+        source_video=request.source_video,
+        source_mode=request.source_mode,
+        reference_image=request.reference_image,
         # Stamped here rather than by an UPDATE after the commit (generation.dispatch).
         dispatched_at=timezone.now(),
     )
