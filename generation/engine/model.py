@@ -1,6 +1,6 @@
 """SpaceTimeDiT: a small video diffusion transformer over space-time patches.
 
-Token sequence (one full self-attention over all of it):
+Token sequence (one full self-attention over all of it, or factorised: `ModelConfig.attention`):
 
     [text tokens (joint mode only)] [cameo reference tokens] [context-frame tokens] [video]
 
@@ -22,6 +22,7 @@ Token sequence (one full self-attention over all of it):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -79,6 +80,13 @@ class ModelConfig:
     # k, the video tokens after block k (layer-normed), so that the blocks after it are free
     # to keep "an object is here, behind the wall" out of what is drawn
     amodal_block: int = 0
+    # "full": one attention over the whole sequence per block. "factorised": spatial attention
+    # (each frame's tokens, with the text-in-sequence and cameo reference tokens as extra keys),
+    # then temporal attention (each (y, x) position across the context and video frames); see
+    # `Block`. The ablation of the claim that global space-time attention is what keeps
+    # objects permanent (docs/engine.md, "Attention modes"); `with_attention` converts a
+    # config at matched parameters and FLOPs. Weights without the key are "full".
+    attention: str = "full"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,12 +113,51 @@ class ModelConfig:
     def patch_dim(self) -> int:
         return self.channels * self.patch_t * self.patch_h * self.patch_w
 
+    @property
+    def frame_tokens(self) -> int:
+        """Tokens per patch-time slice (one spatial group of the factorised attention)."""
+        return (self.height // self.patch_h) * (self.width // self.patch_w)
+
+
+ATTENTION_MODES = ("full", "factorised")
+# A factorised block has a second attention layer (qkv and proj: 4 D^2 weights, 4 D^2
+# multiply-adds per token) and shares the first one's adaLN shift, scale and gate (its own
+# would add 3 D^2 weights that cost no per-token FLOPs, unmatchable in both at once). An MLP
+# ratio 2 lower (two D x 2D matrices fewer) pays for it exactly: the modes differ by biases
+# and norms in parameters, and in FLOPs by the attention scores (and the temporal layer the
+# global tokens skip).
+FACTORISED_MLP_RATIO_OFFSET = 2.0
+
+
+def with_attention(cfg: ModelConfig, attention: str) -> ModelConfig:
+    """`cfg` in the other attention mode at matched parameters and FLOPs (the MLP ratio moves
+    by `FACTORISED_MLP_RATIO_OFFSET`); `cfg` itself when it already is in that mode.
+    Precondition: a full config's mlp_ratio > 2 (its factorised twin needs an MLP)."""
+    if attention not in ATTENTION_MODES:
+        raise ValueError(f"attention {attention!r}: one of {', '.join(ATTENTION_MODES)}")
+    if attention == cfg.attention:
+        return dataclasses.replace(cfg)
+    offset = FACTORISED_MLP_RATIO_OFFSET
+    ratio = cfg.mlp_ratio - offset if attention == "factorised" else cfg.mlp_ratio + offset
+    if ratio <= 0:
+        raise ValueError(f"mlp_ratio {cfg.mlp_ratio} leaves no MLP in the factorised twin")
+    return dataclasses.replace(cfg, attention=attention, mlp_ratio=ratio)
+
+
+# The ablation pair (issue #33): the shipped width, heads and MLP output head, 4 blocks
+# instead of 6 and no sprite pathway (the ablation is about permanence, physics and count),
+# so that a one-thread CPU arm trains at >= 2 steps/s at batch 16 (docs/engine.md,
+# "Attention modes"). The factorised arm pays for its second attention layer with a smaller
+# MLP.
+_ABLATE = ModelConfig(hidden=192, depth=4, heads=3, head_hidden=768)
 
 CONFIGS: dict[str, ModelConfig] = {
     # the shipped model: 64 video tokens per 16x32x32 clip, MLP output head, sprite pathway
     "small": ModelConfig(head_hidden=768, sprite_hidden=768),
     # tests and wiring of other modules: random weights, milliseconds per step
     "tiny": ModelConfig(hidden=32, depth=2, heads=2, max_text_tokens=16),
+    "ablate-full": _ABLATE,
+    "ablate-factorised": with_attention(_ABLATE, "factorised"),
 }
 
 
@@ -212,13 +259,92 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(B, N, D))
 
+    def spatial(self, x, mask, n_global: int, frame_tokens: int):
+        """Self-attention within each frame. x [B, N, D] is `n_global` global tokens (text in
+        the sequence, cameo references) then frames of `frame_tokens` tokens each. A frame's
+        tokens attend to their frame and to the global tokens; the global tokens attend to
+        each other (each always to itself, so a sample whose references are all masked
+        stays finite). `mask` [B, N] or None: False keys are ignored; a frame's own tokens
+        are always keys."""
+        B, N, D = x.shape
+        h, hd, S, G = self.heads, self.head_dim, frame_tokens, n_global
+        nf = (N - G) // S
+        q, k, v = self.qkv(x).view(B, N, 3, h, hd).unbind(2)
+        q, k = self.q_norm(q), self.k_norm(k)
+
+        def frames(a):  # [B, N, h, hd] -> [B * nf, h, S, hd]
+            return a[:, G:].reshape(B * nf, S, h, hd).transpose(1, 2)
+
+        qf, kf, vf = frames(q), frames(k), frames(v)
+        fmask = None
+        if G:
+            kg, vg = (a[:, :G].transpose(1, 2) for a in (k, v))  # [B, h, G, hd]
+
+            def per_frame(a):
+                return a[:, None].expand(B, nf, h, G, hd).reshape(B * nf, h, G, hd)
+
+            kf = torch.cat([kf, per_frame(kg)], dim=2)
+            vf = torch.cat([vf, per_frame(vg)], dim=2)
+            if mask is not None:
+                own = torch.ones(B, S, dtype=torch.bool, device=x.device)
+                fmask = torch.cat([own, mask[:, :G]], dim=1)
+                fmask = fmask[:, None].expand(B, nf, S + G).reshape(B * nf, 1, 1, S + G)
+        out = F.scaled_dot_product_attention(qf, kf, vf, attn_mask=fmask)
+        out = out.transpose(1, 2).reshape(B, nf * S, D)
+        if G:
+            gmask = None
+            if mask is not None:
+                self_key = torch.eye(G, dtype=torch.bool, device=x.device)
+                gmask = (mask[:, None, :G] | self_key)[:, None]  # [B, 1, G, G]
+            qg = q[:, :G].transpose(1, 2)
+            og = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=gmask)
+            out = torch.cat([og.transpose(1, 2).reshape(B, G, D), out], dim=1)
+        return self.proj(out)
+
+    def temporal(self, x, keep, frame_tokens: int):
+        """Self-attention across frames at each (y, x) position. x [B, nf * S, D]: frame
+        tokens only (S = `frame_tokens` per frame), frame-major. `keep` [B, nf] or None:
+        which frames are keys (context frames are masked or kept whole)."""
+        B, M, D = x.shape
+        h, hd, S = self.heads, self.head_dim, frame_tokens
+        nf = M // S
+        # one copy of the input into position-major order, so q, k and v are views
+        cols = x.view(B, nf, S, D).transpose(1, 2)
+        q, k, v = self.qkv(cols).view(B * S, nf, 3, h, hd).unbind(2)
+        q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = (a.transpose(1, 2) for a in (q, k, v))
+        mask = None if keep is None else keep[:, None].expand(B, S, nf).reshape(B * S, 1, 1, nf)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = self.proj(out.transpose(1, 2).reshape(B, S, nf, D))
+        return out.transpose(1, 2).reshape(B, M, D)
+
 
 class Block(nn.Module):
+    """adaLN-Zero transformer block: self-attention, text cross-attention ("cross" mode),
+    MLP.
+
+    With `cfg.attention == "factorised"` the self-attention is two layers, each with its own
+    residual: spatial (`Attention.spatial`: a frame's tokens with the global tokens, i.e. the
+    text in the sequence and the cameo references, as extra keys; the global tokens attend
+    among themselves), then temporal (`Attention.temporal`: one position's tokens across the
+    context and video frames; the global tokens are left as they are). Both share the adaLN
+    shift, scale and gate (see `FACTORISED_MLP_RATIO_OFFSET`). A token's output after the
+    spatial layer depends on its own frame and the global tokens only, after the temporal
+    layer on its own position only; a whole block still reaches any token of any frame, in
+    two hops through the token at (its time, our position)."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         D = cfg.hidden
+        if cfg.attention not in ATTENTION_MODES:
+            raise ValueError(f"attention {cfg.attention!r}: one of {', '.join(ATTENTION_MODES)}")
+        self.factorised = cfg.attention == "factorised"
+        self.frame_tokens = cfg.frame_tokens
         self.norm1 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(D, cfg.heads)
+        if self.factorised:
+            self.norm_t = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+            self.attn_t = Attention(D, cfg.heads)
         self.norm2 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         hidden = int(D * cfg.mlp_ratio)
         self.mlp = nn.Sequential(
@@ -234,9 +360,22 @@ class Block(nn.Module):
             nn.init.zeros_(self.cross.proj.weight)  # identity at init, like the adaLN gates
             nn.init.zeros_(self.cross.proj.bias)
 
-    def forward(self, x, c, mask=None, text=None, text_mask=None):
+    def forward(self, x, c, mask=None, text=None, text_mask=None, n_global: int = 0):
+        """`n_global`: the tokens before the first frame (text in the sequence, cameo
+        references), which the factorised attention treats as global; the rest of x is
+        frames of `cfg.frame_tokens` tokens (context, then video). Unused by full attention."""
+        B = x.shape[0]
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=-1)
-        x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1), mask)
+        if self.factorised:
+            G, S = n_global, self.frame_tokens
+            x = x + g1[:, None] * self.attn.spatial(modulate(self.norm1(x), sh1, sc1), mask, G, S)
+            xf = x[:, G:]
+            keep = None if mask is None else mask[:, G:].reshape(B, -1, S)[:, :, 0]
+            upd = self.attn_t.temporal(modulate(self.norm_t(xf), sh1, sc1), keep, S)
+            xf = xf + g1[:, None] * upd
+            x = torch.cat([x[:, :G], xf], dim=1) if G else xf
+        else:
+            x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1), mask)
         if self.cross is not None:
             x = x + self.cross(self.norm_x(x), text_mask, context=text)
         x = x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2))
@@ -393,6 +532,8 @@ class SpaceTimeDiT(nn.Module):
                 ref_mask = torch.ones(B, refs.shape[1], dtype=torch.bool, device=dev)
             groups.append(rt)
             masks.append(ref_mask.repeat_interleave(per, dim=1))
+        # text (joint) and references: the factorised attention's global tokens
+        n_global = sum(g.shape[1] for g in groups)
         if context is not None and context.shape[2] > 0:
             nct = context.shape[2] // cfg.patch_t
             ct = self._video_tokens(context, t0=-float(nct) - 2.0) + self.ctx_type
@@ -410,7 +551,7 @@ class SpaceTimeDiT(nn.Module):
             mask = None  # lets SDPA take its fastest kernel
         amodal_in = None
         for k, blk in enumerate(self.blocks, start=1):
-            h = blk(h, c, mask, txt, tmask)
+            h = blk(h, c, mask, txt, tmask, n_global)
             if return_amodal and self.amodal_out is not None and k == cfg.amodal_block:
                 amodal_in = self.amodal_norm(h[:, -nv:])
         h = h[:, -nv:]  # the loss and the output only ever see video tokens
@@ -510,3 +651,34 @@ class SpaceTimeDiT(nn.Module):
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def forward_flops(
+    cfg: ModelConfig, *, batch: int = 1, refs: bool = False, context: bool = False
+) -> int:
+    """FLOPs (2 per multiply-add) of the matmuls, convolutions and attention of one forward
+    pass of a `cfg` model at its own clip size (prompt of `cfg.max_text_tokens` tokens;
+    `refs`: with its cameo references, `context`: with its context frames), counted by
+    torch's FlopCounterMode on a random-weight model. Attention runs through SDPA's math
+    backend here, whose matmuls the counter sees (it skips CPU flash attention, which an
+    unmasked call takes). Elementwise work (norms, GELU, softmax) is not counted."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.random.fork_rng(devices=[]), sdpa_kernel(SDPBackend.MATH):
+        torch.manual_seed(0)
+        model = SpaceTimeDiT(cfg).eval()
+        B, L = batch, cfg.max_text_tokens
+        x = torch.randn(B, cfg.channels, cfg.frames, cfg.height, cfg.width)
+        kw = {}
+        if refs and cfg.max_ref_images:
+            shape = (B, cfg.max_ref_images, cfg.channels, cfg.height, cfg.width)
+            kw["refs"] = torch.randn(shape)
+        if context and cfg.max_context_frames:
+            shape = (B, cfg.channels, cfg.max_context_frames, cfg.height, cfg.width)
+            kw["context"] = torch.randn(shape)
+        args = (torch.rand(B), torch.randn(B, L, cfg.text_dim), torch.ones(B, L, dtype=torch.bool))
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(x, *args, torch.randn(B, cfg.text_dim), **kw)
+    return int(counter.get_total_flops())

@@ -48,7 +48,11 @@ def setting(
 @dataclass
 class TrainConfig:
     model: str = setting(
-        "small", resume=True, cli=True, flag="--config", help="model config: small | tiny"
+        "small",
+        resume=True,
+        cli=True,
+        flag="--config",
+        help="model config: small | tiny | ablate-full | ablate-factorised",
     )
     steps: int = setting(200_000, resume=False, cli=True)
     # 24: what every shipped stage was trained with (docs/engine-history.md). The command line
@@ -127,6 +131,17 @@ class TrainConfig:
     text_encoder: str = setting("minilm", resume=True, cli=True, choices=("minilm", "hash"))
     # override ModelConfig.text_mode ("joint" / "cross")
     text_mode: str | None = setting(None, resume=True, cli=True, choices=("joint", "cross"))
+    # override ModelConfig.attention: the config in that mode at matched parameters and FLOPs
+    # (model.with_attention moves the MLP ratio by 2); None keeps the config's own. Only for a
+    # new model: weights trained in one mode do not load into the other
+    attention: str | None = setting(
+        None,
+        resume=True,
+        cli=True,
+        choices=("full", "factorised"),
+        help="self-attention: full (global space-time) or factorised (within each frame, then "
+        "across frames per position), parameters and FLOPs matched (default: the config's)",
+    )
     # override ModelConfig.head_hidden; with --init-from it grows the loaded model by the MLP
     # output head (new parameters start from their fresh initialisation: a no-op at first)
     head_hidden: int | None = setting(

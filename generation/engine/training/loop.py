@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..flow import drop_conditions, flow_loss
-from ..model import CONFIGS, ModelConfig, SpaceTimeDiT, count_params
+from ..model import CONFIGS, ModelConfig, SpaceTimeDiT, count_params, with_attention
 from ..text import TextEncoder
 from .checkpoints import read_checkpoint, save_checkpoint
 from .config import TRAINABLE, TrainConfig
@@ -36,6 +36,8 @@ SAMPLE_PROMPTS = [
 
 def model_config(tc: TrainConfig) -> ModelConfig:
     mc = copy.deepcopy(CONFIGS[tc.model])
+    if tc.attention:
+        mc = with_attention(mc, tc.attention)
     if tc.text_mode:
         mc.text_mode = tc.text_mode
     if tc.head_hidden is not None:
@@ -139,6 +141,11 @@ def train(
             init, init_meta = read_checkpoint(Path(init_from))
             init_steps = int(init_meta.get("total_steps", init_meta.get("step", 0)))
             mcfg = ModelConfig.from_dict(json.loads(init_meta["config"]))
+            if tc.attention and tc.attention != mcfg.attention:
+                raise ValueError(
+                    f"--attention {tc.attention}: {init_from} was trained with "
+                    f"{mcfg.attention} attention, whose weights the other mode cannot use"
+                )
             if tc.head_hidden is not None:
                 mcfg.head_hidden = tc.head_hidden
             if tc.depth is not None:
@@ -175,7 +182,10 @@ def train(
     (out / "config.json").write_text(
         json.dumps({"model": mcfg.to_dict(), "train": asdict(tc)}, indent=2)
     )
-    log(f"model {count_params(model) / 1e6:.2f}M params, {mcfg.video_tokens} video tokens")
+    log(
+        f"model {count_params(model) / 1e6:.2f}M params, {mcfg.video_tokens} video tokens, "
+        f"{mcfg.attention} attention"
+    )
     if tc.amodal_weight > 0 and not mcfg.amodal_head:
         raise ValueError("--amodal-weight: this run's model has no amodal head")
     if tc.train_only:

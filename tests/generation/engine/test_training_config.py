@@ -39,6 +39,7 @@ CALLER_WINS = {
 }
 # every flag train_engine had before its config flags were generated
 FLAGS = {
+    "--attention",
     "--out", "--config", "--steps", "--batch", "--lr", "--lr-end", "--pool", "--p-cameo",
     "--p-context", "--p-wall", "--p-multi", "--apart", "--ema", "--fg-weight",
     "--text-encoder", "--text-mode", "--head-hidden", "--depth", "--sprite-hidden",
