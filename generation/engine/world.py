@@ -254,6 +254,79 @@ def simulate(spec: ClipSpec, cfg: WorldConfig) -> np.ndarray:
     return out
 
 
+def simulate_alone(
+    x: np.ndarray,
+    y: np.ndarray,
+    vx: np.ndarray,
+    vy: np.ndarray,
+    radius: float,
+    cfg: WorldConfig,
+) -> np.ndarray:
+    """`simulate` of one object alone in the world, for many starting states at once.
+
+    x, y, vx, vy: float arrays [N] (px, px/frame) of the object's state in frame 0. Returns
+    positions float64 [N, T, 2]. The same arithmetic as `simulate`, operation for operation,
+    so a single-object clip's trajectory comes back bit for bit (a test holds them equal):
+    the evaluator asks it which trajectory of this world explains a clip."""
+    px, py = np.array(x, np.float64), np.array(y, np.float64)
+    vx, vy = np.array(vx, np.float64), np.array(vy, np.float64)
+    r, g, e, k = float(radius), cfg.gravity, cfg.restitution, cfg.substeps
+    W, H = float(cfg.width), float(cfg.height)
+    dt = 1.0 / k
+    drop = 0.5 * g * dt * dt  # the scalar code's `0.5 * g * dt * dt`, evaluated the same way
+    out = np.zeros((len(px), cfg.frames, 2))
+    for t in range(cfg.frames):
+        out[:, t, 0] = px
+        out[:, t, 1] = py
+        for _ in range(k):
+            px = px + vx * dt
+            py = py + (vy * dt + drop)
+            vy = vy + g * dt
+            left, right = px < r, px > W - r
+            vx = np.where(left | right, -vx * e, vx)
+            px = np.where(left, r + (r - px) * e, np.where(right, W - r - (px - (W - r)) * e, px))
+            floor, ceiling = py > H - r, py < r
+            vy = np.where(floor, np.where(vy > 2 * g * dt, -vy * e, 0.0), vy)
+            ceiling &= ~floor
+            vy = np.where(ceiling, np.abs(vy) * e, vy)
+            py = np.where(floor, H - r, np.where(ceiling, r, py))
+    return out
+
+
+def start_ranges(motion: str, radius: float, cfg: WorldConfig) -> dict[str, tuple[float, float]]:
+    """The ranges `_initial_state` draws an object's frame-0 state from for `motion`: "x", "y"
+    (px), "speed_x" (|vx|; its sign is the clip's direction, either way) and "vy" (px/frame,
+    down is positive). A wall clip's x is drawn beside the wall instead, anywhere on the
+    floor's width. A test draws clips and holds every start inside these ranges."""
+    W, H, r = cfg.width, cfg.height, float(radius)
+    s = W / 32.0
+    x = (r + 1, W - r - 1)
+    if motion == "bounces":
+        return {
+            "x": x,
+            "y": (r + 1, H * 0.45),
+            "speed_x": (0.6 * s, 1.4 * s),
+            "vy": (0.3 * s, 1.2 * s),
+        }
+    if motion == "falls":
+        return {"x": x, "y": (r + 1, H * 0.3), "speed_x": (0.0, 0.0), "vy": (0.0, 0.5 * s)}
+    if motion == "slides":
+        return {"x": x, "y": (H - r, H - r), "speed_x": (0.8 * s, 1.6 * s), "vy": (0.0, 0.0)}
+    if motion == "tossed":
+        return {
+            "x": x,
+            "y": (H * 0.7, H - r),
+            "speed_x": (0.2 * s, 0.8 * s),
+            "vy": (-3.4 * s, -2.6 * s),
+        }
+    raise ValueError(motion)
+
+
+def hidden_frames(clip: Clip, i: int = 0) -> np.ndarray:
+    """bool [T]: the frames in which the wall hides object `i` of `clip` completely."""
+    return clip.visible_fraction[i] == 0
+
+
 # --------------------------------------------------------------------------- rendering
 
 

@@ -1,14 +1,20 @@
 """Per-clip metrics by image analysis, and their summary over a set of clips.
 
-Metrics (rates are fractions of the clips where the metric applies):
+Metrics (rates are fractions of the clips where the metric applies; every row also says
+whether its prompt is held out or from the training distribution, `prompt_kind`):
   color       every requested colour is present in >= half the frames and the dominant
               object colour is a requested one
   shape       each single-shape colour group is classified as the requested shape
-  count       the mode over frames of the number of object blobs equals the requested count
-  physics     quadratic fits of the centroid's height between bounces: rms residual (px),
-              fitted gravity and restitution (medians), single-object clips
-  permanence  an object that disappears behind the wall comes out again within 6 px of
-              where its pre-occlusion motion (or the wall's far edge) puts it
+  count       the mode over frames of the number of objects (connected regions of object
+              colours, whatever their colours) equals the requested count
+  physics     single-object clips that bounce, fall or are tossed: the tracked centroid
+              against the world's own trajectory that comes closest to it, frame by frame
+              (rms px, bounce frames within one); an untracked object fails. The rms against
+              the simulator's clips' (the analysis's own noise) is the target's ratio; the
+              quadratic arc fits (gravity, restitution) ride along
+  permanence  an object that goes behind the wall comes out when (within a frame) and where
+              (within 6 px) the world's trajectory through what the clip showed before
+              brings it out, after being hidden as long (within a frame)
   cameo       the largest object carries the sprite (mean |RGB| error < 0.15 on the 8x8 grid)
   continuity  remix conditioning: given the first 4 frames of a longer simulated clip as
               context, the generated clip's first frame puts the first object within 4 px of
@@ -24,8 +30,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..world import Clip, WorldConfig, eval_seed, make_clip, make_sprite
-from .analysis import ClipAnalysis, cameo_error, fit_ballistic, permanence
+from ..world import Clip, WorldConfig, allowed_pairs, eval_seed, make_clip, make_sprite
+from .analysis import ClipAnalysis, cameo_error, permanence, physics
 
 CAMEO_OK = 0.15
 CONTINUITY_PX = 4.0
@@ -34,13 +40,39 @@ CONTEXT_FRAMES = 4
 CONTINUITY_SEED_OFFSET = 500_000
 
 
+PROMPT_KINDS = ("heldout", "seen")
+
+
+def prompt_kind(ref: Clip) -> str:
+    """ "seen" when every colour x shape pair the caption names is one training draws
+    (world.allowed_pairs("train"): such captions also occur word for word among training
+    captions), else "heldout". A cameo names no pair for its object."""
+    train = set(allowed_pairs("train"))
+    pairs = {(o.color, o.shape) for o in ref.spec.objects if o.pattern is None}
+    return "seen" if pairs <= train else "heldout"
+
+
+def world_of(ref: Clip, frames: np.ndarray) -> WorldConfig:
+    """The world `ref` was simulated in (its gravity and restitution), at the clip's size."""
+    T, H, W = frames.shape[:3]
+    return WorldConfig(
+        frames=T,
+        height=H,
+        width=W,
+        gravity=ref.physics["gravity"],
+        restitution=ref.physics["restitution"],
+        substeps=ref.physics["substeps"],
+    )
+
+
 def clip_metrics(frames: np.ndarray, ref: Clip) -> dict:
     """Metrics of `frames` against what `ref`'s caption asks for."""
     an = ClipAnalysis(frames)
     spec = ref.spec
     plain = [o for o in spec.objects if o.pattern is None]
     colors = sorted({o.color for o in plain})
-    m: dict = {"seed": ref.seed, "caption": ref.caption}
+    cfg = world_of(ref, frames)
+    m: dict = {"seed": ref.seed, "caption": ref.caption, "prompt": prompt_kind(ref)}
     if plain:
         present = set(an.present_colors())
         dom = an.dominant_color()
@@ -63,11 +95,13 @@ def clip_metrics(frames: np.ndarray, ref: Clip) -> dict:
         and spec.occluder_x is None
         and spec.motion in ("bounces", "falls", "tossed")
     ):
-        fit = fit_ballistic(an.track(plain[0].color))
-        if fit["rms"] is not None:
-            m["physics"] = fit
+        o = plain[0]
+        m["physics"] = physics(an, o.color, o.shape, o.radius(cfg), spec.motion, cfg)
     if ONLY_KINDS["wall"](ref):  # behind the wall, with an object of a plain colour
-        m["permanence"] = permanence(an, plain[0].color)
+        o = plain[0]
+        m["permanence"] = permanence(
+            an, o.color, o.shape, o.radius(cfg), spec.motion, cfg, wall_x=spec.occluder_x
+        )
     if spec.cameo and ref.cameo_pattern is not None:
         rng = np.random.default_rng(ref.seed + 7)
         m["cameo_error"] = cameo_error(frames, ref.cameo_pattern)
@@ -76,15 +110,21 @@ def clip_metrics(frames: np.ndarray, ref: Clip) -> dict:
     return m
 
 
-def continuation_clips(n: int, cfg: WorldConfig) -> list[tuple[np.ndarray, Clip]]:
+def continuation_clips(n: int, cfg: WorldConfig, start: int = 0) -> list[tuple[np.ndarray, Clip]]:
     """(context frames, clip to continue) pairs: a clip simulated CONTEXT_FRAMES longer, split
-    into its first frames and the rest (whose caption, spec and trajectories still apply)."""
+    into its first frames and the rest (whose caption, spec and trajectories still apply).
+    `start` skips the first pairs of the sequence, as heldout_clips' does: a slice of the
+    evaluation draws its continuations from the same index on, so that two slices that do
+    not overlap score different continuations (each run scored the same first ones)."""
     long_cfg = replace(cfg, frames=cfg.frames + CONTEXT_FRAMES)
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         c = make_clip(eval_seed(CONTINUITY_SEED_OFFSET + i), long_cfg, split="all")
         rest = replace(
-            c, frames=c.frames[CONTEXT_FRAMES:], trajectories=c.trajectories[:, CONTEXT_FRAMES:]
+            c,
+            frames=c.frames[CONTEXT_FRAMES:],
+            trajectories=c.trajectories[:, CONTEXT_FRAMES:],
+            visible_fraction=c.visible_fraction[:, CONTEXT_FRAMES:],
         )
         out.append((c.frames[:CONTEXT_FRAMES], rest))
     return out
@@ -118,7 +158,7 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | No
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
-MISS_KINDS = ("never_hidden", "not_back", "off_track")
+MISS_KINDS = ("never_hidden", "not_back", "wrong_time", "off_track")
 
 # evaluate_engine(only=...): the clips of a slice a metric is scored on ("wall" is also the
 # test clip_metrics scores permanence by, so the two cannot drift apart)
@@ -133,24 +173,57 @@ ONLY_KINDS = {
 def permanence_miss(p: dict) -> str | None:
     """How a permanence clip failed, None when it did not: the object never went out of sight
     (drawn over the wall; also counted here: never drawn at all), went behind the wall and
-    never came back, or came back more than the tolerance off its track."""
+    never came back, came back a frame or more earlier or later than the world brings it
+    out (or after a hiding of the wrong length), or came back on time but off its track.
+    Reports from before the timing was checked have no "timing_ok": their misses with the
+    object back are all off track."""
     if p["ok"]:
         return None
     if not p["occluded"]:
         return "never_hidden"
-    return "off_track" if p["reappeared"] else "not_back"
+    if not p["reappeared"]:
+        return "not_back"
+    return "wrong_time" if p.get("timing_ok") is False else "off_track"
 
 
-def summarize(rows: list[dict]) -> dict:
+RATE_KEYS = ("color", "shape", "count", "permanence", "physics", "cameo")
+
+
+def _rate_of(r: dict, key: str) -> bool | None:
+    """A row's pass/fail for a rate, None where the metric does not apply to it."""
+    if key not in r:
+        return None
+    v = r[key]
+    return bool(v["ok"]) if isinstance(v, dict) else bool(v)
+
+
+def rates(rows: list[dict], keys: tuple[str, ...] = RATE_KEYS) -> dict:
+    """`key`, `key_n` and `key_ci95` (Wilson) of each rate over the rows it applies to."""
     out: dict = {}
-
-    def put(key: str, oks: list[bool]) -> None:
+    for key in keys:
+        oks = [ok for ok in (_rate_of(r, key) for r in rows) if ok is not None]
         out[key] = float(np.mean(oks)) if oks else None
         out[f"{key}_n"] = len(oks)
         out[f"{key}_ci95"] = wilson_interval(int(sum(oks)), len(oks))
+    return out
 
-    for key in ("color", "shape", "count", "cameo"):
-        put(key, [bool(r[key]) for r in rows if key in r])
+
+def _rms(p: dict) -> float:
+    """A physics row's rms off the world's trajectory; an untracked object is infinitely
+    far off (it fails, and counts, rather than dropping out)."""
+    return float("inf") if p["rms"] is None else float(p["rms"])
+
+
+def summarize(rows: list[dict]) -> dict:
+    out: dict = rates(rows)
+    # the same rates over held-out prompts and over prompts from the training distribution
+    # (rows from before the split was recorded have no "prompt")
+    if any("prompt" in r for r in rows):
+        out["by_prompt"] = {
+            kind: {"clips": sum(r.get("prompt") == kind for r in rows)}
+            | rates([r for r in rows if r.get("prompt") == kind])
+            for kind in PROMPT_KINDS
+        }
     # count by how many objects the caption asks for: where the misses are
     by_n: dict[str, list[int]] = {}
     for r in rows:
@@ -160,17 +233,42 @@ def summarize(rows: list[dict]) -> dict:
             ok_n[1] += 1
     out["count_by_n"] = {k: {"ok": v[0], "n": v[1]} for k, v in sorted(by_n.items())}
     perm = [r["permanence"] for r in rows if "permanence" in r]
-    put("permanence", [bool(p["ok"]) for p in perm])
     out["occluded_rate"] = float(np.mean([p["occluded"] for p in perm])) if perm else None
     kinds = [permanence_miss(p) for p in perm]
     out["permanence_misses"] = {k: kinds.count(k) for k in MISS_KINDS} if perm else None
     phys = [r["physics"] for r in rows if "physics" in r]
-    out["physics_n"] = len(phys)
-    for k in ("rms", "gravity", "restitution"):
-        vals = [p[k] for p in phys if p[k] is not None]
+    out["physics_untracked"] = sum(p["rms"] is None for p in phys)
+    out["physics_rms"] = float(np.median([_rms(p) for p in phys])) if phys else None
+    for k in ("arc_rms", "gravity", "restitution"):
+        vals = [p[k] for p in phys if p.get(k) is not None]
         out[f"physics_{k}"] = float(np.median(vals)) if vals else None
     cam = [r for r in rows if "cameo_error" in r]
     if cam:
         out["cameo_error"] = float(np.mean([r["cameo_error"] for r in cam]))
         out["cameo_chance_error"] = float(np.mean([r["cameo_chance_error"] for r in cam]))
     return out
+
+
+def physics_ratio(
+    rows_gen: list[dict], rows_sim: list[dict], boot: int = 2000, seed: int = 0
+) -> tuple[float | None, tuple[float, float] | None]:
+    """The generated clips' median rms off the world's trajectory over the simulator's for
+    the same clips (its clips through the same analysis: the pixel grid's own noise), and a
+    95 % bootstrap interval of that ratio over the clips (pairs resampled together).
+    Untracked generated objects count as infinitely far off. (None, None) without clips."""
+    pairs = [
+        (_rms(g["physics"]), _rms(s["physics"]))
+        for g, s in zip(rows_gen, rows_sim, strict=True)
+        if "physics" in g and "physics" in s and s["physics"]["rms"] is not None
+    ]
+    if not pairs:
+        return None, None
+    g, s = (np.array(v) for v in zip(*pairs, strict=True))
+    if np.median(s) <= 0:
+        return None, None
+    ratio = float(np.median(g) / np.median(s))
+    idx = np.random.default_rng(seed).integers(0, len(g), (boot, len(g)))
+    draws = np.sort(np.median(g[idx], axis=1) / np.median(s[idx], axis=1))
+    lo = draws[int(0.025 * boot)]
+    hi = draws[min(boot - 1, int(np.ceil(0.975 * boot)) - 1)]
+    return ratio, (float(lo), float(hi))

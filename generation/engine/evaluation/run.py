@@ -19,24 +19,29 @@ from ..world import Clip, WorldConfig, heldout_clips
 from .metrics import (
     CONTINUITY_PX,
     ONLY_KINDS,
+    PROMPT_KINDS,
     clip_metrics,
     continuation_clips,
     continuity_error,
     permanence_miss,
+    physics_ratio,
+    prompt_kind,
     summarize,
 )
 from .report import report_markdown, update_card
-from .targets import TARGETS, targets_met
+from .targets import TARGETS, targets_met, verdicts
 
 # the model card whose evaluation table `--card` rewrites (relative to the working directory,
 # as manage.py runs from the repository root)
 CARD_FILE = "docs/engine.md"
 
 
-def evaluate_continuity(engine, n: int, batch: int = 8) -> dict:
+def evaluate_continuity(engine, n: int, batch: int = 8, start: int = 0) -> dict:
+    """Continuation clips start .. start + n - 1 (metrics.continuation_clips), generated with
+    and without their context frames."""
     cfg = engine.config
     wcfg = WorldConfig(frames=cfg.frames, height=cfg.height, width=cfg.width)
-    pairs = continuation_clips(n, wcfg)
+    pairs = continuation_clips(n, wcfg, start=start)
     from ..backends import GenerationRequest
 
     errs: dict[str, list] = {"context": [], "no_context": []}
@@ -54,12 +59,21 @@ def evaluate_continuity(engine, n: int, batch: int = 8) -> dict:
         for s in range(0, len(reqs), batch):
             frames += [g.frames for g in engine.generate(reqs[s : s + batch])]
         errs[key] = [continuity_error(f, c) for f, (_, c) in zip(frames, pairs, strict=True)]
-    out: dict = {"n": n, "tolerance_px": CONTINUITY_PX}
+    out: dict = {"n": n, "start": start, "tolerance_px": CONTINUITY_PX}
     for key, vals in errs.items():
         vals = [v for v in vals if v is not None]
         out[key] = float(np.mean([v <= CONTINUITY_PX for v in vals])) if vals else None
         finite = [v for v in vals if np.isfinite(v)]
         out[f"{key}_median_px"] = float(np.median(finite)) if finite else None
+    kinds = [prompt_kind(c) for _, c in pairs]
+    out["by_prompt"] = {}
+    for kind in PROMPT_KINDS:
+        vals = [v for v, k in zip(errs["context"], kinds, strict=True) if k == kind]
+        vals = [v for v in vals if v is not None]
+        out["by_prompt"][kind] = {
+            "n": kinds.count(kind),
+            "context": float(np.mean([v <= CONTINUITY_PX for v in vals])) if vals else None,
+        }
     return out
 
 
@@ -77,7 +91,8 @@ def evaluate_engine(
 ) -> dict:
     """Generate the held-out set with `engine`, score it and the simulator; write
     `report.json` and `report.png` into `out_dir` when given. `start` scores the clips
-    start .. start + n - 1 of the held-out sequence instead of the first n. `only` keeps the
+    start .. start + n - 1 of the held-out sequence instead of the first n, and the
+    continuation clips from index `start` on (metrics.continuation_clips). `only` keeps the
     clips of that slice of one kind (ONLY_KINDS: "wall", those behind the wall, the ones
     permanence is scored on; "cameo"), so a metric that rests on a fifth of the clips can be
     measured on many of them without generating the rest."""
@@ -110,14 +125,14 @@ def evaluate_engine(
     if bar is not None:
         bar.close()
     gen_s = time.perf_counter() - t0
-    cont = evaluate_continuity(engine, n // 3 if continuity_n is None else continuity_n, batch)
+    n_cont = n // 3 if continuity_n is None else continuity_n
+    cont = evaluate_continuity(engine, n_cont, batch, start=start)
+    t1 = time.perf_counter()
     rows_gen = [clip_metrics(f, c) for f, c in zip(gen, refs, strict=True)]
     rows_sim = [clip_metrics(c.frames, c) for c in refs]
     g, s = summarize(rows_gen), summarize(rows_sim)
-    ratio = None
-    if g["physics_rms"] is not None and s["physics_rms"]:
-        ratio = g["physics_rms"] / s["physics_rms"]
-    met = targets_met({"generated": g, "physics_rms_ratio": ratio})
+    ratio, ratio_ci = physics_ratio(rows_gen, rows_sim)
+    judged = {"generated": g, "physics_rms_ratio": ratio, "physics_rms_ratio_ci95": ratio_ci}
     report = {
         "n": n,
         "start": start,
@@ -136,14 +151,17 @@ def evaluate_engine(
             "two_pass": getattr(engine, "two_pass", False),
         },
         "generation_seconds": round(gen_s, 2),
+        "scoring_seconds": round(time.perf_counter() - t1, 2),
         "generated": g,
         "simulator": s,
         "continuity": cont,
         "physics_rms_ratio": ratio,
+        "physics_rms_ratio_ci95": ratio_ci,
         "simulator_gravity": wcfg.gravity,
         "simulator_restitution": wcfg.restitution,
         "targets": dict(TARGETS),
-        "met": met,
+        "verdicts": verdicts(judged),
+        "met": targets_met(judged),
         "per_clip": [
             {"generated": a, "simulator": b} for a, b in zip(rows_gen, rows_sim, strict=True)
         ],
@@ -251,7 +269,8 @@ def add_arguments(parser) -> None:
         "--start",
         type=int,
         default=0,
-        help="first held-out clip to score (a slice no earlier choice has seen)",
+        help="first held-out clip (and continuation clip) to score: a slice no earlier "
+        "choice has seen",
     )
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--method", default=None, choices=["euler", "heun"])
@@ -342,6 +361,7 @@ def run_from_args(args, log=print) -> dict:
             "shape",
             "count",
             "permanence",
+            "physics",
             "cameo",
             "physics_rms",
             "physics_gravity",
@@ -352,8 +372,9 @@ def run_from_args(args, log=print) -> dict:
             {
                 "generated": brief,
                 "physics_rms_ratio": rep["physics_rms_ratio"],
+                "physics_rms_ratio_ci95": rep["physics_rms_ratio_ci95"],
                 "continuity": rep["continuity"],
-                "met": rep["met"],
+                "verdicts": rep["verdicts"],
             },
             indent=1,
         )

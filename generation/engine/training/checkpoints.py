@@ -12,7 +12,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..backends.riff_world import DEFAULT_WEIGHTS
+from ..world import EVAL_SEED_BASE
 from .config import TrainConfig
+from .data import pool_seeds
 
 
 def save_checkpoint(out: Path, model, ema, opt, step: int, tc: TrainConfig, extra: dict) -> None:
@@ -49,7 +51,12 @@ def export_weights(
     """EMA (or raw, which="model") weights in fp16 + config JSON in the safetensors metadata.
 
     `extra_meta`: more metadata strings, e.g. the lineage of a shipped file or the "sampler"
-    settings it was measured with (`backends.riff_world.weight_sampler_defaults`)."""
+    settings it was measured with (`backends.riff_world.weight_sampler_defaults`).
+
+    "training_seeds" records the seeds this run's training clips came from (data.pool_seeds:
+    a bound over resumes), beside the evaluation's first seed, so that a file says itself
+    that it never saw an evaluation clip. It covers this run only: weights it started from
+    (--init-from) carry their own."""
     run_dir, out_path = Path(run_dir), Path(out_path)
     tensors, meta = read_checkpoint(run_dir / "ckpt.safetensors")
     prefix = f"{which}."
@@ -60,6 +67,8 @@ def export_weights(
     }
     tc = json.loads(meta.get("train_config", "{}"))
     init_steps = int(json.loads(meta.get("extra", "{}")).get("init_steps", 0))
+    first, last = pool_seeds(TrainConfig.from_dict(tc), int(meta.get("step", "0")))
+    seeds = {"first": first, "last": last, "eval_seed_base": EVAL_SEED_BASE, "run": run_dir.name}
     out_meta = {
         "config": meta["config"],
         "step": meta.get("step", "0"),  # of this run
@@ -69,6 +78,7 @@ def export_weights(
         "text_encoder": tc.get("text_encoder", "minilm"),
         "source_run": run_dir.name,
         "weights": which,
+        "training_seeds": json.dumps(seeds),
         **(extra_meta or {}),
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)

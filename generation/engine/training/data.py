@@ -11,8 +11,41 @@ import torch
 from ..flow import Batch, frames_to_tensor, images_to_tensor
 from ..model import ModelConfig
 from ..text import TextEncoder
-from ..world import WorldConfig, amodal_mask, foreground_mask, make_clip, sprite_layout
+from ..world import (
+    EVAL_SEED_BASE,
+    WorldConfig,
+    amodal_mask,
+    foreground_mask,
+    make_clip,
+    sprite_layout,
+)
 from .config import TrainConfig
+
+
+class EvalSeedError(ValueError):
+    """A training clip was asked for with a seed of the evaluation's range."""
+
+
+def check_training_seeds(first: int, count: int) -> None:
+    """Raise EvalSeedError unless the seeds first .. first + count - 1 all lie below
+    world.EVAL_SEED_BASE, where the evaluation's clips begin (a run with --seed 10 or more
+    would start its pool at 10**9: the very clips it is later scored on)."""
+    if first < 0 or first + count > EVAL_SEED_BASE:
+        raise EvalSeedError(
+            f"training seeds {first} .. {first + count - 1} reach the evaluation's seeds "
+            f"(>= {EVAL_SEED_BASE}); pick a smaller --seed"
+        )
+
+
+def pool_seeds(tc: TrainConfig, steps: int) -> tuple[int, int]:
+    """(first, last): bounds on the seeds a run of `tc` can have drawn training clips from by
+    step `steps`, over any number of resumes. Each start at step s fills its pool from
+    `tc.seed * 10**8 + 7 * s` (loop.train) and refreshes refresh_count clips every
+    refresh_every steps; the bound adds the most of each. The exported weights record it
+    (checkpoints.export_weights); a test holds a run's seeds inside it."""
+    first = tc.seed * 10**8
+    refreshes = steps // tc.refresh_every + 1
+    return first, first + 7 * steps + tc.pool_size + refreshes * tc.refresh_count - 1
 
 
 def world_config(tc: TrainConfig, mcfg: ModelConfig) -> WorldConfig:
@@ -68,7 +101,8 @@ class ClipPool:
         # the target frames' objects, the wall ignored (world.amodal_mask), when trained
         self.amodal = np.zeros((size if amodal else 0, T, H, W), bool)
         self.captions = [""] * size
-        self.next_seed = first_seed
+        check_training_seeds(first_seed, size)  # before rendering a single clip
+        self.first_seed = self.next_seed = first_seed
         self.cursor = 0
         it = range(size)
         if progress:
@@ -78,8 +112,14 @@ class ClipPool:
         for i in it:
             self._fill(i)
 
+    @property
+    def seed_range(self) -> tuple[int, int]:
+        """(first, last) seed this pool has drawn a clip from."""
+        return self.first_seed, self.next_seed - 1
+
     def _fill(self, i: int) -> None:
         seed = self.next_seed
+        check_training_seeds(seed, 1)  # refreshes move on past the first pool's seeds
         self.next_seed += 1
         cameo = _is_cameo(seed, self.p_cameo)
         with_ctx = not cameo and _is_context(seed, self.p_context)

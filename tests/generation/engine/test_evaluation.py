@@ -82,8 +82,21 @@ def test_metrics_score_the_simulator_high():
             {"permanence": {"occluded": True, "reappeared": True, "ok": True}},
         ]
     )
-    assert kinds["permanence_misses"] == {"never_hidden": 1, "not_back": 2, "off_track": 1}
+    # rows from before the timing was checked (no "timing_ok") are off track, not wrong time
+    assert kinds["permanence_misses"] == {
+        "never_hidden": 1,
+        "not_back": 2,
+        "wrong_time": 0,
+        "off_track": 1,
+    }
     assert kinds["permanence"] == 0.2
+    late = {"occluded": True, "reappeared": True, "timing_ok": False, "ok": False}
+    assert summarize([{"permanence": late}])["permanence_misses"]["wrong_time"] == 1
+    # physics: every simulated single-object clip is on its world's trajectory, and the
+    # rows carry which prompts were held out
+    assert s["physics"] == 1.0 and s["physics_n"] >= 6 and s["physics_untracked"] == 0
+    assert {r["prompt"] for r in rows} == {"heldout", "seen"}
+    assert s["by_prompt"]["heldout"]["clips"] + s["by_prompt"]["seen"]["clips"] == len(rows)
 
 
 def test_permanence_on_simulator_occlusions():
@@ -191,7 +204,10 @@ def test_rates_carry_their_95_percent_interval_over_the_clips():
     assert "| object permanence | 67 % (44–84) |" in md
     assert "| shape | – |" in md
     assert "by objects asked" not in md  # rows without the breakdown (older reports)
-    assert "| permanence misses: never hidden / not back / off track | 0 · 3 · 3 |" in md
+    assert (
+        "| permanence misses: never hidden / not back / wrong time / off track | 0 · 3 · 0 · 3 |"
+        in md
+    )
     rows = [{"count": i < 2, "count_asked": 1 + i % 2} for i in range(4)]
     s = summarize(rows)
     md = report_markdown({**rep, "generated": s, "simulator": s}).splitlines()

@@ -16,7 +16,7 @@ from generation.engine.evaluation.report import (
     report_markdown,
     update_card,
 )
-from generation.engine.evaluation.targets import TARGETS, target_text, targets_met
+from generation.engine.evaluation.targets import TARGETS, target_text, targets_met, verdicts
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 SHIPPED_REPORT = "docs/engine-eval-stage16.json"  # the shipped weights' fresh-clip figures
@@ -32,21 +32,32 @@ def row(md: str, label: str) -> list[str]:
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
-def test_the_shipped_report_meets_every_target_as_it_stored(shipped):
-    assert targets_met(shipped) == shipped["met"] == dict.fromkeys(TARGETS, True)
+def test_the_shipped_report_is_judged_by_its_intervals(shipped):
+    # it stored "met" for every target, judged on point estimates; on its 95 % intervals only
+    # colour clears its target, and it has no interval for the old arc-fit ratio
+    assert shipped["met"] == dict.fromkeys(TARGETS, True)
+    assert verdicts(shipped) == {
+        "color": "met",
+        "shape": "undecided",
+        "count": "undecided",
+        "permanence": "undecided",
+        "physics_rms_ratio": "undecided",
+    }
+    assert targets_met(shipped) == {k: k == "color" for k in TARGETS}
     assert shipped["engine_info"]["step"] == 135231 and shipped["sampler"]["two_pass"] is True
 
 
 def test_the_report_table_reads_the_targets(shipped, monkeypatch):
     md = report_markdown(shipped)
     assert row(md, "colour adherence")[3:5] == ["≥ 90 %", "met"]
-    assert row(md, "physics: arc fit rms (px)")[3:5] == ["≤ 2× simulator", "1.8×, met"]
-    # the colour rate is 94.3 %: a target of 95 % is not met, and the table says so
+    assert row(md, "physics: arc fit rms (px)")[3:5] == ["≤ 2× simulator", "1.8×, undecided"]
+    # the colour rate is 94.3 % (91–96): a target of 95 % is straddled, one of 97 % missed
     stricter = {**TARGETS, "color": 0.95, "physics_rms_ratio": 1.5}
     md = report_markdown(shipped, stricter)
-    assert row(md, "colour adherence")[3:5] == ["≥ 95 %", "not met"]
-    assert row(md, "physics: arc fit rms (px)")[3:5] == ["≤ 1.5× simulator", "1.8×, not met"]
-    assert row(md, "shape")[3:5] == ["≥ 80 %", "met"]
+    assert row(md, "colour adherence")[3:5] == ["≥ 95 %", "undecided"]
+    md = report_markdown(shipped, {**TARGETS, "color": 0.97})
+    assert row(md, "colour adherence")[3:5] == ["≥ 97 %", "not met"]
+    assert row(md, "shape")[3:5] == ["≥ 80 %", "undecided"]
     # the default is the one table in targets.py, read when the report is rendered
     monkeypatch.setitem(TARGETS, "count", 0.9)
     assert row(report_markdown(shipped), "object count")[3:5] == ["≥ 90 %", "not met"]
