@@ -158,6 +158,20 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | No
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float] | None:
+    """95 % interval of the difference of two rates, k1/n1 - k2/n2 (Newcombe's hybrid score
+    interval, from the two Wilson intervals): what the attention ablation is decided by. None
+    when either side has no clips."""
+    a, b = wilson_interval(k1, n1), wilson_interval(k2, n2)
+    if a is None or b is None:
+        return None
+    p1, p2 = k1 / n1, k2 / n2
+    d = p1 - p2
+    lower = d - float(np.hypot(p1 - a[0], b[1] - p2))
+    upper = d + float(np.hypot(a[1] - p1, p2 - b[0]))
+    return lower, upper
+
+
 MISS_KINDS = ("never_hidden", "not_back", "wrong_time", "off_track")
 
 # evaluate_engine(only=...): the clips of a slice a metric is scored on ("wall" is also the

@@ -243,3 +243,14 @@ def test_a_new_report_shows_prompts_apart_and_its_verdicts():
     assert "| ≤ 2× simulator | 1.0 (0.8–1.3)×, met |" in md
     assert "permanence misses: never hidden / not back / wrong time / off track" in md
     assert "arc fit" not in md
+
+
+def test_the_ablation_difference_interval_is_newcombes():
+    from generation.engine.evaluation.metrics import difference_interval
+
+    # Newcombe (1998), Statistics in Medicine 17, table II, example (a): 56/70 vs 48/80.
+    lower, upper = difference_interval(56, 70, 48, 80)
+    assert (round(lower, 4), round(upper, 4)) == (0.0524, 0.3339)
+    assert difference_interval(1, 0, 1, 2) is None
+    low, high = difference_interval(10, 20, 10, 20)
+    assert low < 0 < high and abs(low + high) < 1e-9
