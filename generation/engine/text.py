@@ -137,7 +137,9 @@ class TextEncoder:
     def save(self) -> None:
         if self.disk_cache is not None and self._dirty:
             self.disk_cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.disk_cache.with_suffix(".tmp")
+            # One temporary file per process: runs side by side (an ablation's two arms) share
+            # the cache file, and a shared temporary name let one replace the other's away.
+            tmp = self.disk_cache.with_suffix(f".{os.getpid()}.tmp")
             torch.save(self._disk, tmp)
             os.replace(tmp, self.disk_cache)
             self._dirty = False

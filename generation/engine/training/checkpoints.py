@@ -55,8 +55,9 @@ def export_weights(
 
     "training_seeds" records the seeds this run's training clips came from (data.pool_seeds:
     a bound over resumes), beside the evaluation's first seed, so that a file says itself
-    that it never saw an evaluation clip. It covers this run only: weights it started from
-    (--init-from) carry their own."""
+    that it never saw an evaluation clip. Weights it started from (--init-from) are listed
+    under "parent" with what they recorded (or `{"unrecorded": name}` for files older than
+    this record)."""
     run_dir, out_path = Path(run_dir), Path(out_path)
     tensors, meta = read_checkpoint(run_dir / "ckpt.safetensors")
     prefix = f"{which}."
@@ -66,9 +67,12 @@ def export_weights(
         if k.startswith(prefix)
     }
     tc = json.loads(meta.get("train_config", "{}"))
-    init_steps = int(json.loads(meta.get("extra", "{}")).get("init_steps", 0))
+    extra = json.loads(meta.get("extra", "{}"))
+    init_steps = int(extra.get("init_steps", 0))
     first, last = pool_seeds(TrainConfig.from_dict(tc), int(meta.get("step", "0")))
     seeds = {"first": first, "last": last, "eval_seed_base": EVAL_SEED_BASE, "run": run_dir.name}
+    if extra.get("init_training_seeds") is not None:
+        seeds["parent"] = extra["init_training_seeds"]
     out_meta = {
         "config": meta["config"],
         "step": meta.get("step", "0"),  # of this run

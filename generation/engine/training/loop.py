@@ -131,15 +131,21 @@ def train(
         extra = json.loads(meta.get("extra", "{}"))
         prev_elapsed = float(extra.get("elapsed_s", 0.0))
         init_steps = int(extra.get("init_steps", 0))
+        init_seeds = extra.get("init_training_seeds")
     else:
         tc = tc or TrainConfig()
         mcfg = model_config(tc)
         tensors = None
         prev_elapsed = 0.0
         init_steps = 0  # steps behind the weights this run started from (lineage, for export)
+        init_seeds = None  # the training seeds those weights record, for the export's lineage
         if init_from is not None:
             init, init_meta = read_checkpoint(Path(init_from))
             init_steps = int(init_meta.get("total_steps", init_meta.get("step", 0)))
+            # Weights exported before seeds were recorded say so rather than claim nothing.
+            init_seeds = json.loads(init_meta.get("training_seeds", "null")) or {
+                "unrecorded": str(Path(init_from).name)
+            }
             mcfg = ModelConfig.from_dict(json.loads(init_meta["config"]))
             if tc.attention and tc.attention != mcfg.attention:
                 raise ValueError(
@@ -291,7 +297,11 @@ def train(
                 hist_steps,
                 hist_loss,
                 device,
-                {"elapsed_s": prev_elapsed + now - t_start, "init_steps": init_steps},
+                {
+                    "elapsed_s": prev_elapsed + now - t_start,
+                    "init_steps": init_steps,
+                    "init_training_seeds": init_seeds,
+                },
             )
             last_ckpt = time.time()
         if done:

@@ -185,6 +185,34 @@ def test_exported_weights_record_the_seeds_they_were_trained_on(tmp_path, monkey
     assert seeds["eval_seed_base"] == EVAL_SEED_BASE and seeds["run"] == "run"
     assert seeds["first"] == 3 * 10**8 and seeds["first"] <= min(seen)
     assert max(seen) <= seeds["last"] < EVAL_SEED_BASE
+    assert "parent" not in seeds
+
+    # A run started from those weights records them as its parent; from a file older than
+    # the record (no `training_seeds`), it says the parent's seeds are unrecorded.
+    child = tmp_path / "child"
+    tc.steps = 2
+    train(child, tc, threads=1, progress=False, log=lambda *_: None, init_from=out)
+    with safe_open(str(export_weights(child, tmp_path / "c.safetensors")), "pt") as f:
+        lineage = json.loads(f.metadata()["training_seeds"])
+    assert lineage["run"] == "child" and lineage["parent"] == seeds
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(out), "pt") as f:
+        old_meta = {k: v for k, v in f.metadata().items() if k != "training_seeds"}
+    save_file(load_file(str(out)), str(tmp_path / "old.safetensors"), metadata=old_meta)
+    orphan = tmp_path / "orphan"
+    train(
+        orphan,
+        tc,
+        threads=1,
+        progress=False,
+        log=lambda *_: None,
+        init_from=tmp_path / "old.safetensors",
+    )
+    with safe_open(str(export_weights(orphan, tmp_path / "o.safetensors")), "pt") as f:
+        assert json.loads(f.metadata()["training_seeds"])["parent"] == {
+            "unrecorded": "old.safetensors"
+        }
 
 
 def test_the_bench_times_matmul_and_forward_in_turns(monkeypatch):
