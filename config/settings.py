@@ -186,10 +186,9 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # A per-host socket_timeout (15 s, to outlast channels_redis' 5 s blocking read: idle
-        # consumers can drop after ~5 s with redis-py 8's default) made a websocket test's event
-        # loop hang at teardown; left as it was until that is understood (issue #31 note).
+        # channels_redis with a blocking pop shorter than redis-py's socket timeout, so idle
+        # websockets stay open (config.core.redis.ChannelLayer).
+        "BACKEND": "config.core.redis.ChannelLayer",
         "CONFIG": {
             "hosts": [REDIS_URL],
             "prefix": "riff:asgi",

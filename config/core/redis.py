@@ -113,3 +113,24 @@ class SharedRedisCache(RedisCache):
 
 _SHARED_CLIENTS: dict[tuple, Any] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+def _channel_layer_base():
+    from channels_redis.core import RedisChannelLayer
+
+    return RedisChannelLayer
+
+
+class ChannelLayer(_channel_layer_base()):
+    """The websocket fan-out layer (settings.CHANNEL_LAYERS), with its blocking pop shorter
+    than the Redis client's socket timeout.
+
+    channels_redis waits for a consumer's next message with BZPOPMIN for `brpop_timeout`
+    (5 s), and redis-py 8 gives every socket a 5 s read timeout: an idle consumer's read
+    timed out just as the pop came back empty, the receive loop raised TimeoutError and the
+    websocket closed, so an app left open without events lost its connection after about 5 s
+    (and with it the progress of a running generation). Waiting 2 s per pop keeps the read
+    well inside the timeout; an idle process pays one cheap command every 2 s. Raising the
+    socket timeout instead would keep a closing consumer's read blocked that much longer."""
+
+    brpop_timeout = 2

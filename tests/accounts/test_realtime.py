@@ -91,3 +91,27 @@ async def test_ticket_is_single_use():
     again, connected_again, code = await connect(path=f"/ws/?ticket={value}")
     assert not connected_again and code == 4401
     await asyncio.sleep(0)
+
+
+async def test_an_idle_websocket_still_gets_events():
+    """Nothing for longer than redis-py's 5 s socket timeout, then an event: it arrives (the
+    channel layer's blocking pop once outlasted the socket and the connection dropped)."""
+    from redis.asyncio.connection import Connection
+
+    from config.core.redis import ChannelLayer
+
+    assert ChannelLayer.brpop_timeout < Connection().socket_timeout
+    alice, token = await make_user_and_token("alice")
+    bob = await sync_to_async(UserFactory)(username="bob")
+    ws, ok, _ = await connect(bearer(token))
+    assert ok and (await ws.receive_json_from(timeout=5))["type"] == "hello"
+    assert await ws.receive_nothing(timeout=7, interval=0.5)
+
+    @sync_to_async
+    def notify():
+        with transaction.atomic():
+            notification_create(recipient=alice, kind="follow", actor=bob)
+
+    await notify()
+    assert (await ws.receive_json_from(timeout=5))["type"] == "notification"
+    await ws.disconnect()
