@@ -180,3 +180,19 @@ def uvicorn_server():
     server.should_exit = True
     thread.join(20)
     sock.close()
+
+
+@pytest.fixture
+def receiver():
+    """Makes webhook receivers (tests.webhook_receiver.Receiver) and closes them afterwards."""
+    from tests.webhook_receiver import Receiver
+
+    made: list[Receiver] = []
+
+    def make(*args, **kwargs) -> Receiver:
+        made.append(Receiver(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()

@@ -18,22 +18,10 @@ from generation.services.jobs import generation_cancel, generation_transition
 from tests.conftest import client_for
 from tests.e2e.test_cameo_verification import wait_for
 from tests.factories import UserFactory
-from tests.generation.test_webhooks import ALL_EVENTS, Receiver
+from tests.generation.test_webhooks import ALL_EVENTS
+from tests.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def receivers():
-    made: list[Receiver] = []
-
-    def make(*args, **kwargs) -> Receiver:
-        made.append(Receiver(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for server in made:
-        server.close()
 
 
 @pytest.fixture
@@ -65,12 +53,12 @@ def job_of(user, status=GenerationStatus.RUNNING) -> Generation:
 
 
 def test_events_are_delivered_signed_retried_once_and_redelivered(
-    celery_worker, webhook_settings, receivers
+    celery_worker, webhook_settings, receiver
 ):
     alice = UserFactory(username="alice")
     api = client_for(alice)
-    main = receivers([500, 200])  # fails the first request, accepts the rest
-    completed_only = receivers([200])
+    main = receiver([500, 200])  # fails the first request, accepts the rest
+    completed_only = receiver([200])
     main_id = register(api, main, ALL_EVENTS)
     completed_id = register(api, completed_only, ["video.completed"])
 
