@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	@# The CPU wheel first: anything that pulls torch later must not fetch a CUDA build.
 	@echo "riff: [2/3] torch 2.13.0, CPU build (the largest download)"
 	@$(PIP) install -q torch==2.13.0
-	@echo "riff: [3/3] Riff and its dependencies (web, worker, embedded PostgreSQL/Redis, dev)"
-	@$(PIP) install -q -e '.[worker,embedded,dev]'
+	@echo "riff: [3/3] Riff and its dependencies (web, worker, diffusers, embedded PostgreSQL/Redis, dev)"
+	@$(PIP) install -q -e '.[worker,diffusers,embedded,dev]'
 	@touch $(STAMP)
 	@echo "riff: installed"
 

@@ -1,5 +1,9 @@
 """The Celery app: queues `gpu` (generation), `media` (encode, verify), `default` (the rest).
 
+Generation jobs go to `gpu` unless settings.RIFF_GENERATION_QUEUES sends an engine's jobs (or
+one size of them) to a queue of its own, `gpu.<name>`: a fleet of workers, each running one
+engine on one GPU class (`generation_route`; docs/operations.md, "Fleet").
+
 Reliability: a task is acknowledged only after it finishes (`acks_late`), re-queued when its
 worker dies (`reject_on_worker_lost`), each worker holds one message at a time, and Redis'
 visibility timeout outlasts the longest task so a slow job is not delivered twice.
@@ -12,6 +16,7 @@ pool that happens in each child (torch is never initialised in the parent: OpenM
 survive a fork); with an in-process pool (solo, threads) in the worker process itself.
 """
 
+import importlib.util
 import logging
 import os
 import sys
@@ -67,6 +72,27 @@ app.conf.update(
 
 app.autodiscover_tasks()
 
+GENERATION_TASK = "generation.tasks.generation_run"
+
+
+def is_generation_queue(name: str) -> bool:
+    """Generation queues are `gpu` and `gpu.<anything>` (one per engine or GPU class): a worker
+    consuming one of them runs jobs, so it loads its engine before the first."""
+    return name == TASK_QUEUES[GENERATION_TASK] or name.startswith("gpu.")
+
+
+def generation_route(*, model: str, size: str = "") -> dict[str, str]:
+    """The publish options that send a generation job to its engine's workers: the queue
+    `settings.RIFF_GENERATION_QUEUES` names for "<model>@<size>" (a delivered size that needs a
+    bigger GPU class), else for "<model>", else `gpu`. `model` blank is the configured
+    RIFF_ENGINE. Every generation message is routed here and nowhere else."""
+    from django.conf import settings
+
+    routes = settings.RIFF_GENERATION_QUEUES
+    name = model or settings.RIFF_ENGINE
+    queue = (size and routes.get(f"{name}@{size}")) or routes.get(name)
+    return {"queue": queue or TASK_QUEUES[GENERATION_TASK]}
+
 # Beat: webhook deliveries whose message was lost (the broker was down, a worker died
 # mid-attempt) are sent again (generation.webhooks.delivery). Celery adds this entry to
 # settings.CELERY_BEAT_SCHEDULE when it reads its configuration.
@@ -92,7 +118,7 @@ def _setting(name: str, default):
 
 
 def _consumes_gpu(app_) -> bool:
-    return "gpu" in (app_.amqp.queues.consume_from or {})
+    return any(is_generation_queue(name) for name in (app_.amqp.queues.consume_from or {}))
 
 
 def _prepare_engine_process(*, tune_process: bool) -> None:
@@ -101,12 +127,17 @@ def _prepare_engine_process(*, tune_process: bool) -> None:
     (tests, `manage.py bench_generation`'s dispatch run), whose threads and priority are not
     ours to change."""
     started = time.perf_counter()
+    from generation.metrics import install
+
+    install()  # per-clip times and GPU readings (generation.metrics)
     if tune_process:
         nice = int(_setting("RIFF_WORKER_NICE", 0))
         if nice:
             os.nice(nice)
         threads = int(_setting("RIFF_ENGINE_THREADS", 1))
-        if threads > 0:  # 0: torch's own default (one thread per core)
+        # 0: torch's own default (one thread per core). A worker without torch (one running
+        # the remote backend from the web image) has no threads to set.
+        if threads > 0 and importlib.util.find_spec("torch") is not None:
             import torch
 
             torch.set_num_threads(threads)

@@ -7,6 +7,7 @@ RIFF_DEV=1 (DEBUG on, http allowed) for a laptop. Every variable is listed in th
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import sys
 from datetime import timedelta
@@ -43,6 +44,17 @@ def env_float(name: str, default: float | None) -> float | None:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
+
+
+def env_json(name: str, default):
+    """A JSON value from the environment (an object of engine options, a routing table)."""
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from exc
 
 
 # Tests run under pytest; they get their own Redis database and cheap password hashing.
@@ -259,6 +271,11 @@ RIFF_TOKEN_TOUCH_SECONDS = env_int("RIFF_TOKEN_TOUCH_SECONDS", 600)
 RIFF_ENGINE_THREADS = env_int("RIFF_ENGINE_THREADS", 1)
 RIFF_WORKER_NICE = env_int("RIFF_WORKER_NICE", 0)
 RIFF_WORKER_WARM = env_bool("RIFF_WORKER_WARM", True)
+# A generation worker serves its Prometheus metrics (generation.metrics) on this port; 0: none.
+RIFF_WORKER_METRICS_PORT = env_int("RIFF_WORKER_METRICS_PORT", 0)
+# ... on this address: loopback by default; a fleet's private interface (or 0.0.0.0 behind a
+# firewall) so that Prometheus on another machine can scrape it.
+RIFF_WORKER_METRICS_ADDRESS = env("RIFF_WORKER_METRICS_ADDRESS", "127.0.0.1")
 RIFF_INVITES_PER_USER = env_int("RIFF_INVITES_PER_USER", 5)
 # Live (unrevoked) Videos API keys a user may hold (accounts.apikeys).
 RIFF_API_KEYS_PER_USER = env_int("RIFF_API_KEYS_PER_USER", 20)
@@ -373,16 +390,36 @@ RIFF_CAMEO_REVIEW_POLICY = env("RIFF_CAMEO_REVIEW_POLICY", "auto")
 # The engine backend (generation.engine registry) and its options; workers load it once.
 RIFF_ENGINE = env("RIFF_ENGINE", "riff-world")
 # Sampler trade-offs measured on the shipped weights are in docs/engine.md ("Sampling").
-RIFF_ENGINE_OPTIONS: dict = {
-    "steps": env_int("RIFF_SAMPLER_STEPS", 24),
-    "shift": env_float("RIFF_SAMPLER_SHIFT", 1.0),
-}
-# Unset: the weights' own "sampler" metadata decides (the shipped file asks for two passes).
-if env("RIFF_SAMPLER_TWO_PASS") is not None:
-    RIFF_ENGINE_OPTIONS["two_pass"] = env_bool("RIFF_SAMPLER_TWO_PASS")
+RIFF_ENGINE_OPTIONS: dict = {}
+if RIFF_ENGINE == "riff-world":
+    RIFF_ENGINE_OPTIONS = {
+        "steps": env_int("RIFF_SAMPLER_STEPS", 24),
+        "shift": env_float("RIFF_SAMPLER_SHIFT", 1.0),
+    }
+    # Unset: the weights' own "sampler" metadata decides (the shipped file asks for two passes).
+    if env("RIFF_SAMPLER_TWO_PASS") is not None:
+        RIFF_ENGINE_OPTIONS["two_pass"] = env_bool("RIFF_SAMPLER_TWO_PASS")
+# A JSON object replaces them all: another backend's options (docs/operations.md, "Fleet").
+RIFF_ENGINE_OPTIONS = env_json("RIFF_ENGINE_OPTIONS", RIFF_ENGINE_OPTIONS)
 if TESTING:
     # The engine's tiny random-weight config: real model code, seconds on a CPU.
     RIFF_ENGINE_OPTIONS = {"config": "tiny", "weights": None, "steps": 4}
+# Named engines: {"wan2.1-t2v-1.3b": {"backend": "diffusers", "family": "wan", "path": ...}}.
+# Each is registered at start-up as its backend with these options (the rest of the object),
+# so RIFF_ENGINE, RIFF_VIDEO_MODELS and a job's `model` can name it (docs/engine-backends.md).
+RIFF_ENGINES: dict = env_json("RIFF_ENGINES", {})
+# The Celery queue each engine's jobs go to, by engine name; "name@WxH" routes one delivered
+# size of it elsewhere (a bigger GPU class for 720p). An engine not named here: `gpu`. A worker
+# consumes the queues of the engines it runs (manage.py generation_worker).
+RIFF_GENERATION_QUEUES: dict = env_json("RIFF_GENERATION_QUEUES", {})
+for _route, _queue in RIFF_GENERATION_QUEUES.items():
+    if not isinstance(_queue, str) or not (_queue == "gpu" or _queue.startswith("gpu.")):
+        raise ImproperlyConfigured(
+            f"RIFF_GENERATION_QUEUES[{_route!r}] must be `gpu` or `gpu.<name>`, not {_queue!r}"
+        )
+for _name, _spec in RIFF_ENGINES.items():
+    if not isinstance(_spec, dict) or not isinstance(_spec.get("backend"), str):
+        raise ImproperlyConfigured(f"RIFF_ENGINES[{_name!r}] needs a \"backend\" name")
 RIFF_DAILY_QUOTA = env_int("RIFF_DAILY_QUOTA", 50)
 RIFF_DAILY_QUOTA_TEEN = env_int("RIFF_DAILY_QUOTA_TEEN", 15)
 RIFF_MAX_CAMEOS_PER_VIDEO = 3

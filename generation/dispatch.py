@@ -1,4 +1,5 @@
-"""Getting queued jobs to the `gpu` queue, exactly when their row is committed.
+"""Getting queued jobs to their engine's queue (`gpu`, or the one settings route the job's
+engine to), exactly when their row is committed.
 
 `dispatch_after_commit` sends the task from an on_commit hook. A job whose message could not be
 sent (the broker, Redis, is down: publishing gives up within seconds, config.core.redis.publish)
@@ -23,8 +24,10 @@ from .models import Generation, GenerationStatus
 logger = logging.getLogger(__name__)
 
 
-def send(generation_id, *, stamped: bool = False) -> None:
-    """Publishes the job's message; raises kombu's OperationalError when the broker is down.
+def send(generation_id, *, model: str, size: str = "", stamped: bool = False) -> None:
+    """Publishes the job's message to its engine's queue (`model`, `size`: the job's, which
+    config.celery.generation_route maps to a queue); raises kombu's OperationalError when the
+    broker is down.
 
     `dispatched_at` is stamped before publishing (a worker may claim the job the moment the
     message lands, and the dispatch latency is measured from it) and cleared again when the
@@ -33,25 +36,27 @@ def send(generation_id, *, stamped: bool = False) -> None:
     trip; a process that dies before publishing leaves a stamped job the sweeper re-sends
     after RIFF_DISPATCH_RESEND_AFTER, as it would an unstamped one).
     """
+    from config.celery import generation_route
+
     from .tasks import generation_run
 
     job = Generation.objects.filter(pk=generation_id)
     if not stamped:
         job.update(dispatched_at=timezone.now())
     try:
-        publish(generation_run, str(generation_id))  # routed to `gpu` (config.celery)
+        publish(generation_run, str(generation_id), **generation_route(model=model, size=size))
     except Exception:
         job.filter(status=GenerationStatus.QUEUED).update(dispatched_at=None)
         raise
 
 
 def dispatch_after_commit(generation: Generation, *, stamped: bool = False) -> None:
-    generation_id = generation.pk
+    generation_id, model, size = generation.pk, generation.model, generation.size
 
     def _send():
         # The job is committed either way; the sweeper re-sends what was not sent.
         try:
-            send(generation_id, stamped=stamped)
+            send(generation_id, model=model, size=size, stamped=stamped)
         except BACKEND_DOWN_ERRORS:
             degraded("generation_dispatch", generation_id)
         except Exception:

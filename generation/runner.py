@@ -26,7 +26,13 @@ from cameos.faces import face_count
 from config.core import hooks
 from config.core.errors import Invalid
 
-from .engine.backends import Engine, EngineUnavailable, GenerationRequest, get_engine
+from .engine.backends import (
+    Engine,
+    EngineUnavailable,
+    GenerationRequest,
+    InputUnsupported,
+    get_engine,
+)
 from .engine.backends.base import max_frames_of
 from .frames import letterbox, resize_frames, video_frames
 from .hooks import REMIX_CONTEXT
@@ -249,8 +255,14 @@ def _sample_segments(
             cameo_images=refs,
             instructions=instructions,
             context_frames=tail,
+            aspect=str(job.aspect or ""),
+            size=str(job.size or ""),
         )
-        (clip,) = backend.generate([request], on_progress=report)
+        try:
+            (clip,) = backend.generate([request], on_progress=report)
+        except InputUnsupported as exc:
+            # the backend can't do this with these inputs: the job fails with its code, once
+            raise Invalid(str(exc), code=exc.code) from exc
         frames = np.asarray(clip.frames, dtype=np.uint8)[:length]
         if not len(frames):
             raise RuntimeError(f"the engine returned no frames for segment {index + 1}")

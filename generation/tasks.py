@@ -24,6 +24,7 @@ from rights.claims import claims_record
 from .dispatch import dispatch_after_commit
 from .engine.backends import EngineUnavailable
 from .hooks import OUTPUT_CHECK
+from .metrics import JOBS_IN_FLIGHT
 from .models import Generation, GenerationCameo, GenerationStatus
 from .runner import render_job, sample_job
 from .services.admission import inherited_video
@@ -102,6 +103,17 @@ def _run(generation_id: str, clock: StageClock) -> str:
         job = generation_claim(generation_id=generation_id)
         if job is None:
             return "skipped"
+    clock.engine = job.model or settings.RIFF_ENGINE
+    in_flight = JOBS_IN_FLIGHT.labels(clock.engine)
+    in_flight.inc()
+    try:
+        return _run_claimed(job, clock)
+    finally:
+        in_flight.dec()
+
+
+def _run_claimed(job: Generation, clock: StageClock) -> str:
+    generation_id = job.pk
     attempt = job.attempts
     try:
         with clock.stage("checks"):

@@ -55,6 +55,7 @@ class StageClock:
         self.stages: dict[str, float] = {}
         self.finished: float | None = None
         self.cpu: float | None = None
+        self.engine = ""  # the engine that ran the job, once it is claimed
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -78,6 +79,7 @@ class StageClock:
             self.mark_finished()
         return {
             "outcome": outcome,
+            "engine": self.engine,
             "started": round(self.started, 6),
             "finished": round(self.finished, 6),
             "cpu": round(self.cpu, 6),

@@ -282,14 +282,14 @@ def generation_reap(*, max_attempts: int | None = None) -> dict[str, int]:
         except (LostLease, Conflict):
             continue
     stale = now - timedelta(seconds=settings.RIFF_DISPATCH_RESEND_AFTER)
-    for pk in Generation.objects.filter(status=G.QUEUED, dispatched_at__lt=stale).values_list(
-        "pk", flat=True
-    ):
-        send(pk)
+    for pk, model, size in Generation.objects.filter(
+        status=G.QUEUED, dispatched_at__lt=stale
+    ).values_list("pk", "model", "size"):
+        send(pk, model=model, size=size)
         resent += 1
-    for pk in Generation.objects.filter(
+    for pk, model, size in Generation.objects.filter(
         status=G.QUEUED, dispatched_at__isnull=True, created_at__lt=stale
-    ).values_list("pk", flat=True):
-        send(pk)
+    ).values_list("pk", "model", "size"):
+        send(pk, model=model, size=size)
         resent += 1
     return {"requeued": requeued, "failed": failed, "resent": resent}

@@ -19,13 +19,21 @@ import json
 import threading
 from collections.abc import Callable
 
-from .base import Engine, EngineUnavailable, GeneratedClip, GenerationRequest, ProgressFn
+from .base import (
+    Engine,
+    EngineUnavailable,
+    GeneratedClip,
+    GenerationRequest,
+    InputUnsupported,
+    ProgressFn,
+)
 
 __all__ = [
     "Engine",
     "EngineUnavailable",
     "GeneratedClip",
     "GenerationRequest",
+    "InputUnsupported",
     "ProgressFn",
     "clear_engine_cache",
     "get_engine",
@@ -37,18 +45,35 @@ Factory = Callable[..., Engine]
 
 _FACTORIES: dict[str, Factory | str] = {
     "riff-world": "generation.engine.backends.riff_world:riff_world",
+    # open text-to-video models through Hugging Face diffusers (the `diffusers` extra)
+    "diffusers": "generation.engine.backends.diffusers_video:diffusers_engine",
+    # any server speaking the /v1/videos shape (another Riff, vLLM-Omni)
+    "remote": "generation.engine.backends.remote:remote_engine",
 }
+# options a name was registered with (register_engine's keywords); a get_engine call's own
+# options are laid over them
+_DEFAULTS: dict[str, dict] = {}
 _INSTANCES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 
 
-def register_engine(name: str, factory: Factory | str) -> None:
-    """Make `get_engine(name, **options)` call `factory(**options)` (once per options).
+def register_engine(name: str, factory: Factory | str, **defaults) -> None:
+    """Make `get_engine(name, **options)` call `factory(**defaults, **options)` (once per
+    options).
 
-    `factory` is a callable or a "package.module:function" path imported on first use.
-    Registering a name again replaces it and drops the instances the old factory built."""
+    `factory` is a callable, a "package.module:function" path imported on first use, or the
+    name of a backend registered before ("diffusers", "remote"): then `name` is that backend
+    with these `defaults` (`RIFF_ENGINES` in settings registers its engines this way, e.g.
+    "wan2.1-t2v-1.3b" as "diffusers" with a weights path). Registering a name again replaces
+    it and drops the instances the old factory built."""
     with _LOCK:
+        if isinstance(factory, str) and ":" not in factory:
+            if factory not in _FACTORIES or factory == name:
+                raise EngineUnavailable(f"no backend {factory!r} to register {name!r} as")
+            defaults = {**_DEFAULTS.get(factory, {}), **defaults}
+            factory = _FACTORIES[factory]
         _FACTORIES[name] = factory
+        _DEFAULTS[name] = dict(defaults)
         for key in [k for k in _INSTANCES if k.startswith(name + "|")]:
             del _INSTANCES[key]
 
@@ -84,6 +109,8 @@ def get_engine(name: str = "riff-world", **options) -> Engine:
 
     Raises EngineUnavailable for a name nothing registered, and whatever the factory raises
     when it cannot build (riff-world: EngineUnavailable for a missing weights file)."""
+    with _LOCK:
+        options = {**_DEFAULTS.get(name, {}), **options}
     key = name + "|" + json.dumps(options, sort_keys=True, default=str)
     with _LOCK:
         if key in _INSTANCES:

@@ -18,6 +18,7 @@ __all__ = [
     "Engine",
     "EngineUnavailable",
     "GeneratedClip",
+    "InputUnsupported",
     "GenerationRequest",
     "ProgressFn",
     "max_frames_of",
@@ -31,6 +32,17 @@ class EngineUnavailable(RuntimeError):
     would meet the same machine."""
 
 
+class InputUnsupported(ValueError):
+    """The request asks for something this backend cannot do with these inputs: a cameo for a
+    model that takes no image, a reference image and a clip to continue at once, a size it
+    can't make. `code` is the stable error code the job fails with (no retry: another attempt
+    would meet the same inputs); the message says why, in words a user can act on."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass
 class GenerationRequest:
     prompt: str
@@ -42,6 +54,12 @@ class GenerationRequest:
     # clean frames the clip continues, uint8 [T, H, W, 3]: a remix parent's or source video's
     # last frames, the previous segment's, or a reference image repeated
     context_frames: np.ndarray | None = None
+    # the delivered shape the job asked for: an aspect ("9:16", "16:9", "1:1") and, from the
+    # Videos API, an exact size ("720x1280", width x height) or "". A backend that can make
+    # frames of that shape should (the worker letterboxes whatever comes back to it anyway);
+    # riff-world makes its one trained size.
+    aspect: str = ""
+    size: str = ""
 
 
 @dataclass
