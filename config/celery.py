@@ -2,7 +2,7 @@
 
 Generation jobs go to `gpu` unless settings.RIFF_GENERATION_QUEUES sends an engine's jobs (or
 one size of them) to a queue of its own, `gpu.<name>`: a fleet of workers, each running one
-engine on one GPU class (`generation_route`; docs/operations.md, "Fleet").
+engine on one GPU class (config.core.routing; docs/operations.md, "Fleet").
 
 Reliability: a task is acknowledged only after it finishes (`acks_late`), re-queued when its
 worker dies (`reject_on_worker_lost`), each worker holds one message at a time, and Redis'
@@ -25,6 +25,8 @@ import time
 from celery import Celery, signals
 from kombu import Queue
 
+from .core.routing import GENERATION_QUEUE, is_generation_queue
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 # Every task's queue, by task name, and nowhere else: no `queue=` on a task decorator or a
@@ -34,7 +36,8 @@ TASK_QUEUES = {
     "accounts.tasks.idempotency_purge": "default",
     "cameos.tasks.cameo_verify": "media",
     "cameos.tasks.cameo_verify_sweep": "default",
-    "generation.tasks.generation_run": "gpu",
+    # or the queue settings.RIFF_GENERATION_QUEUES routes the job's engine to (core.routing)
+    "generation.tasks.generation_run": GENERATION_QUEUE,
     "generation.tasks.generation_sweep": "default",
     "feed.tasks.post_embed": "default",
     "feed.tasks.preference_embed": "default",
@@ -72,26 +75,6 @@ app.conf.update(
 
 app.autodiscover_tasks()
 
-GENERATION_TASK = "generation.tasks.generation_run"
-
-
-def is_generation_queue(name: str) -> bool:
-    """Generation queues are `gpu` and `gpu.<anything>` (one per engine or GPU class): a worker
-    consuming one of them runs jobs, so it loads its engine before the first."""
-    return name == TASK_QUEUES[GENERATION_TASK] or name.startswith("gpu.")
-
-
-def generation_route(*, model: str, size: str = "") -> dict[str, str]:
-    """The publish options that send a generation job to its engine's workers: the queue
-    `settings.RIFF_GENERATION_QUEUES` names for "<model>@<size>" (a delivered size that needs a
-    bigger GPU class), else for "<model>", else `gpu`. `model` blank is the configured
-    RIFF_ENGINE. Every generation message is routed here and nowhere else."""
-    from django.conf import settings
-
-    routes = settings.RIFF_GENERATION_QUEUES
-    name = model or settings.RIFF_ENGINE
-    queue = (size and routes.get(f"{name}@{size}")) or routes.get(name)
-    return {"queue": queue or TASK_QUEUES[GENERATION_TASK]}
 
 # Beat: webhook deliveries whose message was lost (the broker was down, a worker died
 # mid-attempt) are sent again (generation.webhooks.delivery). Celery adds this entry to

@@ -419,7 +419,7 @@ for _route, _queue in RIFF_GENERATION_QUEUES.items():
         )
 for _name, _spec in RIFF_ENGINES.items():
     if not isinstance(_spec, dict) or not isinstance(_spec.get("backend"), str):
-        raise ImproperlyConfigured(f"RIFF_ENGINES[{_name!r}] needs a \"backend\" name")
+        raise ImproperlyConfigured(f'RIFF_ENGINES[{_name!r}] needs a "backend" name')
 RIFF_DAILY_QUOTA = env_int("RIFF_DAILY_QUOTA", 50)
 RIFF_DAILY_QUOTA_TEEN = env_int("RIFF_DAILY_QUOTA_TEEN", 15)
 RIFF_MAX_CAMEOS_PER_VIDEO = 3

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from config.core.errors import BACKEND_DOWN_ERRORS
 from config.core.redis import degraded, publish
+from config.core.routing import generation_route
 
 from .models import Generation, GenerationStatus
 
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 def send(generation_id, *, model: str, size: str = "", stamped: bool = False) -> None:
     """Publishes the job's message to its engine's queue (`model`, `size`: the job's, which
-    config.celery.generation_route maps to a queue); raises kombu's OperationalError when the
+    config.core.routing maps to a queue); raises kombu's OperationalError when the
     broker is down.
 
     `dispatched_at` is stamped before publishing (a worker may claim the job the moment the
@@ -36,8 +37,6 @@ def send(generation_id, *, model: str, size: str = "", stamped: bool = False) ->
     trip; a process that dies before publishing leaves a stamped job the sweeper re-sends
     after RIFF_DISPATCH_RESEND_AFTER, as it would an unstamped one).
     """
-    from config.celery import generation_route
-
     from .tasks import generation_run
 
     job = Generation.objects.filter(pk=generation_id)

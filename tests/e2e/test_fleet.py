@@ -16,7 +16,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from prometheus_client import CollectorRegistry, generate_latest
 
-from config.celery import generation_route
+from config.core.routing import engine_queues, generation_route
 from generation import metrics
 from generation.engine.backends import (
     EngineUnavailable,
@@ -25,7 +25,6 @@ from generation.engine.backends import (
     register_engine,
     registered_engines,
 )
-from generation.management.commands.generation_worker import engine_queues
 from generation.models import Generation
 from generation.services.admission import AdmissionRequest, generation_admit
 from tests.e2e.test_cameo_verification import wait_for
@@ -65,7 +64,7 @@ def test_jobs_route_by_engine_and_size(settings, world_b):
     [
         ("RIFF_GENERATION_QUEUES", '{"world-b": "default"}', "must be `gpu` or `gpu.<name>`"),
         ("RIFF_GENERATION_QUEUES", "{not json", "is not valid JSON"),
-        ("RIFF_ENGINES", '{"wan": {"path": "/models/wan"}}', 'needs a \\"backend\\" name'),
+        ("RIFF_ENGINES", '{"wan": {"path": "/models/wan"}}', 'needs a "backend" name'),
     ],
 )
 def test_a_bad_fleet_setting_stops_start_up(variable, value, message):

@@ -15,21 +15,11 @@ from __future__ import annotations
 
 import socket
 
+from celery import current_app
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from config.celery import TASK_QUEUES, app, is_generation_queue
-
-
-def engine_queues(engine: str) -> list[str]:
-    """The queues RIFF_GENERATION_QUEUES sends `engine`'s jobs to (every size of it), or `gpu`
-    when it names none for it."""
-    routes = settings.RIFF_GENERATION_QUEUES
-    queues = {queue for key, queue in routes.items() if key.partition("@")[0] == engine}
-    if engine not in routes:
-        # sizes not routed elsewhere go where the engine's unrouted jobs go
-        queues.add(TASK_QUEUES["generation.tasks.generation_run"])
-    return sorted(queues)
+from config.core.routing import engine_queues, is_generation_queue
 
 
 class Command(BaseCommand):
@@ -77,7 +67,8 @@ class Command(BaseCommand):
             f"generation worker {hostname}: engine {engine}, queues {','.join(names)}, "
             f"capacity {capacity}" + (f", metrics on :{port}" if port else "")
         )
-        app.worker_main(
+        # the project's Celery app (config.celery), current since the config package loaded
+        current_app.worker_main(
             [
                 "worker",
                 "--queues",
