@@ -257,6 +257,7 @@ def _sample_segments(
             context_frames=tail,
             aspect=str(job.aspect or ""),
             size=str(job.size or ""),
+            continues=index > 0,
         )
         try:
             (clip,) = backend.generate([request], on_progress=report)

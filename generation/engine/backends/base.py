@@ -60,6 +60,9 @@ class GenerationRequest:
     # riff-world makes its one trained size.
     aspect: str = ""
     size: str = ""
+    # True when `context_frames` are this job's own previous segment (a seam inside one long
+    # clip), not another video: whatever the clip shows (its cameos) is already in them
+    continues: bool = False
 
 
 @dataclass
