@@ -21,6 +21,7 @@ there; a CPU worker simply has no `riff_gpu_*` series. Never imports torch itsel
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from . import timing
@@ -172,3 +174,67 @@ def serve(port: int, *, address: str = "127.0.0.1") -> None:
     install()
     start_http_server(port, addr=address)
     logger.info("generation worker metrics on %s:%d", address, port)
+
+
+# ------------------------------------------------------------------------- capacity model
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    workers: int  # worker slots (GPUs, at one job each) to provision
+    busy: float  # mean worker-slots busy over the day
+    peak: float  # worker-slots busy in the peak hour
+    utilisation: float  # the mean share of the provisioned slots that works
+
+
+def capacity_plan(
+    *,
+    per_day: float,
+    clip_seconds: float,
+    peak_factor: float = 2.0,
+    target_utilisation: float = 0.8,
+    jobs_per_worker: int = 1,
+) -> CapacityPlan:
+    """Worker slots (GPUs, with one job each) needed for `per_day` generations of
+    `clip_seconds` each (a measured mean: `mean_clip_seconds`).
+
+    Busy slots on average are per_day x clip_seconds / 86,400 (Little's law: arrivals per
+    second x time in service). The peak hour brings `peak_factor` times the mean rate, and a
+    slot kept busier than `target_utilisation` at the peak queues jobs without bound (waiting
+    grows as 1 / (1 - utilisation)), so the plan provisions peak / target slots, rounded up.
+    `jobs_per_worker` > 1 is a worker whose clip time was measured while it ran that many at
+    once (a batch or several threads): each of its slots counts."""
+    if per_day < 0 or clip_seconds <= 0 or peak_factor < 1 or not 0 < target_utilisation <= 1:
+        raise ValueError(
+            "per_day >= 0, clip_seconds > 0, peak_factor >= 1, 0 < target_utilisation <= 1"
+        )
+    busy = per_day * clip_seconds / 86_400
+    peak = busy * peak_factor
+    slots = math.ceil(peak / target_utilisation - 1e-9) if per_day else 0
+    workers = math.ceil(slots / max(1, jobs_per_worker))
+    return CapacityPlan(
+        workers=workers,
+        busy=busy,
+        peak=peak,
+        utilisation=busy / (workers * max(1, jobs_per_worker)) if workers else 0.0,
+    )
+
+
+def mean_clip_seconds(scrape: str, engine: str) -> tuple[float, int]:
+    """(mean seconds, count) of the succeeded clips of `engine` in a worker's /metrics text:
+    the figure `capacity_plan` takes. Raises ValueError when it has none."""
+    total = count = 0.0
+    for family in text_string_to_metric_families(scrape):
+        if family.name != "riff_generation_clip_seconds":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if labels.get("engine") != engine or labels.get("outcome") != "succeeded":
+                continue
+            if sample.name.endswith("_sum"):
+                total += sample.value
+            elif sample.name.endswith("_count"):
+                count += sample.value
+    if not count:
+        raise ValueError(f"no succeeded clips of {engine!r} in these metrics")
+    return total / count, int(count)
