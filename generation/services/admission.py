@@ -30,13 +30,14 @@ from cameos.consent import cameo_decisions, cameos_for_use
 from cameos.models import Cameo
 from cameos.selectors import cameos_by_handles
 from config.core import hooks
-from config.core.errors import ApiError, Forbidden
+from config.core.errors import ApiError, Forbidden, Invalid
 from rights.catalogue import admission_check as rights_admission_check
 from rights.ledger import InsufficientFunds
 from rights.selectors import credits_balance
 from rights.services import credit_spend
 
 from ..batch import insert_statement, run_together
+from ..engine.backends import engine_takes_cameos
 from ..hooks import (
     ADMISSION_ADJUST,
     ADMISSION_CHECK,
@@ -233,6 +234,24 @@ def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
 
 
 @transaction.atomic
+def _engine_takes(cameos: list, request: AdmissionRequest) -> None:
+    """Refuses (400 `cameo_unsupported`) cameos the job's engine can't render: a text-only
+    model, a remote server (a likeness never leaves this Riff), or an image-to-video model asked
+    for a cameo in a remix, an extension or a clip from a reference image. The worker would refuse the same after queueing."""
+    if not cameos:
+        return
+    model = request.model or settings.RIFF_ENGINE
+    # a remix, an extension or a reference image: the clip starts from another picture
+    continuing = bool(request.remix_of_id or request.source_video or request.reference_image)
+    if not engine_takes_cameos(model, continuing=continuing):
+        raise Invalid(
+            f"The {model} engine can't put a cameo in "
+            + ("a clip that starts from another video or image" if continuing else "a video")
+            + ". Leave the cameo out, or choose another engine.",
+            code="cameo_unsupported",
+        )
+
+
 def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     # Serialise admissions per user so the quota check can't be raced.
     quota = _quota_for(user)
@@ -248,6 +267,7 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     # Checks of the prompt alone (the blocklist) answer before any cameo refusal.
     hooks.run(ADMISSION_PROMPT_CHECK.name, user=user, prompt=request.prompt, request=request)
     cameos = resolve_cameos(user, request)
+    _engine_takes(cameos, request)
     # Registered IP: a blocked asset named in the prompt, in a cameo's instructions, or
     # portrayed by a character cameo is refused here (403 `ip_blocked`); the worker checks the
     # meaning of the prompt too (semantic) before it renders.

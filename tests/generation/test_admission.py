@@ -181,3 +181,40 @@ def test_concurrent_identical_posts_make_one_job():
     assert Generation.objects.filter(owner=user).count() == 1
     ids = {r.json()["id"] for r in results if r.status_code == 202}
     assert len(ids) == 1
+
+
+@pytest.mark.parametrize(
+    "backend,options,fresh,in_remix",
+    [
+        ("remote", {"base_url": "https://gpu.example.org/v1"}, False, False),
+        ("diffusers", {"family": "wan", "path": "/models/wan"}, False, False),
+        ("diffusers", {"family": "wan", "path": "/m/t2v", "i2v_path": "/m/i2v"}, True, False),
+        ("riff-world", {"config": "tiny", "weights": None}, True, True),
+    ],
+)
+def test_an_engine_that_cannot_take_a_cameo_refuses_it_at_admission(
+    settings, api, user, active_cameo, make_post, backend, options, fresh, in_remix
+):
+    """The configured engine decides: a text-only model, a remote server (a likeness never
+    leaves this Riff) or an image-to-video model asked to continue another clip refuse cameos
+    with 400 `cameo_unsupported` before anything is queued, not after a wasted job."""
+    from generation.engine.backends import register_engine
+
+    register_engine("under-test", backend, **options)
+    settings.RIFF_ENGINE = "under-test"
+    active_cameo(user, handle="my.clock")
+    parent = make_post(user)
+    for body, allowed in (
+        ({"prompt": "@my.clock dances"}, fresh),
+        ({"prompt": "@my.clock dances", "remix_of": str(parent.pk)}, in_remix),
+        ({"prompt": "a ball dances"}, True),  # no cameo: any engine
+    ):
+        before = Generation.objects.count()
+        response = post(api, body)
+        if allowed:
+            assert response.status_code == 202, response.json()
+            assert Generation.objects.get(pk=response.json()["id"]).model == "under-test"
+        else:
+            error = assert_error(response, 400, "cameo_unsupported")
+            assert "under-test engine can't put a cameo" in error["message"]
+            assert Generation.objects.count() == before

@@ -36,6 +36,7 @@ __all__ = [
     "InputUnsupported",
     "ProgressFn",
     "clear_engine_cache",
+    "engine_takes_cameos",
     "get_engine",
     "register_engine",
     "registered_engines",
@@ -50,6 +51,18 @@ _FACTORIES: dict[str, Factory | str] = {
     # any server speaking the /v1/videos shape (another Riff, vLLM-Omni)
     "remote": "generation.engine.backends.remote:remote_engine",
 }
+# What the web tier may know of a backend's inputs without building it (admission refuses what
+# the worker would): (takes cameos, takes cameos in a clip that continues another video), from
+# the options it is registered with. A backend not listed takes both.
+_INPUT_RULES: dict[str, Callable[[dict], tuple[bool, bool]]] = {
+    # a cameo only as an image-to-video start image; a remix or an extension already starts
+    # from the clip it continues
+    "diffusers": lambda o: (any(o.get(k) for k in ("i2v_path", "i2v", "i2v_pipeline")), False),
+    # a likeness never leaves the operator's machines (remote.py says why)
+    "remote": lambda o: (False, False),
+}
+# the backend each registered name is (itself, or what register_engine made it of)
+_BACKENDS: dict[str, str] = {name: name for name in ("riff-world", "diffusers", "remote")}
 # options a name was registered with (register_engine's keywords); a get_engine call's own
 # options are laid over them
 _DEFAULTS: dict[str, dict] = {}
@@ -67,11 +80,14 @@ def register_engine(name: str, factory: Factory | str, **defaults) -> None:
     "wan2.1-t2v-1.3b" as "diffusers" with a weights path). Registering a name again replaces
     it and drops the instances the old factory built."""
     with _LOCK:
+        backend = name
         if isinstance(factory, str) and ":" not in factory:
             if factory not in _FACTORIES or factory == name:
                 raise EngineUnavailable(f"no backend {factory!r} to register {name!r} as")
             defaults = {**_DEFAULTS.get(factory, {}), **defaults}
+            backend = _BACKENDS.get(factory, factory)
             factory = _FACTORIES[factory]
+        _BACKENDS[name] = backend
         _FACTORIES[name] = factory
         _DEFAULTS[name] = dict(defaults)
         for key in [k for k in _INSTANCES if k.startswith(name + "|")]:
@@ -119,6 +135,20 @@ def get_engine(name: str = "riff-world", **options) -> Engine:
     engine = factory(**options)
     with _LOCK:
         return _INSTANCES.setdefault(key, engine)
+
+
+def engine_takes_cameos(name: str, *, continuing: bool = False) -> bool:
+    """Whether the engine `name` can put a cameo in a clip (`continuing`: in one that continues
+    another video, a remix or an extension), judged from its backend and registered options
+    without building it: admission refuses up front what the worker would refuse after the
+    job queued. An unknown name says True (the worker then fails it as unavailable)."""
+    with _LOCK:
+        rule = _INPUT_RULES.get(_BACKENDS.get(name, name))
+        options = _DEFAULTS.get(name, {})
+    if rule is None:
+        return True
+    fresh, continued = rule(options)
+    return continued if continuing else fresh
 
 
 def clear_engine_cache() -> None:
