@@ -1,5 +1,5 @@
 """A diffusers model as a named engine, end to end: a tiny Wan 2.1 pipeline (random weights,
-the real classes; tests/generation/engine/tiny_diffusers.py) saved to a folder, registered as
+the real classes; config/devtools/diffusers_models.py) saved to a folder, registered as
 "wan-tiny" the way settings.RIFF_ENGINES does, and asked for by a Videos API job (`model`).
 A real Celery worker samples it in segments (the second continues the first through the
 image-to-video pipeline), progress reaches the owner's websocket, and the MP4 decodes to the
@@ -22,7 +22,7 @@ from config.asgi import application
 from generation.engine.backends import clear_engine_cache, get_engine, register_engine
 from generation.models import Generation, GenerationStatus, Video
 from tests.factories import UserFactory, token_for
-from tests.generation.engine import tiny_diffusers as tiny
+from config.devtools import diffusers_models as tiny
 
 pytestmark = [
     pytest.mark.integration,

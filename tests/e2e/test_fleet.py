@@ -222,7 +222,7 @@ def test_an_open_model_is_a_configuration_change(settings, tmp_path):
     import av
     from django.core.files.storage import default_storage
 
-    from tests.generation.engine import tiny_diffusers as tiny
+    from config.devtools import diffusers_models as tiny
 
     tiny.wan().save_pretrained(tmp_path / "wan")
     spec = {

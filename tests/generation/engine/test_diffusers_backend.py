@@ -1,5 +1,5 @@
 """The diffusers backend on tiny randomly initialised pipelines of the real classes (Wan 2.1,
-LTX-Video, CogVideoX; tests/generation/engine/tiny_diffusers.py): frame counts, sizes, seeds,
+LTX-Video, CogVideoX; config/devtools/diffusers_models.py): frame counts, sizes, seeds,
 progress and cancellation between steps, batching, image-to-video for context frames and
 cameos, and loading a saved pipeline from a local folder the way an operator deploys one."""
 
@@ -30,7 +30,7 @@ from generation.engine.backends import (
     register_engine,
 )
 from generation.engine.backends.diffusers_video import FAMILIES, diffusers_engine
-from tests.generation.engine import tiny_diffusers as tiny
+from config.devtools import diffusers_models as tiny
 
 H, W = tiny.HEIGHT, tiny.WIDTH
 STEPS = 3

@@ -1,6 +1,9 @@
-"""Tiny, randomly initialised diffusers pipelines of the real classes (Wan 2.1, LTX-Video,
-CogVideoX, text- and image-to-video), built here without weights or the hub: a call makes a
-few dozen 64x32 frames in a fraction of a second on a CPU.
+"""Randomly initialised diffusers pipelines of the real classes (Wan 2.1, LTX-Video, CogVideoX,
+text- and image-to-video), built here without weights or the hub. The tiny ones (the tests'
+engines: a call makes a few dozen 64x32 frames in a fraction of a second on a CPU) and
+`wan_13b`, Wan 2.1 T2V 1.3B at its real sizes (UMT5-XXL, the Wan VAE, the 1.3B transformer):
+random weights make noise, but the same arithmetic as the released model, so a GPU with no
+weights on it can still measure per-clip time and memory (`manage.py bench_diffusers`).
 
 The tokenizer is a byte-pair model trained in memory on a few captions (any lowercase prompt
 tokenizes, so different prompts give different embeddings); the text encoders, VAEs and
@@ -50,7 +53,7 @@ CAPTIONS = [
 
 def tokenizer() -> PreTrainedTokenizerFast:
     """A T5-style tokenizer (pad 0, eos 1, appends eos) with a 96-token BPE vocabulary."""
-    model = Tokenizer(models.BPE(unk_token="<unk>"))
+    model = Tokenizer(models.BPE(unk_token="<unk>"))  # noqa: S106 - a token, not a secret
     model.pre_tokenizer = pre_tokenizers.Metaspace()
     model.decoder = decoders.Metaspace()
     model.train_from_iterator(
@@ -65,9 +68,8 @@ def tokenizer() -> PreTrainedTokenizerFast:
     model.post_processor = processors.TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", model.token_to_id("</s>"))]
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=model, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
+    special = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+    return PreTrainedTokenizerFast(tokenizer_object=model, **special)
 
 
 def _t5_config(cls, vocab: int):
@@ -220,3 +222,63 @@ def cogvideox_i2v(seed: int = 1, learned: bool = False) -> CogVideoXImageToVideo
     CogVideoX-5B-I2V's are for 480x720."""
     parts = _cogvideox_parts(seed, in_channels=8, rotary=True, learned=learned)
     return CogVideoXImageToVideoPipeline(**parts)
+
+
+def wan_13b(*, device: str = "cpu", dtype: torch.dtype = torch.bfloat16) -> WanPipeline:
+    """Wan 2.1 T2V 1.3B's architecture (the released configs: a 30-layer, 1,536-wide
+    transformer with 12 heads; UMT5-XXL, 24 layers of 4,096; the Wan VAE), random weights made
+    directly on `device` in `dtype` (about 15 GB in bf16: a GPU's job; minutes on a CPU). The
+    tokenizer is the tiny one: prompts are padded to 512 tokens either way, as Wan's are."""
+    torch.manual_seed(0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # made in `dtype`: no fp32 copy of 7 B parameters first
+    try:
+        with torch.device(device):
+            text_encoder, transformer = _wan_13b_models()
+    finally:
+        torch.set_default_dtype(default)
+    with torch.device(device):
+        vae = AutoencoderKLWan()  # its defaults are Wan 2.1's VAE; fp32, as its card says
+    return WanPipeline(
+        tokenizer=tokenizer(),
+        text_encoder=text_encoder.eval(),
+        transformer=transformer.eval(),
+        vae=vae.eval(),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+    )
+
+
+def _wan_13b_models() -> tuple[UMT5EncoderModel, WanTransformer3DModel]:
+    return (
+        UMT5EncoderModel(
+            UMT5Config(
+                vocab_size=256_384,
+                d_model=4096,
+                d_kv=64,
+                d_ff=10_240,
+                num_layers=24,
+                num_heads=64,
+                relative_attention_num_buckets=32,
+                relative_attention_max_distance=128,
+                feed_forward_proj="gated-gelu",
+                pad_token_id=0,
+                eos_token_id=1,
+                decoder_start_token_id=0,
+            )
+        ),
+        WanTransformer3DModel(
+            patch_size=(1, 2, 2),
+            num_attention_heads=12,
+            attention_head_dim=128,
+            in_channels=16,
+            out_channels=16,
+            text_dim=4096,
+            freq_dim=256,
+            ffn_dim=8960,
+            num_layers=30,
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            eps=1e-6,
+            rope_max_seq_len=1024,
+        ),
+    )
