@@ -134,17 +134,27 @@ def _png(frame: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def decode_resampled(data: bytes, *, fps: int, count: int) -> tuple[np.ndarray, float]:
+def decode_resampled(
+    data: bytes, *, fps: int, count: int, max_side: int = 4096
+) -> tuple[np.ndarray, float]:
     """The first `count` frames of an MP4 at `fps`, chosen by timestamp (each output instant
     shows the source frame on screen then), uint8 [T, H, W, 3], and the source's frame rate.
     Fewer than `count` when the clip is shorter. Frames are resampled while decoding, so a
     long clip at a high rate is never held whole.
 
-    Raises RemoteUnavailable (not transient) when the bytes are not a video with frames."""
+    Raises RemoteUnavailable (not transient) when the bytes are not a video with frames, or
+    its frames are larger than `max_side` on a side (a remote's answer is not trusted to be
+    small: a 16k x 16k frame alone is 768 MB decoded)."""
     out: list[np.ndarray] = []
     try:
         with av.open(io.BytesIO(data)) as container:
             stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if max(width, height) > max_side:
+                raise RemoteUnavailable(
+                    f"the remote's video is {width}x{height}, larger than {max_side} px a side",
+                    transient=False,
+                )
             rate = float(stream.average_rate or stream.guessed_rate or fps)
             start = last = None
             previous = None
@@ -189,6 +199,8 @@ class RemoteVideoEngine:
         timeout: float,
         send_context: bool,
         verify: bool | str,
+        max_bytes: int = 512 * 2**20,
+        max_side: int = 4096,
     ):
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -200,6 +212,7 @@ class RemoteVideoEngine:
         self.timeout = timeout
         self.send_context = send_context
         self.verify = verify
+        self.max_bytes, self.max_side = max_bytes, max_side
         self._fps = fps
         self._width, self._height = (int(n) for n in size.split("x"))
 
@@ -409,15 +422,37 @@ class RemoteVideoEngine:
             # 100 is kept for "done": a remote still encoding at 100 % reads 99.
             job.progress = max(job.progress, min(99, max(0, int(video.get("progress") or 0))))
             return
-        content = self._send(client, "GET", f"videos/{job.id}/content")
-        if not content.is_success:
-            raise self._refusal(content, creating=False)
-        frames, source_fps = decode_resampled(content.content, fps=self._fps, count=job.frames)
+        data = self._download(client, job.id)
+        frames, source_fps = decode_resampled(
+            data, fps=self._fps, count=job.frames, max_side=self.max_side
+        )
         job.clip = GeneratedClip(
             frames=frames, fps=self._fps, metadata={**job.metadata, "source_fps": source_fps}
         )
         job.progress = 100
         job.finished = True
+
+    def _download(self, client: httpx.Client, job_id: str) -> bytes:
+        """The finished MP4, read in chunks and refused past `max_bytes` (the remote's word for
+        its size is not taken: a chunked answer has none)."""
+        path = f"videos/{job_id}/content"
+        try:
+            with client.stream("GET", path) as response:
+                if not response.is_success:
+                    response.read()
+                    raise self._refusal(response, creating=False)
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise RemoteUnavailable(
+                            f"{self.base_url} sent a video over {self.max_bytes} bytes",
+                            transient=False,
+                        )
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise RemoteUnavailable(f"{self.base_url} did not answer GET {path}: {exc!r}") from exc
+        return b"".join(chunks)
 
     def _cancel(self, client: httpx.Client, job_id: str) -> None:
         """Best effort, and never raises: the caller is already leaving with an error of its
@@ -458,13 +493,15 @@ def remote_engine(
     timeout: float = 900.0,
     send_context: bool = True,
     verify: bool | str = True,
+    max_bytes: int = 512 * 2**20,
+    max_side: int = 4096,
 ) -> RemoteVideoEngine:
     """The factory the registry calls ("remote"). `base_url` ends in the API's root (…/v1);
     `api_key` may be blank for a server that takes none; `model` "" is the remote's default;
     `size` is the engine's declared frame (the context frames the worker hands over) and the
     fallback remote size; `sizes`, `seconds`: what the remote accepts; `fps`: the rate clips
     come back at; `timeout`: a whole job's seconds; `verify`: TLS verification (False, or a CA
-    bundle path). Nothing is sent until a job runs: a remote that is down now is a retryable
+    bundle path); `max_bytes`, `max_side`: the largest MP4 and frame taken from it. Nothing is sent until a job runs: a remote that is down now is a retryable
     failure of each job, not an engine that can't be built.
 
     Raises EngineUnavailable for options that can never work."""
@@ -494,4 +531,6 @@ def remote_engine(
         timeout=limit,
         send_context=bool(send_context),
         verify=verify,
+        max_bytes=int(max_bytes),
+        max_side=int(max_side),
     )

@@ -457,3 +457,18 @@ def test_what_each_refused_create_becomes(other_server, status, body, error, say
     if error is InputUnsupported:
         assert raised.value.code == "remote_refused"
     assert server.calls() == [("POST", "/v1/videos")]  # nothing to cancel, nothing retried
+
+
+@pytest.mark.parametrize(
+    "limits,says",
+    [({"max_bytes": 2000}, "sent a video over 2000 bytes"), ({"max_side": 64}, "96x64, larger")],
+)
+def test_an_oversized_answer_is_refused_not_decoded(other_server, limits, says):
+    """A remote is not trusted to send something small: the download stops at `max_bytes`
+    and a frame larger than `max_side` is never decoded."""
+    server = other_server(polls=[(200, {"id": "vid_1", "status": "completed", "progress": 100})])
+    assert len(server.content) > 2000
+    backend = remote_engine(base_url=server.url, api_key="k", poll_interval=0.05, **limits)
+    with pytest.raises(RemoteUnavailable, match=says) as failed:
+        backend.generate([GenerationRequest(prompt="big", frames=8)])
+    assert failed.value.transient is False
