@@ -19,10 +19,10 @@ from rest_framework.test import APIClient
 
 from accounts.apikeys import api_key_create
 from config.asgi import application
+from config.devtools import diffusers_models as tiny
 from generation.engine.backends import clear_engine_cache, get_engine, register_engine
 from generation.models import Generation, GenerationStatus, Video
 from tests.factories import UserFactory, token_for
-from config.devtools import diffusers_models as tiny
 
 pytestmark = [
     pytest.mark.integration,

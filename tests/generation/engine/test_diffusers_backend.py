@@ -20,6 +20,7 @@ from diffusers import (
 )
 from PIL import Image, ImageOps
 
+from config.devtools import diffusers_models as tiny
 from generation.engine.backends import (
     Engine,
     EngineUnavailable,
@@ -30,7 +31,6 @@ from generation.engine.backends import (
     register_engine,
 )
 from generation.engine.backends.diffusers_video import FAMILIES, diffusers_engine
-from config.devtools import diffusers_models as tiny
 
 H, W = tiny.HEIGHT, tiny.WIDTH
 STEPS = 3
