@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .frames import frames_to_npz
 from .timing import NO_CLOCK, StageClock
+from .upscale import upscale
 
 CORNERS = ("top_left", "top_right", "bottom_right", "bottom_left")
 # The sprite sheet (the Videos API's `spritesheet` variant): up to this many frames, evenly
@@ -125,9 +126,10 @@ def watermark(image: Image.Image, *, handle: str, corner: str) -> Image.Image:
 def prepare_frames(
     frames, *, fps: float, handle: str, short_side: int, size: tuple[int, int] | None = None
 ) -> list[Image.Image]:
-    """Upscale (nearest: the engine's clips are a few dozen pixels of flat shapes, and smooth
-    filters turn 16x upscaled edges into haze and ringing) and watermark every frame: to
-    exactly `size` (width, height) when given, otherwise to `short_side` keeping the aspect.
+    """Resize and watermark every frame: to exactly `size` (width, height) when given,
+    otherwise to `short_side` keeping the aspect. `generation.upscale` picks the filter from the
+    scale: "contour" (crisp flat colours, smooth edges) for the built-in engine's tiny frames,
+    LANCZOS for natural video a little smaller or larger than delivered (docs/upscaling.json).
     The watermark is drawn once per clip, scaled to the frame's short side so it reads the same
     at every size, and blended into each frame where it goes."""
     array = _check_frames(frames)
@@ -137,9 +139,10 @@ def prepare_frames(
         height, width = output_size(array.shape[1], array.shape[2], short_side)
     tile, margin = watermark_tile((width, height), handle)
     out = []
-    for index, frame in enumerate(array):
-        image = Image.fromarray(frame).resize((width, height), Image.Resampling.NEAREST)
-        out.append(_stamp(image, tile, margin, corner_for(index, fps)))
+    # 16 frames at a time: a long clip at a large size costs the images it becomes, not twice
+    for start in range(0, len(array), 16):
+        for index, frame in enumerate(upscale(array[start : start + 16], width, height), start):
+            out.append(_stamp(Image.fromarray(frame), tile, margin, corner_for(index, fps)))
     return out
 
 
