@@ -51,7 +51,8 @@ bench: install
 	RIFF_DEV=1 $(PY) -m config.devserver exec -- sh -c '$(PY) manage.py migrate -v 0 && \
 	  $(PY) manage.py bench_generation --out docs/bench-generation.json && \
 	  $(PY) manage.py bench_engine --out docs/bench-engine.json && \
-	  $(PY) manage.py bench_revenue --out docs/bench-revenue.json'
+	  $(PY) manage.py bench_revenue --out docs/bench-revenue.json && \
+	  $(PY) manage.py bench_upscale --out docs/upscaling.json --picture docs/img/upscaling.png'
 	$(MAKE) bench-feed
 
 # The serving benchmark (issue #31, docs/bench-feed.md): for each size, a database of its own on
