@@ -13,3 +13,18 @@ def assert_error(response, status: int, code: str, field: str | None = None) -> 
     if field is not None:
         assert field in error.get("fields", {}), error
     return error
+
+
+async def generation_events(ws, job_id: str, *, timeout: float = 120) -> tuple[list[float], dict]:
+    """Reads a websocket (channels.testing.WebsocketCommunicator) until job `job_id` ends:
+    the progress values it reported, in order, and its final event (`generation.succeeded` or
+    `generation.failed`). Other jobs' events are skipped."""
+    progress: list[float] = []
+    while True:
+        event = await ws.receive_json_from(timeout=timeout)
+        if event.get("generation_id") != job_id:
+            continue
+        if event["type"] == "generation.progress":
+            progress.append(event["progress"])
+        elif event["type"] in ("generation.succeeded", "generation.failed"):
+            return progress, event

@@ -23,6 +23,7 @@ from config.devtools import diffusers_models as tiny
 from generation.engine.backends import clear_engine_cache, get_engine, register_engine
 from generation.models import Generation, GenerationStatus, Video
 from tests.factories import UserFactory, token_for
+from tests.helpers import generation_events
 
 pytestmark = [
     pytest.mark.integration,
@@ -87,19 +88,6 @@ async def connect(user) -> WebsocketCommunicator:
     return ws
 
 
-async def events_until_final(ws, job_id: str) -> tuple[list[float], dict]:
-    progress, final = [], None
-    while final is None:
-        event = await ws.receive_json_from(timeout=120)
-        if event.get("generation_id") != job_id:
-            continue
-        if event["type"] == "generation.progress":
-            progress.append(event["progress"])
-        elif event["type"] in ("generation.succeeded", "generation.failed"):
-            final = event
-    return progress, final
-
-
 async def test_a_diffusers_job_streams_progress_and_delivers_its_mp4(wan_tiny):
     wan_tiny(steps=12)
     engine = await sync_to_async(get_engine)("wan-tiny")  # the instance the worker will use
@@ -112,7 +100,7 @@ async def test_a_diffusers_job_streams_progress_and_delivers_its_mp4(wan_tiny):
         user, prompt="a red ball bounces", model="wan-tiny", seconds="4", size="720x1280"
     )
     assert (body["model"], body["seconds"], body["size"]) == ("wan-tiny", "4", "720x1280")
-    progress, final = await events_until_final(ws, body["id"])
+    progress, final = await generation_events(ws, body["id"])
     await ws.disconnect()
     assert final["type"] == "generation.succeeded", final
     assert len(progress) >= 2 and progress == sorted(progress) and progress[-1] < 1.0

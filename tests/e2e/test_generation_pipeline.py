@@ -18,6 +18,7 @@ from config.asgi import application
 from generation.models import Appearance, Generation, Video
 from generation.provenance import verify_media
 from tests.e2e.test_cameo_verification import wait_for
+from tests.helpers import generation_events
 from tests.media import make_video
 
 pytestmark = [
@@ -92,15 +93,7 @@ async def test_friend_generates_with_a_granted_cameo(celery_worker):
     job_id = response.json()["id"]
     assert response.json()["cameos"] == [cameo_id]
 
-    progress, final = [], None
-    while final is None:
-        event = await ws.receive_json_from(timeout=120)
-        if event.get("generation_id") != job_id:
-            continue
-        if event["type"] == "generation.progress":
-            progress.append(event["progress"])
-        elif event["type"] in ("generation.succeeded", "generation.failed"):
-            final = event
+    progress, final = await generation_events(ws, job_id)
     await ws.disconnect()
     assert final["type"] == "generation.succeeded", final
     assert len(progress) >= 3 and progress == sorted(progress) and progress[-1] < 1.0

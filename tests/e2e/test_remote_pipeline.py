@@ -28,6 +28,7 @@ from config.celery import app as celery_app
 from generation.engine.backends import register_engine
 from generation.models import Generation, GenerationStatus, Video
 from tests.factories import UserFactory, token_for
+from tests.helpers import generation_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -161,15 +162,7 @@ async def test_a_remote_engine_job_runs_on_its_queue_and_is_delivered(fleet):
     assert (await ws.receive_json_from(timeout=10))["type"] == "hello"
 
     outer = await sync_to_async(create_outer)(fleet, seconds="4", size="1280x720")
-    progress, final = [], None
-    while final is None:
-        event = await ws.receive_json_from(timeout=120)
-        if event.get("generation_id") != outer["id"]:
-            continue
-        if event["type"] == "generation.progress":
-            progress.append(event["progress"])
-        elif event["type"] in ("generation.succeeded", "generation.failed"):
-            final = event
+    progress, final = await generation_events(ws, outer["id"])
     await ws.disconnect()
     assert final["type"] == "generation.succeeded", final
     # The remote's polls are the outer job's heartbeat: its progress, in order.

@@ -29,6 +29,7 @@ from generation.engine.backends import (
 )
 from generation.engine.backends.remote import RemoteUnavailable, remote_engine
 from generation.models import Generation, GenerationStatus, Video
+from tests import conftest
 from tests.e2e.conftest import celery_worker  # noqa: F401 - the worker thread fixture
 from tests.factories import UserFactory
 from tests.media import make_video
@@ -38,27 +39,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 worker = pytest.mark.usefixtures("celery_worker")
 
 
-# The engine tests' conftest replaces these two autouse fixtures with no-ops (the model tests
-# need neither); these tests run a server and a worker, so they want the real ones back.
-@pytest.fixture(autouse=True)
-def _clean_redis():
-    from django.core.cache import cache
-
-    cache._cache.get_client(write=True).flushdb()
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _media_root(tmp_path, settings):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
-        },
-    }
-    yield
+# The engine tests' conftest replaces the suite's Redis flush and media root with no-ops (the
+# model tests need neither); these tests run a server and a worker, so they take them back.
+_clean_redis, _media_root = conftest._clean_redis, conftest._media_root
 
 
 @pytest.fixture
