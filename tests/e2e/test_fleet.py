@@ -261,6 +261,25 @@ def test_an_open_model_is_a_configuration_change(settings, tmp_path):
     assert len(frames) == 16 and float(stream.average_rate) == 16  # 1 s of Wan's 16 fps
 
 
+def test_a_worker_with_capacity_batches_jobs_that_arrive_together(world_b, tmp_path):
+    """`--capacity 2` runs two jobs at once (threads); with `batch_window_ms` the engine runs
+    them as one batch, and each job still gets its own video."""
+    spec = {**WORLD_B, "batch_window_ms": 1500, "batch_size": 2}
+    user = UserFactory()
+    worker = _Worker(tmp_path, "--engine", "world-b", "--capacity", "2", engines={"world-b": spec})
+    try:
+        jobs = [_admit(user, "world-b") for _ in range(2)]
+        assert wait_for(lambda: all(_status(job) == "succeeded" for job in jobs), 120), (
+            worker.log.read_text()
+        )
+    finally:
+        worker.stop()
+    log = worker.log.read_text()
+    assert ": a batch of 2" in log and "a batch of 1" not in log, log
+    videos = [Generation.objects.get(pk=job).video for job in jobs]
+    assert videos[0].pk != videos[1].pk and videos[0].sha256 != videos[1].sha256
+
+
 def test_gpu_readings_become_metrics():
     registry = CollectorRegistry()
     registry.register(metrics.GpuCollector(_FakeGpus()))

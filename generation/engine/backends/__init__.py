@@ -121,7 +121,9 @@ def _resolve(name: str) -> Factory:
 
 
 def get_engine(name: str = "riff-world", **options) -> Engine:
-    """The engine `name`, built once per process for each distinct set of options.
+    """The engine `name`, built once per process for each distinct set of options. With
+    `batch_window_ms` (and `batch_size`, default 4) the engine is wrapped so that concurrent
+    jobs run as batches (generation.engine.backends.batching).
 
     Raises EngineUnavailable for a name nothing registered, and whatever the factory raises
     when it cannot build (riff-world: EngineUnavailable for a missing weights file)."""
@@ -132,7 +134,14 @@ def get_engine(name: str = "riff-world", **options) -> Engine:
         if key in _INSTANCES:
             return _INSTANCES[key]
     factory = _resolve(name)
-    engine = factory(**options)
+    own = dict(options)
+    # Any backend: concurrent jobs within this many ms run as one batch (backends.batching).
+    window, size = own.pop("batch_window_ms", 0), own.pop("batch_size", 4)
+    engine = factory(**own)
+    if window:
+        from .batching import BatchingEngine
+
+        engine = BatchingEngine(engine, window=float(window) / 1000, max_batch=int(size))
     with _LOCK:
         return _INSTANCES.setdefault(key, engine)
 
