@@ -33,7 +33,7 @@ from .engine.backends import (
     InputUnsupported,
     get_engine,
 )
-from .engine.backends.base import max_frames_of
+from .engine.backends.base import frame_size_of, max_frames_of
 from .frames import letterbox, resize_frames, video_frames
 from .hooks import REMIX_CONTEXT
 from .models import Generation, GenerationCameo, SourceMode, VideoState
@@ -123,9 +123,10 @@ def _source_unavailable() -> Invalid:
 
 
 def source_frames(job: Generation, backend: Engine) -> np.ndarray | None:
-    """The frames of the video an `extend` or `remix` job starts from, at the backend's size
-    and fps: the whole clip for `extend` (the delivered clip begins with them), its last
-    `max_context_frames` for `remix`. None for any other job (an `edit` is a fresh clip).
+    """The frames of the video an `extend` or `remix` job starts from, at the size the backend
+    makes for the job (`frame_size_of`) and its fps: the whole clip for `extend` (the
+    delivered clip begins with them), its last `max_context_frames` for `remix`. None for any
+    other job (an `edit` is a fresh clip).
 
     Raises Invalid `source_unavailable` when that video is gone: its row deleted, removed,
     taken down, held, or neither its engine frames nor its MP4 readable."""
@@ -137,11 +138,12 @@ def source_frames(job: Generation, backend: Engine) -> np.ndarray | None:
     count = int(backend.max_context_frames)
     if job.source_mode == SourceMode.REMIX and count <= 0:
         return None  # nothing to condition on; the video only had to be there
+    height, width = frame_size_of(backend, aspect=job.aspect, size=job.size)
     try:
         frames = video_frames(
             video,
-            height=int(backend.height),
-            width=int(backend.width),
+            height=height,
+            width=width,
             fps=float(backend.fps),
             last=None if job.source_mode == SourceMode.EXTEND else count,
         )
@@ -179,18 +181,19 @@ def reference_context(job: Generation, backend: Engine) -> np.ndarray | None:
             "through their own verified cameo: record one and use it by its @handle.",
             code="input_reference_person",
         )
-    still = resize_frames([image], height=int(backend.height), width=int(backend.width))
+    height, width = frame_size_of(backend, aspect=job.aspect, size=job.size)
+    still = resize_frames([image], height=height, width=width)
     return np.repeat(still, count, axis=0)
 
 
 def context_frames(
     job: Generation, backend: Engine, *, source: np.ndarray | None = None
 ) -> np.ndarray | None:
-    """The clean frames the job's first segment continues, at the backend's frame size, or
-    None (generate without context). In order of precedence: the end of the job's source
-    video (`source`, from `source_frames`), the parent clip of a post remix (from the
-    `remix.context` provider: the remix app; generation never imports it), the job's
-    reference image. A backend that takes no context frames gets none.
+    """The clean frames the job's first segment continues, at the backend's frame size for
+    the job (`frame_size_of`), or None (generate without context). In order of precedence:
+    the end of the job's source video (`source`, from `source_frames`), the parent clip of a
+    post remix (from the `remix.context` provider: the remix app; generation never imports
+    it), the job's reference image. A backend that takes no context frames gets none.
 
     Raises what `reference_context` raises: a reference image is checked even when a source
     takes precedence (a refused input is refused, never silently dropped)."""
@@ -201,11 +204,12 @@ def context_frames(
     if source is not None:
         return source[-count:]
     if job.remix_of_id is not None:
+        height, width = frame_size_of(backend, aspect=job.aspect, size=job.size)
         return hooks.provide(
             REMIX_CONTEXT.name,
             job=job,
-            height=int(backend.height),
-            width=int(backend.width),
+            height=height,
+            width=width,
             count=count,
         )
     return reference

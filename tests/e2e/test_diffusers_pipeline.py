@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 
 import av
+import numpy as np
 import pytest
 import torch
 from asgiref.sync import sync_to_async
@@ -157,3 +158,47 @@ async def test_cancelling_mid_sampling_stops_between_steps_and_leaves_no_video(w
     assert (job.status, job.error_code) == (GenerationStatus.CANCELLED, "cancelled")
     assert not await sync_to_async(Video.objects.filter(generation_id=job_id).exists)()
     assert len(passes) == stopped_at  # and nothing ran after it
+
+
+async def test_an_extension_keeps_its_landscape_frame(wan_tiny):
+    """A 16:9 job on a portrait-default model is made landscape, and its extension continues
+    it landscape: the worker hands the source's frames over at the size the engine makes for
+    the job (`frame_size_of`), not at the engine's default portrait size, which would squash
+    them and pillarbox the result."""
+    from django.core.files.storage import default_storage
+
+    from generation.frames import frames_from_npz
+
+    wan_tiny(steps=2)
+    user = await sync_to_async(UserFactory)(username="wanda")
+    ws = await connect(user)
+    client, body = await create(
+        user, prompt="a red ball rolls", model="wan-tiny", seconds="4", size="1280x720"
+    )
+    _progress, final = await generation_events(ws, body["id"])
+    assert final["type"] == "generation.succeeded", final
+    response = await sync_to_async(client.post)(
+        "/v1/videos/extensions",
+        {"prompt": "it rolls on", "seconds": "4", "video": {"id": body["id"]}},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    extension = response.json()["id"]
+    _progress, final = await generation_events(ws, extension)
+    await ws.disconnect()
+    assert final["type"] == "generation.succeeded", final
+
+    @sync_to_async
+    def engine_frames(job_id: str) -> np.ndarray:
+        video = Video.objects.get(generation_id=job_id)
+        with default_storage.open(video.engine_frames, "rb") as fh:
+            return frames_from_npz(fh.read())[0]
+
+    first, extended = await engine_frames(body["id"]), await engine_frames(extension)
+    # landscape at about the tiny model's pixel area (64x32 portrait by default)
+    assert first.shape == (4 * FPS, 32, 64, 3)
+    assert extended.shape == (8 * FPS, 32, 64, 3)
+    # the extension begins with its source, frame for frame
+    assert np.array_equal(extended[: 4 * FPS], first)
+    video = await sync_to_async(Video.objects.get)(generation_id=extension)
+    assert (video.width, video.height, video.frame_count) == (1280, 720, 8 * FPS)

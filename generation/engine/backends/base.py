@@ -21,6 +21,7 @@ __all__ = [
     "InputUnsupported",
     "GenerationRequest",
     "ProgressFn",
+    "frame_size_of",
     "max_frames_of",
 ]
 
@@ -95,7 +96,11 @@ class Engine(Protocol):
     for a request. A job longer than that is made in segments of at most `max_frames`, each
     a request of its own (seed + i) whose `context_frames` are the last `max_context_frames`
     frames made before it, concatenated. Without it (or with 0) the backend is asked for the
-    whole clip at once. Read it with `max_frames_of`."""
+    whole clip at once. Read it with `max_frames_of`.
+
+    Another is `frame_size(aspect: str, size: str) -> (height, width)`: the frames it makes for
+    a job of that shape (a backend that follows the job's aspect); without it, every job's
+    frames are `height` x `width`. Read it with `frame_size_of`."""
 
     @property
     def name(self) -> str: ...
@@ -118,6 +123,18 @@ class Engine(Protocol):
         """One clip per request, in order. `on_progress` runs as the work advances; an
         exception it raises stops the work and propagates."""
         ...
+
+
+def frame_size_of(engine: Engine, *, aspect: str = "", size: str = "") -> tuple[int, int]:
+    """(height, width) of the frames `engine` makes for a job of this `aspect` / `size`: its
+    optional `frame_size(aspect=..., size=...)` member (see `Engine`), else its one
+    `height` x `width`. The worker hands over context frames (a remix parent's, a source
+    video's, a reference image) at this size, so a clip and what it continues match."""
+    choose = getattr(engine, "frame_size", None)
+    if callable(choose):
+        height, width = choose(aspect=aspect, size=size)
+        return int(height), int(width)
+    return int(engine.height), int(engine.width)
 
 
 def max_frames_of(engine: Engine) -> int | None:

@@ -246,30 +246,36 @@ class DiffusersVideoEngine:
 
     # ------------------------------------------------------------------ planning
 
-    def _size(self, request: GenerationRequest, start: str) -> tuple[int, int]:
-        """(height, width) for the request.
-
-        A clip that continues context frames is made at their size: the worker puts an
-        extension after its source's frames, which it hands over at the engine's size. A clip
-        started from a cameo, on a checkpoint trained at one size only, is made at that size.
-        Otherwise about the default pixel area at the ratio the request asks for, in multiples
-        of the family's spatial multiple (the worker letterboxes what comes back to the exact
-        shape, so a close ratio is enough)."""
-        multiple = self.family.spatial_multiple
-        if start == "context":
-            height, width = np.asarray(request.context_frames).shape[1:3]
-            return _round_to(height, multiple), _round_to(width, multiple)
-        trained = _trained_size(self.i2v_pipeline) if start else None
+    def frame_size(self, *, aspect: str = "", size: str = "") -> tuple[int, int]:
+        """(height, width) this engine makes for a job of that shape (`base.frame_size_of`):
+        about the default pixel area at the ratio asked for, in multiples of the family's
+        spatial multiple (the default size itself, or its transpose, when the ratio is close:
+        the checkpoints were trained there); a checkpoint whose image-to-video model was
+        trained at one size only makes that size. The worker hands context frames over at this
+        size, so a remix or an extension keeps its aspect."""
+        trained = _trained_size(self.i2v_pipeline)
         if trained is not None:
             return trained
-        ratio = _ratio(request.aspect, request.size)
+        ratio = _ratio(aspect, size)
         if ratio is None:
             return self.height, self.width
+        multiple = self.family.spatial_multiple
         for height, width in ((self.height, self.width), (self.width, self.height)):
             if abs(width / height - ratio) <= RATIO_TOLERANCE * ratio:
                 return height, width
         side = math.sqrt(self.height * self.width / ratio)
         return _round_to(side, multiple), _round_to(side * ratio, multiple)
+
+    def _size(self, request: GenerationRequest, start: str) -> tuple[int, int]:
+        """(height, width) for the request: the context frames' own size when it continues
+        them (the worker made them `frame_size` for the job; an extension is joined onto its
+        source's frames, so the two must match), else `frame_size` for its shape (and always
+        the trained size of a checkpoint that has one)."""
+        if start == "context" and _trained_size(self.i2v_pipeline) is None:
+            multiple = self.family.spatial_multiple
+            height, width = np.asarray(request.context_frames).shape[1:3]
+            return _round_to(height, multiple), _round_to(width, multiple)
+        return self.frame_size(aspect=request.aspect, size=request.size)
 
     def _frames(self, request: GenerationRequest) -> int:
         wanted = request.frames or (round(request.seconds * self.fps) if request.seconds else 0)

@@ -287,11 +287,20 @@ class RemoteVideoEngine:
                 "too_long",
                 f"This engine makes 1 to {self.max_frames} frames per call, not {frames}.",
             )
-        size = request.size if request.size in self.sizes else ""
-        size = size or SIZE_OF_ASPECT.get(request.aspect, "")
-        if size not in self.sizes:
-            size = self.size
+        size = self._remote_size(aspect=request.aspect, size=request.size)
         return _Job(request=request, frames=frames, size=size, seconds=fitting[0])
+
+    def _remote_size(self, *, aspect: str, size: str) -> str:
+        """The remote size for a job: its own if the remote takes it, else its aspect's, else
+        the configured one."""
+        chosen = size if size in self.sizes else SIZE_OF_ASPECT.get(aspect, "")
+        return chosen if chosen in self.sizes else self.size
+
+    def frame_size(self, *, aspect: str = "", size: str = "") -> tuple[int, int]:
+        """(height, width) of what the remote makes for a job of that shape
+        (`base.frame_size_of`): context frames are handed over, and sent, at that size."""
+        width, height = (int(n) for n in self._remote_size(aspect=aspect, size=size).split("x"))
+        return height, width
 
     def _client(self) -> httpx.Client:
         headers = {"User-Agent": "riff-remote-engine"}
