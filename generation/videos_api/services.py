@@ -35,6 +35,7 @@ from cameos.services import cameo_create, cameo_submit_recording
 from config.core import hooks
 from config.core.errors import ApiError, Conflict, Invalid, NotFound, TooLarge
 
+from ..engine.backends import engine_takes_images
 from ..hooks import VIDEO_LIVE_POST
 from ..models import Aspect, Generation, GenerationStatus, SourceMode, Video, VideoState
 from ..services.admission import AdmissionRequest, generation_admit
@@ -229,9 +230,9 @@ def video_api_create(*, user: User, data: dict) -> Generation:
     reference = data.get("input_reference")
     name = ""
     if reference is not None:
-        if not settings.RIFF_VIDEO_REFERENCE_IMAGES:
+        if not (settings.RIFF_VIDEO_REFERENCE_IMAGES and engine_takes_images(model)):
             raise _refuse_reference(
-                "This server's engine can't start a clip from an image.",
+                f"The {model} engine can't start a clip from an image.",
                 "input_reference_unsupported",
             )
         name = reference_store(reference_bytes(reference))

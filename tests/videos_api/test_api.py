@@ -192,6 +192,37 @@ def test_a_broken_image_upload_is_refused_without_a_file_left(v1, settings):
     assert Generation.objects.count() == 0 and stored("references") == []
 
 
+@pytest.mark.parametrize(
+    "backend,options,takes",
+    [
+        ("diffusers", {"family": "wan", "path": "/m/t2v"}, False),  # text alone
+        ("diffusers", {"family": "wan", "path": "/m/t2v", "i2v_path": "/m/i2v"}, True),
+        ("remote", {"base_url": "https://gpu.example.org/v1", "send_context": False}, False),
+        ("remote", {"base_url": "https://gpu.example.org/v1"}, True),
+    ],
+)
+def test_a_model_that_takes_no_image_refuses_a_reference_up_front(
+    v1, settings, backend, options, takes
+):
+    from generation.engine.backends import register_engine
+
+    register_engine("img-test", backend, **options)
+    settings.RIFF_VIDEO_MODELS = [settings.RIFF_ENGINE, "img-test"]
+    response = v1.post(
+        "/v1/videos",
+        {"prompt": "x", "model": "img-test", "input_reference": _file("ref.png", png_bytes())},
+        format="multipart",
+    )
+    if takes:
+        assert response.status_code == 200, response.json()
+        assert Generation.objects.get(pk=response.json()["id"]).reference_image
+    else:
+        error = error_of(response)
+        assert (response.status_code, error["code"]) == (400, "input_reference_unsupported")
+        assert "img-test engine can't start a clip from an image" in error["message"]
+        assert Generation.objects.count() == 0 and stored("references") == []
+
+
 def test_a_refused_admission_deletes_the_stored_reference(v1, user, settings):
     settings.RIFF_DAILY_QUOTA = 0
     response = v1.post(

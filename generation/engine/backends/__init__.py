@@ -37,6 +37,7 @@ __all__ = [
     "ProgressFn",
     "clear_engine_cache",
     "engine_takes_cameos",
+    "engine_takes_images",
     "get_engine",
     "register_engine",
     "registered_engines",
@@ -52,15 +53,21 @@ _FACTORIES: dict[str, Factory | str] = {
     "remote": "generation.engine.backends.remote:remote_engine",
 }
 # What the web tier may know of a backend's inputs without building it (admission refuses what
-# the worker would): (takes cameos, takes cameos in a clip that continues another video), from
-# the options it is registered with. A backend not listed takes both.
-_INPUT_RULES: dict[str, Callable[[dict], tuple[bool, bool]]] = {
-    # a cameo only as an image-to-video start image; a remix or an extension already starts
-    # from the clip it continues
-    "diffusers": lambda o: (any(o.get(k) for k in ("i2v_path", "i2v", "i2v_pipeline")), False),
+# the worker would): (takes cameos, takes cameos in a clip that continues another video, takes
+# a start image), from the options it is registered with. A backend not listed takes all three.
+_INPUT_RULES: dict[str, Callable[[dict], tuple[bool, bool, bool]]] = {
+    # images (a cameo's, a reference, a clip's last frame) only with image-to-video; a remix
+    # or an extension already starts from the clip it continues
+    "diffusers": lambda o: (_i2v(o), False, _i2v(o)),
     # a likeness never leaves the operator's machines (remote.py says why)
-    "remote": lambda o: (False, False),
+    "remote": lambda o: (False, False, o.get("send_context", True) is not False),
 }
+
+
+def _i2v(options: dict) -> bool:
+    return any(options.get(k) for k in ("i2v_path", "i2v", "i2v_pipeline"))
+
+
 # the backend each registered name is (itself, or what register_engine made it of)
 _BACKENDS: dict[str, str] = {name: name for name in ("riff-world", "diffusers", "remote")}
 # options a name was registered with (register_engine's keywords); a get_engine call's own
@@ -156,8 +163,17 @@ def engine_takes_cameos(name: str, *, continuing: bool = False) -> bool:
         options = _DEFAULTS.get(name, {})
     if rule is None:
         return True
-    fresh, continued = rule(options)
+    fresh, continued, _images = rule(options)
     return continued if continuing else fresh
+
+
+def engine_takes_images(name: str) -> bool:
+    """Whether the engine `name` can start a clip from an image (a Videos API reference),
+    judged as `engine_takes_cameos` is."""
+    with _LOCK:
+        rule = _INPUT_RULES.get(_BACKENDS.get(name, name))
+        options = _DEFAULTS.get(name, {})
+    return True if rule is None else rule(options)[2]
 
 
 def clear_engine_cache() -> None:
