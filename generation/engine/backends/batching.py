@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from .base import Engine, GeneratedClip, GenerationRequest, ProgressFn
@@ -62,7 +63,7 @@ class BatchingEngine:
         self._pending: list[_Member] = []
         self._leading = False  # a leader is gathering the pending calls
         self._running = threading.Lock()  # the wrapped engine runs one batch at a time
-        self.batches: list[int] = []  # sizes of the batches run (for tests and logs)
+        self.batches: deque[int] = deque(maxlen=1000)  # sizes of the latest batches run
 
     # the protocol's members are the wrapped engine's
     def __getattr__(self, name: str):

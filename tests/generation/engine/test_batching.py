@@ -78,7 +78,7 @@ def test_concurrent_jobs_run_as_one_call_and_get_their_own_clips():
         batched,
         [(request(s), lambda d, t, s=s: seen[s].append((d, t))) for s in (1, 2, 3)],
     )
-    assert calls == [3] and batched.batches == [3]  # one pipeline call, a batch of three
+    assert calls == [3] and list(batched.batches) == [3]  # one pipeline call, a batch of three
     for clip, frames in zip(clips, expected, strict=True):
         assert clip.frames.shape == frames.shape == (5, tiny.HEIGHT, tiny.WIDTH, 3)
         # the same clip as alone (same seed, its own generator); batching adds float noise only
@@ -133,7 +133,7 @@ def test_a_lone_job_waits_only_the_window():
     batched = BatchingEngine(base, window=0.2, max_batch=4)
     began = time.monotonic()
     (clip,) = batched.generate([request(7)])
-    assert clip.frames.shape[0] == 5 and calls == [1] and batched.batches == [1]
+    assert clip.frames.shape[0] == 5 and calls == [1] and list(batched.batches) == [1]
     assert time.monotonic() - began >= 0.2
 
 
