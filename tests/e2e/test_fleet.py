@@ -165,6 +165,15 @@ def test_each_worker_takes_only_its_engines_queue(world_b, tmp_path):
         # nobody consumes gpu.world-b yet: the riff-world worker leaves that job alone
         time.sleep(2)
         assert _status(theirs) == "queued"
+        # ... and the fleet check says so, asking the workers themselves
+        out = io.StringIO()
+        with pytest.raises(CommandError, match="2 routed queue"):
+            call_command("generation_fleet", stdout=out)
+        assert (
+            "gen-riff-world-cpu@" in out.getvalue() and "queues gpu  capacity 1" in out.getvalue()
+        )
+        assert "no worker consumes gpu.world-b (world-b): those jobs wait" in out.getvalue()
+        assert "no worker consumes gpu.world-b.big (world-b@1280x720)" in out.getvalue()
         port = _free_port()
         other = _Worker(
             tmp_path,
@@ -176,6 +185,9 @@ def test_each_worker_takes_only_its_engines_queue(world_b, tmp_path):
         # that size is routed to a queue this worker consumes too (its engine's queues)
         assert wait_for(lambda: _status(big) == "succeeded", 120), other.log.read_text()
         text = _scrape(port)
+        out = io.StringIO()
+        call_command("generation_fleet", stdout=out)  # every routed queue has a worker now
+        assert "queues gpu.world-b,gpu.world-b.big  capacity 2  running 0" in out.getvalue()
     finally:
         for worker in (world, other):
             if worker is not None:
