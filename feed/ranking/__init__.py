@@ -22,10 +22,19 @@ from config.core.redis import degraded, publish, redis_client
 
 from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items
 from ..hydrate import posts_page
-from .cards import card_item, plan_load, plan_save
+from .cards import card_item, plan_load, plan_save, plan_state_read
 from .rerank import rerank
 from .scoring import score_all
-from .snapshot import advance, current, snapshot_save, snapshot_size, snapshot_slice
+from .snapshot import (
+    Current,
+    advance,
+    current,
+    current_parse,
+    current_read,
+    snapshot_save,
+    snapshot_size_read,
+    snapshot_slice,
+)
 from .sources import context_for, gather, load_candidates
 
 logger = logging.getLogger(__name__)
@@ -71,15 +80,17 @@ def for_you_page(request: Request) -> FeedPage:
         return latest_page(request)
 
 
-def session_start(user, *, limit: int) -> tuple[str, int, int]:
+def session_start(user, *, limit: int, cur: Current | None | bool = False) -> tuple[str, int, int]:
     """`(session, offset, size)` where a new scroll session begins.
 
     The viewer's current order is used when it has at least a page left and is younger than
     `RIFF_FEED_ORDER_MAX_AGE_SECONDS`: the session continues from where the last one stopped,
     and once the order is `RIFF_FEED_ORDER_REFRESH_SECONDS` old a worker re-ranks it for the
     next session. Otherwise it is ranked here, in the request (first visit, stale, used up, or
-    dropped by a preference change or a "see less")."""
-    cur = current(user_id=user.pk)
+    dropped by a preference change or a "see less"). `cur`: the current order, when the caller
+    has read it already."""
+    if cur is False:
+        cur = current(user_id=user.pk)
     if (
         cur is not None
         and cur.size - cur.pos >= limit
@@ -112,13 +123,26 @@ def _for_you_page(request: Request) -> FeedPage:
     session, offset, total = None, 0, 0
     if raw:
         session, offset = decode_cursor(raw, scope=feed_scope(request, "for_you"), types=(str, int))
-        total = snapshot_size(user_id=user.pk, session=session)
+    # One round trip opens the page: where the scroll stands (its order's size, or the current
+    # order for a first page) and the card state.
+    pipe = redis_client().pipeline(transaction=False)
+    if session is not None:
+        snapshot_size_read(pipe, user_id=user.pk, session=session)
+    else:
+        current_read(pipe, user_id=user.pk)
+    plan_state_read(pipe, user_id=user.pk)
+    standing, state = pipe.execute()
+    cur: Current | None | bool = False
+    if session is not None:
+        total = int(standing)
         if not total:
             # The session expired: a fresh start (what was seen sinks, see session_start).
             session = None
+    else:
+        cur = current_parse(standing)
     if session is None:
-        session, offset, total = session_start(user, limit=limit)
-    plan = plan_load(user)
+        session, offset, total = session_start(user, limit=limit, cur=cur)
+    plan = plan_load(user, state=state)
     posts, reasons, slots = [], [], []  # slots: ("post", index) or ("card", item)
     for _ in range(MAX_SLICES):
         if len(slots) >= limit or offset >= total:
@@ -148,8 +172,11 @@ def _for_you_page(request: Request) -> FeedPage:
                 if card is not None:
                     slots.append(("card", card))
     had_card = any(kind == "card" for kind, _ in slots)
-    plan_save(plan, card_served_at=timezone.now() if had_card else None)
-    advance(user_id=user.pk, session=session, offset=offset)
+    # ... and one closes it: the card state and how far the viewer read, together.
+    pipe = redis_client().pipeline(transaction=False)
+    plan_save(plan, card_served_at=timezone.now() if had_card else None, pipe=pipe)
+    advance(user_id=user.pk, session=session, offset=offset, pipe=pipe)
+    pipe.execute()
     post_rows = post_items(posts, reasons, request=request)
     items = [post_rows[value] if kind == "post" else value for kind, value in slots]
     cursor = None

@@ -98,10 +98,19 @@ _LAST_CREATED = (
 )
 
 
-def plan_load(user: User, *, now: datetime | None = None) -> CardPlan:
-    """Reads the card state: one Redis round trip and one query (the viewer's last creation)."""
+def plan_state_read(pipe, *, user_id) -> None:
+    """Queues the read of the viewer's card state on `pipe` (its answer goes to `plan_load`),
+    so a page reads it in the round trip that reads its order."""
+    pipe.hgetall(_key(user_id))
+
+
+def plan_load(user: User, *, now: datetime | None = None, state: dict | None = None) -> CardPlan:
+    """The card plan: the card state (`state`, as `plan_state_read` answered, or one Redis
+    round trip) and one query (the viewer's last creation)."""
     now = now or timezone.now()
-    state = {k.decode(): v.decode() for k, v in redis_client().hgetall(_key(user.pk)).items()}
+    if state is None:
+        state = redis_client().hgetall(_key(user.pk))
+    state = {k.decode(): v.decode() for k, v in state.items()}
     # The viewer's last creation: every For You page asks, so it is a prepared statement.
     rows = fetchall(_LAST_CREATED, [user.pk])
     last_created = rows[0][0] if rows else None
@@ -157,7 +166,9 @@ def _own_cameos(state: dict, now: datetime) -> dict | None:
     return None
 
 
-def plan_save(plan: CardPlan, *, card_served_at: datetime | None) -> None:
+def plan_save(plan: CardPlan, *, card_served_at: datetime | None, pipe=None) -> None:
+    """Writes the card state back if it changed; with `pipe`, queued there (the caller sends
+    it with the page's other writes)."""
     if not plan.changed and card_served_at is None:
         return
     mapping = {"run": plan.run, "served": plan.served}
@@ -168,10 +179,12 @@ def plan_save(plan: CardPlan, *, card_served_at: datetime | None) -> None:
         # `ignored` now counts the cards before this one; this one is judged on the next load.
         mapping["ignored"] = plan.ignored
         mapping["last_card"] = card_served_at.timestamp()
-    pipe = redis_client().pipeline(transaction=False)
+    own_pipe = pipe is None
+    pipe = redis_client().pipeline(transaction=False) if own_pipe else pipe
     pipe.hset(_key(plan.user.pk), mapping=mapping)
     pipe.expire(_key(plan.user.pk), STATE_TTL)
-    pipe.execute()
+    if own_pipe:
+        pipe.execute()
 
 
 # --- card content -----------------------------------------------------------------------------

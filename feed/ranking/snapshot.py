@@ -75,7 +75,15 @@ def snapshot_save(*, user_id, entries: list[tuple[str, str]]) -> str:
 
 def current(*, user_id) -> Current | None:
     """The viewer's current order, or None."""
-    raw = redis_client().hgetall(_cur_key(user_id))
+    return current_parse(redis_client().hgetall(_cur_key(user_id)))
+
+
+def current_read(pipe, *, user_id) -> None:
+    """Queues the read of the viewer's current order on `pipe`; `current_parse` its answer."""
+    pipe.hgetall(_cur_key(user_id))
+
+
+def current_parse(raw: dict) -> Current | None:
     try:
         return Current(
             session=raw[b"session"].decode(),
@@ -118,12 +126,14 @@ def snapshot_slice(*, user_id, session: str, start: int, stop: int) -> list[tupl
     return [tuple(item.decode().split("|", 1)) for item in raw]
 
 
-def snapshot_size(*, user_id, session: str) -> int:
-    """How many entries a session's order has; 0 once it expired (or never was this user's).
-    An empty order is never continued: its first page has no `next`."""
-    if not isinstance(session, str) or not session.isalnum():
-        return 0
-    return redis_client().llen(_key(user_id, session))
+def snapshot_size_read(pipe, *, user_id, session: str) -> None:
+    """Queues the read of how many entries a session's order has on `pipe`: 0 once it expired
+    (or never was this user's: a session id that is not one of ours is not asked about). An
+    empty order is never continued: its first page has no `next`."""
+    if isinstance(session, str) and session.isalnum():
+        pipe.llen(_key(user_id, session))
+    else:
+        pipe.echo(0)
 
 
 def snapshot_read(*, user_id, session: str) -> list[tuple[str, str]]:
@@ -131,7 +141,7 @@ def snapshot_read(*, user_id, session: str) -> list[tuple[str, str]]:
     return snapshot_slice(user_id=user_id, session=session, start=0, stop=0)
 
 
-def advance(*, user_id, session: str, offset: int) -> None:
+def advance(*, user_id, session: str, offset: int, pipe=None) -> None:
     """Records that the viewer read `session` up to `offset` (only moves forward, and only
-    while `session` is still the current order)."""
-    redis_client().eval(_ADVANCE, 1, _cur_key(user_id), session, offset)
+    while `session` is still the current order). With `pipe`, queued there instead of sent."""
+    (pipe or redis_client()).eval(_ADVANCE, 1, _cur_key(user_id), session, offset)
