@@ -65,29 +65,10 @@ class BatchingEngine:
         self._running = threading.Lock()  # the wrapped engine runs one batch at a time
         self.batches: deque[int] = deque(maxlen=1000)  # sizes of the latest batches run
 
-    # the protocol's members are the wrapped engine's
+    # every other member (name, fps, height, width, max_context_frames, max_frames,
+    # frame_size, ...) is the wrapped engine's
     def __getattr__(self, name: str):
         return getattr(self.engine, name)
-
-    @property
-    def name(self) -> str:
-        return self.engine.name
-
-    @property
-    def fps(self) -> int:
-        return self.engine.fps
-
-    @property
-    def height(self) -> int:
-        return self.engine.height
-
-    @property
-    def width(self) -> int:
-        return self.engine.width
-
-    @property
-    def max_context_frames(self) -> int:
-        return self.engine.max_context_frames
 
     def generate(
         self, requests: list[GenerationRequest], on_progress: ProgressFn | None = None

@@ -17,6 +17,7 @@ from generation.engine.backends import (
     get_engine,
     register_engine,
 )
+from generation.engine.backends.base import Engine
 from generation.engine.backends.batching import BatchingEngine
 from generation.engine.backends.diffusers_video import diffusers_engine
 
@@ -153,6 +154,7 @@ def test_the_registry_wraps_any_backend_given_a_window():
         batched = get_engine("batched-tiny", batch_window_ms=50, batch_size=3)
         assert not isinstance(plain, BatchingEngine)
         assert isinstance(batched, BatchingEngine) and batched.max_batch == 3
+        assert isinstance(batched, Engine) and batched.name == plain.name
         assert batched.window == pytest.approx(0.05)
         assert (batched.fps, batched.height, batched.max_frames) == (
             plain.fps,
