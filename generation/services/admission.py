@@ -233,7 +233,6 @@ def resolve_cameos(user: User, request: AdmissionRequest) -> list[Cameo]:
     return cameos
 
 
-@transaction.atomic
 def _engine_takes(cameos: list, request: AdmissionRequest) -> None:
     """Refuses (400 `cameo_unsupported`) cameos the job's engine can't render: a text-only
     model, a remote server (a likeness never leaves this Riff), or an image-to-video model asked
@@ -252,6 +251,9 @@ def _engine_takes(cameos: list, request: AdmissionRequest) -> None:
         )
 
 
+# One transaction: the caller's row stays locked from the quota count to the job's INSERT, so
+# two admissions of one user can't both see the last free slot.
+@transaction.atomic
 def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     # Serialise admissions per user so the quota check can't be raced.
     quota = _quota_for(user)

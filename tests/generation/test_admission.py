@@ -108,6 +108,55 @@ def test_quota(api, user, settings, teen_birth_date):
     assert Generation.objects.filter(owner=user).count() == 2
 
 
+SEEN_IN_TRANSACTION: list[bool] = []
+
+
+def record_transaction(**_) -> None:
+    SEEN_IN_TRANSACTION.append(connection.in_atomic_block)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admission_runs_in_one_transaction(settings):
+    """The quota lock holds until the job's INSERT only inside a transaction: the checks see
+    one open (a decorator once slid onto the wrong function and admission ran in autocommit,
+    its `FOR UPDATE` released as soon as it was taken)."""
+    settings.RIFF_HOOKS = {
+        **settings.RIFF_HOOKS,
+        "admission.check": [
+            *settings.RIFF_HOOKS["admission.check"],
+            f"{__name__}.record_transaction",
+        ],
+    }
+    SEEN_IN_TRANSACTION.clear()
+    api = client_for(UserFactory(username="in.one.go"))
+    assert post(api, {"prompt": "one"}).status_code == 202
+    assert SEEN_IN_TRANSACTION == [True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_admissions_never_exceed_the_quota(settings):
+    settings.RIFF_DAILY_QUOTA = 2
+    user = UserFactory(username="quota.racer")
+    results = []
+    barrier = threading.Barrier(6)
+
+    def go(i):
+        try:
+            client = client_for(user)
+            barrier.wait()
+            results.append(post(client, {"prompt": f"race {i}"}).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [202, 202, 429, 429, 429, 429]
+    assert Generation.objects.filter(owner=user).count() == 2
+
+
 @pytest.mark.parametrize(
     "body,field",
     [
