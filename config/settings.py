@@ -166,6 +166,9 @@ _db["OPTIONS"]["prepare_threshold"] = (
     1_000_000_000 if env_bool("DATABASE_PREPARE", True) else None
 )
 _db["CONN_HEALTH_CHECKS"] = True
+# Django's backend, but a pooled connection used a moment ago is not pinged on checkout
+# (config/core/postgres/base.py).
+_db["ENGINE"] = "config.core.postgres"
 _db.setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME", "test_riff")
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
