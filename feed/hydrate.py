@@ -72,6 +72,10 @@ VISIBLE = (
 )
 
 
+# Above any page size the API allows (config.core.pagination), plus the one row read ahead.
+MAX_LIMIT = 1000
+
+
 @dataclass(frozen=True)
 class Row:
     """One visible post of a page: what ordering, cursors and creation cards need, and the
@@ -125,9 +129,16 @@ def posts_page(
         if before is not None:
             params["before_at"], params["before_id"] = before
             where.append("(p.created_at, p.id) < (%(before_at)s, %(before_id)s)")
-        params["limit"] = limit
-        tail = " ORDER BY p.created_at DESC, p.id DESC LIMIT %(limit)s"
-    # Only the constant fragments above are joined in; every value is a bound parameter.
+        # The limit is written into the statement, not bound: PostgreSQL can't reuse one plan
+        # for a page of any size (a generic plan for an unknown LIMIT is a full sort), so a
+        # bound limit had every execution planned again, which cost twice the execution
+        # (docs/bench-feed.md). A page size is a small int, so each size is one prepared
+        # statement per connection, planned once.
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= MAX_LIMIT:
+            raise ValueError(f"a page limit is an int in 1..{MAX_LIMIT}, not {limit!r}")
+        tail = f" ORDER BY p.created_at DESC, p.id DESC LIMIT {limit}"
+    # Only the constant fragments above and the checked int limit are joined in; every value is
+    # a bound parameter.
     sql = f"SELECT {_COLUMNS} {_FROM} WHERE {' AND '.join(where)}{tail}"  # noqa: S608
     fetched = fetchall(sql, params)
     rows = [Row(id=r[0], created_at=r[7], values=_decoded(r)) for r in fetched]

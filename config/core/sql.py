@@ -4,7 +4,10 @@ Django's PostgreSQL backend binds parameters on the client and never prepares, s
 plans every query again. For the few statements every request runs (the bearer-token lookup,
 a feed page), planning cost more than executing: a feed page planned in ~4 ms and ran in ~1 ms
 (docs/bench-feed.md). `fetchall` runs such a statement through psycopg's server-side binding
-with `prepare=True`, so each pooled connection plans it once.
+with `prepare=True`, so each pooled connection plans it once. (PostgreSQL tries five custom
+plans, then keeps a generic one when it costs no more: a value the generic plan can't cost
+well, such as a bound `LIMIT`, keeps every execution planned anew; feed.hydrate writes its
+page limit into the statement for that reason.)
 
 Prepared statements live on one connection; poolers that multiplex transactions over server
 connections (PgBouncer before 1.21 in transaction mode) can't follow them: set

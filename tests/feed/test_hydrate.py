@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -199,3 +200,38 @@ def test_a_video_owned_by_someone_else_still_shows_its_owner(user, make_user, ma
     assert json.loads(json.dumps(posts_out(rows, request=request))) == expected
     assert [json.loads(b) for b in posts_json(rows, request=request)] == expected
     assert expected[0]["video"]["owner"]["username"] == "stranger"
+
+
+def test_a_newest_first_page_is_planned_once_per_connection(user, world, make_user):
+    """A page's statement is prepared (config.core.sql) and, with its limit written in, one
+    generic plan serves every viewer and cursor. With the limit bound as a parameter,
+    PostgreSQL planned every execution again at 200k posts (its generic plan for an unknown
+    LIMIT sorts the whole table), which cost twice the execution (docs/bench-feed.md). On these
+    few rows it would pick the generic plan either way: what fails on that code here is the
+    bound limit at the statement's end."""
+    viewers = [user, *(make_user(username=f"v{i}") for i in range(3))]
+    first = posts_page(viewer_id=user.pk, limit=3)
+    for i in range(12):
+        viewer = viewers[i % len(viewers)]
+        posts_page(viewer_id=viewer.pk, limit=3)
+        posts_page(viewer_id=viewer.pk, limit=3, before=(first[0].created_at, first[0].id))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            ["%FROM feed_post p%ORDER BY p.created_at DESC%"],
+        )
+        plans = cursor.fetchall()
+    # First pages and later pages: one statement each, for every viewer and cursor.
+    assert len(plans) == 2
+    runs = {False: 13, True: 12}  # first pages (one more, above), later pages
+    for statement, generic, custom in plans:
+        assert statement.endswith("LIMIT 3")
+        # PostgreSQL tries five custom plans, then settles on the generic one for good.
+        assert (custom, generic) == (5, runs["<" in statement] - 5), statement[-80:]
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001, "3", 2.0, True, None])
+def test_a_page_limit_is_a_checked_int(user, limit):
+    with pytest.raises(ValueError):
+        posts_page(viewer_id=user.pk, limit=limit)
