@@ -25,7 +25,7 @@ from config.core.pagination import (
 
 from . import inbox
 from .hydrate import Row, json_bytes, posts_json, posts_page
-from .serving import serve_id_make
+from .serving import serve_ids_make
 
 ORDER = ("-created_at", "-id")
 CURSOR_TYPES = (datetime, uuid.UUID)
@@ -41,15 +41,10 @@ def post_items(rows: list[Row], reasons: list[str], *, request: Request) -> list
     """The `{"kind": "post", ...}` items of a page (feed.hydrate), a fresh serve_id per item.
     The post is already JSON (`feed.hydrate.RawJSON`); `feed_response` writes the page."""
     data = posts_json(rows, request=request)
-    user_id = request.user.pk
+    serve_ids = serve_ids_make(user_id=request.user.pk, reasons=reasons)
     return [
-        {
-            "kind": "post",
-            "post": row,
-            "serve_id": serve_id_make(user_id=user_id, reason=reason),
-            "reason": reason,
-        }
-        for row, reason in zip(data, reasons, strict=True)
+        {"kind": "post", "post": row, "serve_id": serve_id, "reason": reason}
+        for row, reason, serve_id in zip(data, reasons, serve_ids, strict=True)
     ]
 
 

@@ -15,7 +15,7 @@ from feed.embeddings import to_bytes
 from feed.models import EventKind, FeedEvent, FeedPreference, Post, PostState
 from feed.ranking.scoring import score_all
 from feed.ranking.sources import Candidate
-from feed.serving import serve_id_make, serve_id_parse
+from feed.serving import serve_id_make, serve_id_parse, serve_ids_make
 from generation.models import Generation, GenerationStatus, Video
 from tests.conftest import client_for
 
@@ -127,6 +127,22 @@ def test_every_item_has_a_verifiable_serve_id_and_reason(user, make_user):
         assert parsed is not None and parsed.reason == item["reason"]
         reasons.add(item["reason"])
     assert "following" in reasons
+
+
+def test_a_pages_serve_ids_are_distinct_and_bound_to_their_viewer(user, make_user):
+    other = make_user(username="other")
+    reasons = ["following", "trending", "card-remix_this"] * 7
+    ids = serve_ids_make(user_id=user.pk, reasons=reasons)
+    assert len(ids) == 21 and len(set(ids)) == 21
+    assert len({sid.split(".")[1] for sid in ids}) == 21  # a token each, not a shared one
+    for sid, reason in zip(ids, reasons, strict=True):
+        assert serve_id_parse(sid, user_id=user.pk).reason == reason
+        assert serve_id_parse(sid, user_id=other.pk) is None
+        # The signature covers the token: another item's token doesn't verify with it.
+        _, token, sig = sid.split(".")
+        forged = f"{reason}.{'0' * 12 if token != '0' * 12 else '1' * 12}.{sig}"
+        assert serve_id_parse(forged, user_id=user.pk) is None
+    assert serve_ids_make(user_id=user.pk, reasons=[]) == []
 
 
 def test_pages_never_repeat_or_skip_when_posts_arrive(user, make_user):
