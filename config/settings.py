@@ -322,6 +322,8 @@ RIFF_HOOKS: dict[str, list[str]] = {
     # Further policy checks that may refuse (the IP check is rights.catalogue, called directly:
     # rights sits below generation): moderation's public-figure protection.
     "admission.check": ["moderation.checks.admission_safety"],
+    # Reads admission's first round trip carries: moderation's policy freshness stamp.
+    "admission.prefetch": ["moderation.checks.admission_prefetch"],
     # Rewrites of the request: keep a serve_id only when it was served to its creator.
     "admission.adjust": ["feed.services.admission_serve_id"],
     # Checks of the generated frames before a video is delivered; any problem holds it for

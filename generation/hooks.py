@@ -69,6 +69,17 @@ class AdmissionAdjust(Protocol):
     def __call__(self, *, user: User, request: AdmissionRequest) -> None: ...
 
 
+class AdmissionPrefetch(Protocol):
+    """Statements admission's first round trip also carries, so a check that needs a cheap
+    read (the freshness stamp of a process-local cache) costs no round trip of its own. Each
+    `(key, sql)` is a SELECT without parameters that returns one row; it runs right after the
+    caller's user row is locked, and its row (a tuple, or None) is left in `request.memo[key]`
+    for the checks that follow (docs/generation.md, "Admission's round trips"). `user`: the
+    caller."""
+
+    def __call__(self, *, user: User) -> list[tuple[str, str]]: ...
+
+
 class OutputCheck(Protocol):
     """On the worker, after sampling and before the video exists: look at the generated frames
     (uint8 [T, H, W, 3]) and return what is wrong with them, as sentences for a moderator; []
@@ -123,6 +134,7 @@ LIKENESS_SOURCES = hooks.define("admission.likeness_sources", LikenessSource)
 ADMISSION_PROMPT_CHECK = hooks.define("admission.prompt_check", AdmissionPromptCheck)
 ADMISSION_CHECK = hooks.define("admission.check", AdmissionCheck)
 ADMISSION_ADJUST = hooks.define("admission.adjust", AdmissionAdjust)
+ADMISSION_PREFETCH = hooks.define("admission.prefetch", AdmissionPrefetch)
 OUTPUT_CHECK = hooks.define("video.output_check", OutputCheck)
 VIDEO_HELD = hooks.define("video.held", VideoHeld)
 REMIX_CONTEXT = hooks.define("remix.context", RemixContext, provider=True)

@@ -8,7 +8,9 @@ RIFF_HOOKS (config/settings.py). Thin: the rules are in moderation.safety.
   are known (the person's own cameo makes it allowed), prompt and cameo instructions;
 - `video.output_check` -> `output_hash_blocklist`: the default output check (frame dHash
   against the blocked hashes);
-- `video.held` -> `on_video_held`: a system report in the `output_check` queue.
+- `video.held` -> `on_video_held`: a system report in the `output_check` queue;
+- `admission.prefetch` -> `admission_prefetch`: the policy's freshness stamp, read in
+  admission's first round trip instead of a query of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from cameos.models import Cameo
 from generation.models import Generation, Video
 
 from . import safety
+
+
+def admission_prefetch(*, user: User) -> list[tuple[str, str]]:
+    """`admission.prefetch`: the policy's freshness stamp rides admission's first round trip."""
+    return [safety.policy_stamp_statement()]
 
 
 def prompt_safety(*, user: User, prompt: str, request: Any) -> None:

@@ -119,8 +119,10 @@ class _Policy:
             cursor.execute(_POLICY_STAMP_SQL)
             return tuple(cursor.fetchone())
 
-    def current(self) -> PolicySnapshot:
-        stamp = self._stamp()
+    def current(self, stamp: tuple | None = None) -> PolicySnapshot:
+        """The snapshot for `stamp` (read here when not given)."""
+        if stamp is None:
+            stamp = self._stamp()
         snapshot = self._snapshot
         if snapshot is not None and snapshot.stamp == stamp:
             return snapshot
@@ -141,15 +143,25 @@ class _Policy:
 _POLICY = _Policy()
 
 
+POLICY_STAMP_KEY = "moderation.policy.stamp"
+
+
+def policy_stamp_statement() -> tuple[str, str]:
+    """`(key, sql)` of the policy's freshness stamp, which admission reads in its first round
+    trip (the `admission.prefetch` hook) and leaves in its `memo` under `key`."""
+    return POLICY_STAMP_KEY, _POLICY_STAMP_SQL
+
+
 def policy_snapshot(memo: dict | None = None) -> PolicySnapshot:
     """The current rules and figures. `memo` (admission's per-request scratch dict) keeps the
     snapshot for the rest of that request, so one admission checks freshness once however many
-    of its checks read the policy."""
+    of its checks read the policy, and it may hold the stamp admission already read."""
     if memo is None:
         return _POLICY.current()
     snapshot = memo.get("moderation.policy")
     if snapshot is None:
-        snapshot = memo["moderation.policy"] = _POLICY.current()
+        stamp = memo.get(POLICY_STAMP_KEY)
+        snapshot = memo["moderation.policy"] = _POLICY.current(stamp)
     return snapshot
 
 

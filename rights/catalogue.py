@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from cameos.models import Cameo, CameoKind
@@ -321,9 +321,21 @@ class IPDecision:
         return Forbidden(sentence, code="ip_blocked", fields={first.field: [sentence]})
 
 
+# Whether the catalogue changed: its size and newest edit. Names from the model only.
+_STAMP_SQL = f'SELECT count(*), max("updated_at") FROM "{IPAsset._meta.db_table}"'  # noqa: S608
+CATALOGUE_STAMP_KEY = "rights.catalogue.stamp"
+
+
+def catalogue_stamp_statement() -> tuple[str, str]:
+    """`(key, sql)` of the catalogue's freshness stamp, for admission to read in its first
+    round trip (generation.services.admission) and pass back through `memo`."""
+    return CATALOGUE_STAMP_KEY, _STAMP_SQL
+
+
 class _Catalogue:
     """The alias matcher, compiled once per catalogue change (process-local). One cheap
-    aggregate query per decision tells whether the catalogue changed."""
+    aggregate query per decision tells whether the catalogue changed (admission reads it in
+    its first round trip and passes it in)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -332,8 +344,15 @@ class _Catalogue:
         self._assets: dict = {}
         self._by_cameo: dict = {}
 
-    def current(self) -> tuple[AliasMatcher, dict, dict]:
-        stamp = tuple(IPAsset.objects.aggregate(n=Count("id"), m=Max("updated_at")).values())
+    @staticmethod
+    def stamp() -> tuple:
+        with connection.cursor() as cursor:
+            cursor.execute(_STAMP_SQL)
+            return tuple(cursor.fetchone())
+
+    def current(self, stamp: tuple | None = None) -> tuple[AliasMatcher, dict, dict]:
+        if stamp is None:
+            stamp = self.stamp()
         with self._lock:
             if stamp != self._stamp or self._matcher is None:
                 assets = {a.pk: a for a in IPAsset.objects.select_related("holder")}
@@ -357,13 +376,15 @@ def ip_decision(
     alias: bool = True,
     extra: Sequence[tuple[Any, float]] = (),
     inherited_from=None,
+    memo: dict | None = None,
 ) -> IPDecision:
     """Every asset the request uses (one match per asset, the first way it was found) and the
     resulting decision. `semantic` adds the MiniLM check (workers only: it needs torch);
     `extra` adds semantic (asset id, cosine) pairs a worker computed for the web tier.
     `inherited_from`: the video a remix continues. Its frames show what it used, so every
-    asset it claims (unless released) is used again, under the asset's current terms."""
-    matcher, assets, by_cameo = _CATALOGUE.current()
+    asset it claims (unless released) is used again, under the asset's current terms. `memo`:
+    admission's per-request scratch dict, which may hold the catalogue stamp already read."""
+    matcher, assets, by_cameo = _CATALOGUE.current((memo or {}).get(CATALOGUE_STAMP_KEY))
     if not assets:
         return IPDecision()
     own = member_holder_ids(user)
@@ -404,10 +425,12 @@ def ip_decision(
 
 
 def admission_check(
-    *, user, prompt: str, cameos: Sequence[Cameo], inherited_from=None
+    *, user, prompt: str, cameos: Sequence[Cameo], inherited_from=None, memo: dict | None = None
 ) -> IPDecision:
     """At admission: refuse a blocked match (403 `ip_blocked`), else return the decision."""
-    decision = ip_decision(user=user, prompt=prompt, cameos=cameos, inherited_from=inherited_from)
+    decision = ip_decision(
+        user=user, prompt=prompt, cameos=cameos, inherited_from=inherited_from, memo=memo
+    )
     refusal = decision.refusal()
     if refusal is not None:
         raise refusal

@@ -32,6 +32,7 @@ from cameos.selectors import cameos_by_handles
 from config.core import hooks
 from config.core.errors import ApiError, Forbidden, Invalid
 from rights.catalogue import admission_check as rights_admission_check
+from rights.catalogue import catalogue_stamp_statement
 from rights.ledger import InsufficientFunds
 from rights.selectors import credits_balance
 from rights.services import credit_spend
@@ -41,6 +42,7 @@ from ..engine.backends import engine_takes_cameos
 from ..hooks import (
     ADMISSION_ADJUST,
     ADMISSION_CHECK,
+    ADMISSION_PREFETCH,
     ADMISSION_PROMPT_CHECK,
     LIKENESS_SOURCES,
     REMIX_PARENT_VIDEO,
@@ -103,14 +105,21 @@ _QUOTA_ROWS = f'SELECT 1 FROM "{_JOBS}" WHERE {_QUOTA_WHERE} LIMIT %s'  # noqa: 
 _QUOTA_USED_SQL = f"SELECT count(*) FROM ({_QUOTA_ROWS}) used"  # noqa: S608
 
 
-def _lock_and_count(user: User, limit: int) -> tuple[datetime | None, int]:
+def _lock_and_count(user: User, limit: int, memo: dict) -> tuple[datetime | None, int]:
     """Locks the caller's user row and counts the generations that use today's quota (up to
     `limit`), in one round trip (generation.batch): the count runs after the lock is granted,
     with a snapshot of its own, so it sees every admission committed before ours. Returns the
     row's current `suspended_until` and the count. Jobs that failed on our side
-    (`worker_lost`, `engine_error`) don't count."""
+    (`worker_lost`, `engine_error`) don't count.
+
+    The same round trip carries the reads later checks would otherwise each make on their
+    own: the rights catalogue's freshness stamp and whatever the `admission.prefetch` hook
+    names (moderation's policy stamp); their rows go into `memo` under their keys."""
     now = timezone.now()
     day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    prefetch = [catalogue_stamp_statement()]
+    for statements in hooks.run(ADMISSION_PREFETCH.name, user=user):
+        prefetch.extend(statements)
     rows = run_together(
         [
             (_LOCK_USER_SQL, [user.pk]),
@@ -118,9 +127,12 @@ def _lock_and_count(user: User, limit: int) -> tuple[datetime | None, int]:
                 _QUOTA_USED_SQL,
                 [user.pk, day_start, GenerationStatus.FAILED.value, *OUR_FAULT, limit],
             ),
+            *((sql, []) for _, sql in prefetch),
         ]
     )
     locked, (count,) = rows[0], rows[1][0]
+    for (key, _), got in zip(prefetch, rows[2:], strict=True):
+        memo[key] = tuple(got[0]) if got else None
     return (locked[0][0] if locked else user.suspended_until), count
 
 
@@ -257,7 +269,7 @@ def _engine_takes(cameos: list, request: AdmissionRequest) -> None:
 def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     # Serialise admissions per user so the quota check can't be raced.
     quota = _quota_for(user)
-    user.suspended_until, used = _lock_and_count(user, quota)
+    user.suspended_until, used = _lock_and_count(user, quota, request.memo)
     # A suspended user may not generate or remix (403 `account_suspended`), before anything
     # else, the quota included; the locked row is the current one, whatever `user` held.
     user_suspension_check(user=user)
@@ -278,6 +290,7 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
         prompt=request.prompt,
         cameos=cameos,
         inherited_from=inherited_video(request.source_video, request.remix_of_id),
+        memo=request.memo,
     )
     hooks.run(
         ADMISSION_CHECK.name, user=user, prompt=request.prompt, cameos=cameos, request=request

@@ -102,6 +102,22 @@ def test_one_query_loads_and_checks_every_named_cameo(api, user, other, active_c
     assert not [s for s in sql if s.startswith("SELECT") and '"generation_generation"."id"' in s]
 
 
+def test_the_freshness_stamps_ride_the_first_round_trip(api, user, other, active_cameo):
+    """The policy's and the IP catalogue's stamps are read in the statement batch that locks
+    the caller's row and counts the quota, not in round trips of their own; the tests above
+    show that what they guard still counts on the next request."""
+    cameo = active_cameo(other, handle="bobs.cat")
+    CameoGrant.objects.create(cameo=cameo, user=user)
+    assert post(api, "warm up", [cameo.pk]).status_code == 202
+    with CaptureQueriesContext(connection) as queries:
+        assert post(api, "a cat", [cameo.pk]).status_code == 202
+    sql = [q["sql"] for q in queries.captured_queries]
+    (first,) = [s for s in sql if "FOR UPDATE" in s]
+    assert "moderation_safetyrule" in first and "moderation_protectedfigure" in first
+    assert 'FROM "rights_ipasset"' in first
+    assert [s for s in sql if "moderation_safetyrule" in s or "rights_ipasset" in s] == [first]
+
+
 def test_the_compiled_consent_rule_answers_like_the_orm_rule(user, make_user, active_cameo):
     """cameo_decisions / cameos_for_use run SQL compiled once from consent_reason; every
     branch of the rule must come out as the ORM expression says."""
