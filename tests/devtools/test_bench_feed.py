@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -18,6 +20,7 @@ from django.core.management import CommandError, call_command
 from config.devtools.bench import feed as bench
 from config.devtools.bench.feed import events, report, server
 from config.devtools.bench.feed import wrk as bench_wrk
+from config.devtools.bench.feed.cpu import GROUPS, CpuLedger
 from config.devtools.seeding import SeedSpec, seed, seed_delete
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
@@ -453,6 +456,11 @@ def test_a_short_real_run_measures_every_scenario_without_errors(seeded, tmp_pat
     assert workers["feed_for_you"]["order_refresh_messages"] >= 1, workers
     assert workers["me"]["order_refresh_messages"] == 0, workers
     assert sum(w["cpu_s"] for w in workers.values()) > 0
+    # Where the CPU went: the server answered every scenario, wrk sent every request.
+    for name, result in report["scenarios"].items():
+        per = result["cpu"]["ms_per_request"]
+        assert per["server"] > 0 and per["wrk"] > 0, (name, result["cpu"])
+        assert result["cpu"]["total_ms_per_request"] >= per["server"] + per["wrk"], name
     # The refreshes it had not run when it stopped were purged with the rest.
     assert report["cleanup"]["order_refresh_messages_purged"] >= 0
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
@@ -473,3 +481,61 @@ def test_a_short_real_run_measures_every_scenario_without_errors(seeded, tmp_pat
     assert not Cameo.objects.filter(handle__startswith="benchfeed").exists()
     assert not CameoGrant.objects.exists()
     assert not Generation.objects.filter(prompt__startswith=bench.ADMISSION_PROMPT).exists()
+
+
+def test_cpu_ledger_charges_each_process_to_its_group():
+    """A busy child stands in for the server (its pid names it), and a reaped child for wrk
+    (it has exited before the pass ends, like wrk)."""
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    server_like = subprocess.Popen([sys.executable, "-c", burn + "\ntime.sleep(30)"])
+    try:
+        ledger = CpuLedger(server_pid=server_like.pid)
+        ledger.start()
+        subprocess.run([sys.executable, "-c", burn], check=True)  # reaped: counted as wrk
+        time.sleep(0.5)  # the server stand-in finishes its burn
+        got = ledger.stop(requests=100, seconds=1.0)
+    finally:
+        server_like.kill()
+        server_like.wait()
+    assert set(got["cpu_s"]) == set(GROUPS)
+    assert 0.2 <= got["cpu_s"]["wrk"] <= 1.0, got
+    assert 0.1 <= got["cpu_s"]["server"] <= 0.5, got
+    # cpu_s is rounded to 10 ms, the per-request figure is not.
+    assert got["ms_per_request"]["wrk"] == pytest.approx(10 * got["cpu_s"]["wrk"], abs=0.06)
+    assert got["total_ms_per_request"] == pytest.approx(10 * sum(got["cpu_s"].values()), abs=0.3)
+    assert 0 < got["busy_share"] <= 1
+    assert CpuLedger().stop(requests=0, seconds=1.0)["total_ms_per_request"] is None
+
+
+def test_report_lines_show_cpu_per_request_when_measured():
+    scenario = {
+        "ok_rps": 100.0,
+        "latency_ms": {"p50": 10.0, "p90": 20.0, "p99": 30.0},
+        "non_2xx": 0,
+        "vs_me": {"rps": 1.0, "p50": 1.0, "p99": 1.0},
+        "flags": [],
+    }
+    cpu = {
+        "ms_per_request": {g: 0.0 for g in GROUPS} | {"server": 1.25, "postgres": 0.5},
+        "total_ms_per_request": 1.75,
+        "busy_share": 0.9,
+    }
+    base = {"me_vs_healthz_rps": 0.5, "me_ok_rps": 100.0, "healthz_ok_rps": 200.0}
+    rep = {"data": {"posts": 200}, "baseline": base, "scenarios": {"me": {**scenario, "cpu": cpu}}}
+    lines = report.report_lines(rep)
+    at = next(i for i, line in enumerate(lines) if line.startswith("CPU ms per request"))
+    assert lines[at].split()[4:] == ["total", *GROUPS, "busy"]
+    assert lines[at + 1].split() == [
+        "GET",
+        "/me",
+        "1.750",
+        "1.250",
+        "0.500",
+        "0.000",
+        "0.000",
+        "0.000",
+        "0.000",
+        "0.90",
+    ]
+    rep["scenarios"]["me"].pop("cpu")
+    assert not [line for line in report.report_lines(rep) if line.startswith("CPU ms")]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from django.db import connection
 
+from .cpu import GROUPS
+
 
 def add_ratios(scenarios: dict[str, dict]) -> dict:
     """Every scenario's 2xx req/s and p50/p99 as ratios to `/me` (the mean of its runs), and
@@ -99,6 +101,7 @@ def report_lines(report: dict, label: str = "") -> list[str]:
         "are latencies; refresh: feed_order_refresh messages published, wkr cpu: the Celery "
         "worker's CPU s, both since the previous scenario)"
     )
+    lines += cpu_lines(report)
     for name, r in report["scenarios"].items():
         for flag in r["flags"]:
             lines.append(f"FLAGGED {name}: {flag}")
@@ -127,6 +130,28 @@ def report_lines(report: dict, label: str = "") -> list[str]:
             lines.append(f"  {kind}:")
             for row in summary[kind][:8]:
                 lines.append(f"    {row['percent']:>5.1f}%  {row['frame']}")
+    return lines
+
+
+def cpu_lines(report: dict) -> list[str]:
+    """Where the machine's CPU went per answered request, by kind of process (bench.feed.cpu);
+    nothing for a report written before it was measured."""
+    measured = {name: r["cpu"] for name, r in report["scenarios"].items() if r.get("cpu")}
+    if not measured:
+        return []
+    head = f"{'CPU ms per request':<20}{'total':>8}" + "".join(f"{g:>9}" for g in GROUPS)
+    lines = [head + f"{'busy':>7}"]
+    for name, cpu in measured.items():
+        per = cpu["ms_per_request"]
+        lines.append(
+            f"{TITLES.get(name, name):<20}{_f(cpu['total_ms_per_request'], 3):>8}"
+            + "".join(f"{_f(per.get(g), 3):>9}" for g in GROUPS)
+            + f"{_f(cpu['busy_share'], 2):>7}"
+        )
+    lines.append(
+        "(CPU seconds every process on the machine spent during the measured pass, per "
+        "request wrk counted; busy: share of all cores used)"
+    )
     return lines
 
 

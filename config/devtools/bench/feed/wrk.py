@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from django.core.management.base import CommandError
 
 from .client import preflight
+from .cpu import CpuLedger
 
 if TYPE_CHECKING:
     from .profile import Profiler
@@ -127,7 +128,13 @@ class Runner:
             warm = self.wrk(list_path, seconds=self.warmup, offset=0, name=f"{name}-warmup")
             # Start where the warm-up stopped (plus what it had in flight): fresh viewers.
             offset = warm["requests"] + self.connections
+        ledger = CpuLedger(
+            server_pid=self.server.proc.pid if self.server else None,
+            worker_pid=self.server.worker.proc.pid if self.server else None,
+        )
+        ledger.start()
         result = self.wrk(list_path, seconds=self.duration, offset=offset, name=name)
+        result["cpu"] = ledger.stop(requests=result["requests"], seconds=self.duration)
         if self.server:
             self.server.check(name)
         if profiler:
@@ -154,9 +161,15 @@ class Runner:
         flagged = f"  FLAGGED: {'; '.join(result['flags'])}" if result["flags"] else ""
         self.log(
             f"  {name:<22}{result['ok_rps']:>8} req/s  p50 {lat['p50']} ms  p99 {lat['p99']} ms"
-            f"  non-2xx {result['non_2xx']}{flagged}"
+            f"  non-2xx {result['non_2xx']}  cpu ms/req {_cpu_line(result['cpu'])}{flagged}"
         )
         return result
+
+
+def _cpu_line(cpu: dict) -> str:
+    per = cpu["ms_per_request"]
+    parts = [f"{group} {per[group]}" for group in per if per[group]]
+    return f"{cpu['total_ms_per_request']} ({', '.join(parts)})"
 
 
 def _wrk_version() -> str:
