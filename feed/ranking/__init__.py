@@ -34,6 +34,8 @@ from .snapshot import (
     snapshot_save,
     snapshot_size_read,
     snapshot_slice,
+    snapshot_slice_parse,
+    snapshot_slice_read,
 )
 from .sources import context_for, gather, load_candidates
 
@@ -124,20 +126,28 @@ def _for_you_page(request: Request) -> FeedPage:
     if raw:
         session, offset = decode_cursor(raw, scope=feed_scope(request, "for_you"), types=(str, int))
     # One round trip opens the page: where the scroll stands (its order's size, or the current
-    # order for a first page) and the card state.
+    # order for a first page), the card state and, for a later page, whose cursor says where it
+    # starts, the page's first slice.
     pipe = redis_client().pipeline(transaction=False)
     if session is not None:
         snapshot_size_read(pipe, user_id=user.pk, session=session)
+        # The loop's first slice below: the same bounds.
+        snapshot_slice_read(
+            pipe, user_id=user.pk, session=session, start=offset, stop=offset + limit + 5
+        )
     else:
         current_read(pipe, user_id=user.pk)
     plan_state_read(pipe, user_id=user.pk)
-    standing, state = pipe.execute()
+    replies = pipe.execute()
+    standing, state = replies[0], replies[-1]
     cur: Current | None | bool = False
+    prefetched: list | None = None
     if session is not None:
         total = int(standing)
+        prefetched = snapshot_slice_parse(replies[1:3])
         if not total:
             # The session expired: a fresh start (what was seen sinks, see session_start).
-            session = None
+            session, prefetched = None, None
     else:
         cur = current_parse(standing)
     if session is None:
@@ -148,7 +158,10 @@ def _for_you_page(request: Request) -> FeedPage:
         if len(slots) >= limit or offset >= total:
             break
         stop = offset + limit - len(slots) + 5
-        chunk = snapshot_slice(user_id=user.pk, session=session, start=offset, stop=stop)
+        if prefetched is not None:
+            chunk, prefetched = prefetched, None  # the first slice, read with the page's opening
+        else:
+            chunk = snapshot_slice(user_id=user.pk, session=session, start=offset, stop=stop)
         if not chunk:
             break
         # Visibility is decided again as the slice is served: a post removed, or an author

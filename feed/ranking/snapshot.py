@@ -116,13 +116,26 @@ return 1
 def snapshot_slice(*, user_id, session: str, start: int, stop: int) -> list[tuple[str, str]]:
     """Entries `start`..`stop-1` of a session's order (empty once it expired); reading keeps
     the order alive."""
-    if not isinstance(session, str) or not session.isalnum():
-        return []
-    key = _key(user_id, session)
     pipe = redis_client().pipeline(transaction=False)
+    snapshot_slice_read(pipe, user_id=user_id, session=session, start=start, stop=stop)
+    return snapshot_slice_parse(pipe.execute())
+
+
+def snapshot_slice_read(pipe, *, user_id, session: str, start: int, stop: int) -> None:
+    """Queues `snapshot_slice` on `pipe` (two replies; `snapshot_slice_parse` reads them)."""
+    if not isinstance(session, str) or not session.isalnum():
+        pipe.echo(0)
+        pipe.echo(0)
+        return
+    key = _key(user_id, session)
     pipe.lrange(key, start, stop - 1)
     pipe.expire(key, _ttl())
-    raw, _ = pipe.execute()
+
+
+def snapshot_slice_parse(replies: list) -> list[tuple[str, str]]:
+    raw = replies[0]
+    if not isinstance(raw, list):
+        return []
     return [tuple(item.decode().split("|", 1)) for item in raw]
 
 
