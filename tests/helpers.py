@@ -1,6 +1,8 @@
-"""Assertions used across the suite."""
+"""Assertions and helpers used across the suite."""
 
 from __future__ import annotations
+
+import threading
 
 
 def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
@@ -28,3 +30,27 @@ async def generation_events(ws, job_id: str, *, timeout: float = 120) -> tuple[l
             progress.append(event["progress"])
         elif event["type"] in ("generation.succeeded", "generation.failed"):
             return progress, event
+
+
+def race(n: int, attempt) -> list:
+    """Runs `attempt(i)` for i in 0..n-1 in n threads released together (a barrier) and
+    returns their results in the order they finished. Each thread closes its own database
+    connection (tests that race need `django_db(transaction=True)`)."""
+    from django.db import connection
+
+    results: list = []
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results.append(attempt(i))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

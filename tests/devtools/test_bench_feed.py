@@ -337,15 +337,20 @@ def test_sent_tasks_counts_the_refreshes_that_name_a_viewer():
     assert not sent.thread.is_alive()
 
 
+# One scenario's figures and a baseline, as a run's report holds them.
+SCENARIO = {
+    "ok_rps": 100.0,
+    "latency_ms": {"p50": 10.0, "p90": 20.0, "p99": 30.0},
+    "non_2xx": 0,
+    "vs_me": {"rps": 1.0, "p50": 1.0, "p99": 1.0},
+    "flags": [],
+}
+BASELINE = {"me_vs_healthz_rps": 0.5, "me_ok_rps": 100.0, "healthz_ok_rps": 200.0}
+
+
 def test_report_lines_show_the_worker_and_read_reports_without_it():
-    scenario = {
-        "ok_rps": 100.0,
-        "latency_ms": {"p50": 10.0, "p90": 20.0, "p99": 30.0},
-        "non_2xx": 0,
-        "vs_me": {"rps": 1.0, "p50": 1.0, "p99": 1.0},
-        "flags": [],
-    }
-    base = {"me_vs_healthz_rps": 0.5, "me_ok_rps": 100.0, "healthz_ok_rps": 200.0}
+    scenario = dict(SCENARIO)
+    base = dict(BASELINE)
     rep = {
         "data": {"posts": 200},
         "baseline": base,
@@ -508,19 +513,13 @@ def test_cpu_ledger_charges_each_process_to_its_group():
 
 
 def test_report_lines_show_cpu_per_request_when_measured():
-    scenario = {
-        "ok_rps": 100.0,
-        "latency_ms": {"p50": 10.0, "p90": 20.0, "p99": 30.0},
-        "non_2xx": 0,
-        "vs_me": {"rps": 1.0, "p50": 1.0, "p99": 1.0},
-        "flags": [],
-    }
+    scenario = dict(SCENARIO)
     cpu = {
         "ms_per_request": {g: 0.0 for g in GROUPS} | {"server": 1.25, "postgres": 0.5},
         "total_ms_per_request": 1.75,
         "busy_share": 0.9,
     }
-    base = {"me_vs_healthz_rps": 0.5, "me_ok_rps": 100.0, "healthz_ok_rps": 200.0}
+    base = dict(BASELINE)
     rep = {"data": {"posts": 200}, "baseline": base, "scenarios": {"me": {**scenario, "cpu": cpu}}}
     lines = report.report_lines(rep)
     at = next(i for i, line in enumerate(lines) if line.startswith("CPU ms per request"))

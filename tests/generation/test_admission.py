@@ -1,7 +1,5 @@
 """POST /generations: every refusal, idempotency, quota, and what a refused request leaves."""
 
-import threading
-
 import pytest
 from django.db import connection
 
@@ -11,7 +9,7 @@ from generation.models import Generation, GenerationCameo
 from moderation.models import SafetyRule
 from tests.conftest import client_for
 from tests.factories import UserFactory
-from tests.helpers import assert_error
+from tests.helpers import assert_error, race
 
 pytestmark = pytest.mark.django_db
 
@@ -137,22 +135,8 @@ def test_admission_runs_in_one_transaction(settings):
 def test_concurrent_admissions_never_exceed_the_quota(settings):
     settings.RIFF_DAILY_QUOTA = 2
     user = UserFactory(username="quota.racer")
-    results = []
-    barrier = threading.Barrier(6)
-
-    def go(i):
-        try:
-            client = client_for(user)
-            barrier.wait()
-            results.append(post(client, {"prompt": f"race {i}"}).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    clients = [client_for(user) for _ in range(6)]
+    results = race(6, lambda i: post(clients[i], {"prompt": f"race {i}"}).status_code)
     assert sorted(results) == [202, 202, 429, 429, 429, 429]
     assert Generation.objects.filter(owner=user).count() == 2
 
@@ -209,22 +193,10 @@ def test_bad_idempotency_key(api):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_identical_posts_make_one_job():
     user = UserFactory(username="racer")
-    results = []
-    barrier = threading.Barrier(6)
-
-    def go():
-        try:
-            client = client_for(user)
-            barrier.wait()
-            results.append(post(client, {"prompt": "same"}, HTTP_IDEMPOTENCY_KEY="same-key"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=go) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    clients = [client_for(user) for _ in range(6)]
+    results = race(
+        6, lambda i: post(clients[i], {"prompt": "same"}, HTTP_IDEMPOTENCY_KEY="same-key")
+    )
     codes = sorted(r.status_code for r in results)
     assert set(codes) <= {202, 409} and codes.count(202) >= 1
     assert Generation.objects.filter(owner=user).count() == 1
