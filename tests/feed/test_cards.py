@@ -189,3 +189,41 @@ def test_revoking_a_cameo_stops_cards_offering_it_at_once(
     redis_client().hset(f"riff:fy:cards:{user.pk}", mapping={"served": 1, "run": 20})
     body = page(client, 2, url=body["next"])
     assert body["results"][1]["prompt"]["type"] != "use_cameo"
+
+
+@pytest.mark.parametrize("case", ["only_me", "blocked", "not_active"])
+def test_a_card_never_offers_a_cameo_the_consent_rule_refuses(
+    user, make_user, active_cameo, feed_of, case
+):
+    """Cards read cameos through the consent rule's compiled SQL: a friend's cameo the viewer
+    may not use (its audience, a block, not active) is never offered as `cameo_open`, and the
+    viewer's own cameo only while it is active."""
+    from accounts.models import Block
+    from cameos.models import Cameo, CameoStatus
+
+    friend = make_user(username="friend")
+    follow_create(follower=user, followee=friend)
+    audience = Audience.ONLY_ME if case == "only_me" else Audience.EVERYONE
+    theirs = active_cameo(friend, audience=audience, handle="friendcam")
+    mine = active_cameo(user, audience=Audience.ONLY_ME, handle="mecam")
+    if case == "not_active":
+        Cameo.objects.filter(pk__in=[theirs.pk, mine.pk]).update(status=CameoStatus.NEEDS_REVIEW)
+    client = feed_of(user, 4)
+    bulk_posts(friend, 3, cameo_ids=[theirs.pk], minutes_ago=0)
+    if case == "blocked":
+        # The friend blocks the viewer after posting: their posts leave the feed too, so the
+        # page's cameo comes from a post of someone else that shows it.
+        other = make_user(username="other")
+        follow_create(follower=user, followee=other)
+        bulk_posts(other, 3, cameo_ids=[theirs.pk], minutes_ago=0)
+        Block.objects.create(blocker=friend, blocked=user)
+    offered = []
+    for served in (1, 2):  # use_cameo's turn, then cameo_open's
+        redis_client().delete(f"riff:fy:cards:{user.pk}")
+        redis_client().hset(f"riff:fy:cards:{user.pk}", mapping={"served": served, "run": 2})
+        order_drop(user_id=user.pk)
+        body = page(client, 2)
+        offered += [i["prompt"] for i in body["results"] if i["kind"] == "create_prompt"]
+    cameo_ids = {p.get("cameo_id") for p in offered}
+    assert str(theirs.pk) not in cameo_ids
+    assert (str(mine.pk) in cameo_ids) == (case != "not_active")
