@@ -195,7 +195,8 @@ _OWN_CAMEOS = f"SELECT id FROM {Cameo._meta.db_table} WHERE owner_id = %s"  # no
 
 def _cameos_for(plan: CardPlan, posts: list[Post]) -> dict:
     """{cameo_id: (handle, owner_id)} of the viewer's own usable cameos and the usable ones in
-    the page's posts: one query, made only on a page that shows a card, and not even then when
+    the page's posts: two prepared statements (the viewer's cameo ids, then the consent rule
+    over those and the page's), made only on a page that shows a card, and not even then when
     no post on the page shows a cameo and the viewer's own were read a moment ago."""
     if plan.cameos is None:
         ids = {c for p in posts for c in p.cameo_ids}
