@@ -3,6 +3,7 @@ engine's tiny config) watched from a websocket: the `generation.succeeded` event
 client once the job is committed, and the worker's stage report (generation.timing) accounts
 for the job from the claim to the event's publish, the engine already warm."""
 
+import asyncio
 import time
 
 import pytest
@@ -45,6 +46,11 @@ async def test_the_event_follows_the_commit_and_the_stages_cover_the_job(celery_
                 break
         received = time.time()
         await ws.disconnect()
+        # The worker reports its stages right after it publishes the event (the task's
+        # `finally`), so the event can reach us first: give the report a moment.
+        deadline = time.monotonic() + 10
+        while job_id not in reports and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
     finally:
         stop()
     assert event["type"] == "generation.succeeded" and event["status"] == "succeeded", event
