@@ -7,8 +7,18 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
+        from django.db.models.signals import post_delete, post_save
 
         from config.core import hooks
 
+        from . import authcache
+        from .models import AuthToken, User
+
         # The lowest app registers the hooks check, so it runs whatever else is installed.
         checks.register(hooks.check)
+        # Saves and deletes that the token cache must hear of (accounts.authcache).
+        post_save.connect(authcache.on_user_saved, sender=User, dispatch_uid="authcache-user")
+        post_save.connect(authcache.on_token_changed, sender=AuthToken, dispatch_uid="authcache-t")
+        post_delete.connect(
+            authcache.on_token_changed, sender=AuthToken, dispatch_uid="authcache-t-del"
+        )

@@ -3,8 +3,10 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from config.core.throttles import user_windows_preload
+
 from .apikeys import API_KEY_PREFIX, api_key_lookup
-from .tokens import token_lookup
+from .tokens import token_authenticate
 
 
 def _bearer(request, keyword: str) -> str | None:
@@ -36,7 +38,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "API keys work only on the Videos API at /v1/; sign in for a session token."
             )
-        token = token_lookup(raw)
+        token = token_authenticate(
+            raw, preload=lambda pipe, user_id: user_windows_preload(request, pipe, user_id)
+        )
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or expired token.")
         return token.user, token

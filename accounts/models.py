@@ -13,8 +13,57 @@ from django.utils import timezone
 from .names import name_key, normalize
 
 
+class _StampedQuerySet(models.QuerySet):
+    """`update()` that tells each web process's token cache which tokens it changed
+    (accounts.authcache), so revocation and moderation, which write through `update()`, take
+    effect on the next request. Updates of `stamp_free` fields alone (the token's touch) don't."""
+
+    stamp_free: frozenset[str] = frozenset()
+
+    def update(self, **kwargs):
+        if not kwargs.keys() - self.stamp_free:
+            return super().update(**kwargs)
+        from .authcache import auth_changed
+
+        changed = self._stamp_changes()
+        count = super().update(**kwargs)
+        if count:
+            auth_changed(**changed)
+        return count
+
+    def _stamp_changes(self) -> dict:
+        raise NotImplementedError
+
+
+class UserQuerySet(_StampedQuerySet):
+    def _stamp_changes(self) -> dict:
+        user_ids = list(self.values_list("pk", flat=True))
+        return {"hashes_of_users": lambda: live_token_hashes(user_ids=user_ids)}
+
+
+class AuthTokenQuerySet(_StampedQuerySet):
+    stamp_free = frozenset({"last_used_at"})
+
+    def _stamp_changes(self) -> dict:
+        return {"key_hashes": list(self.values_list("key_hash", flat=True))}
+
+
+def live_token_hashes(*, user_ids: list) -> list[str]:
+    """The hashes of the unrevoked, unexpired tokens of these users."""
+    if not user_ids:
+        return []
+    return list(
+        AuthToken.objects.filter(
+            user_id__in=user_ids, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        ).values_list("key_hash", flat=True)
+    )
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
+
+    def get_queryset(self) -> UserQuerySet:
+        return UserQuerySet(self.model, using=self._db)
 
     def get_by_natural_key(self, username: str) -> User:
         return self.get(username_key=name_key(username))
@@ -114,6 +163,8 @@ class AuthToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     user_agent = models.CharField(max_length=200, blank=True)
+
+    objects = AuthTokenQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["user", "revoked_at"], name="token_user_idx")]

@@ -10,15 +10,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from config.core.errors import BACKEND_DOWN_ERRORS
+from config.core.redis import degraded, redis_client
 from config.core.sql import fetchall
 
+from . import authcache
 from .models import AuthToken, User
 from .realtime import close_sockets
 
@@ -43,22 +50,99 @@ def token_issue(*, user: User, user_agent: str = "") -> str:
 
 
 def token_lookup(raw: str, *, now: datetime | None = None) -> AuthToken | None:
-    """The live token for a raw secret, or None (unknown, revoked, expired, inactive user).
+    """The live token for a raw secret, or None (unknown, revoked, expired, inactive user),
+    read from PostgreSQL.
 
-    Every authenticated request runs this, so it is one prepared statement (the token joined to
-    its user through the unique `key_hash` index) built into model instances directly: the ORM
-    compiling the same query each time was a third of `GET /me`'s cost (docs/bench-feed.md)."""
-    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 100:
+    It is one prepared statement (the token joined to its user through the unique `key_hash`
+    index) built into model instances directly: the ORM compiling the same query each time was
+    a third of `GET /me`'s cost (docs/bench-feed.md). Requests go through `token_authenticate`,
+    which reads here only when its cache can't answer."""
+    if not _well_formed(raw):
         return None
     now = now or timezone.now()
-    sql, token_columns, user_columns = _lookup_sql()
-    rows = fetchall(sql, [hash_token(raw), now])
+    rows = _read(hash_token(raw), now)
+    return _live(rows, now) if rows is not None else None
+
+
+def token_authenticate(
+    raw: str, *, preload: Callable[[Any, Any], Callable[[list], None] | None] | None = None
+) -> AuthToken | None:
+    """`token_lookup` through this process's cache (accounts.authcache): one Redis round trip
+    checks the token's stamp, and when the cached rows are still good, PostgreSQL is not asked.
+    `preload(pipe, user_id)` may queue more commands on that round trip (the user's rate limit)
+    and return what takes their replies; it runs only when the cache has the token, because
+    only then is the user known before PostgreSQL answers."""
+    if not _well_formed(raw):
+        return None
+    if not authcache.enabled():
+        return token_lookup(raw)
+    key_hash = hash_token(raw)
+    entry = authcache.entry_get(key_hash)
+    pipe = redis_client().pipeline(transaction=False)
+    authcache.stamp_queue(pipe, key_hash)
+    take = preload(pipe, entry.user_id) if entry is not None and preload is not None else None
+    try:
+        replies = pipe.execute()
+    except BACKEND_DOWN_ERRORS:
+        degraded("auth_cache", "stamp read")
+        authcache.forget_all()
+        return token_lookup(raw)
+    stamp = authcache.stamp_read(replies)
+    now = timezone.now()
+    if entry is not None and entry.stamp == stamp and entry.expires_at > now:
+        token = _live((entry.token_row, entry.user_row), now, key_hash=key_hash, entry=entry)
+    else:
+        # Read after the stamp was taken: a change that commits from here on deletes it.
+        rows = _read(key_hash, now)
+        token = None
+        if rows is not None:
+            fresh = _entry(rows, stamp)
+            authcache.entry_put(key_hash, fresh)
+            token = _live(rows, now, key_hash=key_hash, entry=fresh)
+        if token is None:
+            authcache.entry_drop(key_hash)
+    if token is not None and take is not None and token.user_id == entry.user_id:
+        take(replies)
+    return token
+
+
+def _well_formed(raw: str) -> bool:
+    return raw.startswith(TOKEN_PREFIX) and len(raw) <= 100
+
+
+def _entry(rows: tuple[tuple, tuple], stamp: bytes) -> authcache.Entry:
+    _, token_columns, _ = _lookup_sql()
+    return authcache.Entry(
+        token_row=rows[0],
+        user_row=rows[1],
+        user_id=rows[0][token_columns.index("user_id")],
+        expires_at=rows[0][token_columns.index("expires_at")],
+        stamp=stamp,
+        cached_at=time.monotonic(),
+    )
+
+
+def _read(key_hash: str, now: datetime) -> tuple[tuple, tuple] | None:
+    """(token row, user row) of a live token from PostgreSQL, or None."""
+    sql, token_columns, _ = _lookup_sql()
+    rows = fetchall(sql, [key_hash, now])
     if not rows:
         return None
-    row = rows[0]
     split = len(token_columns)
-    token = AuthToken.from_db("default", token_columns, row[:split])
-    token.user = User.from_db("default", user_columns, row[split:])
+    return tuple(rows[0][:split]), tuple(rows[0][split:])
+
+
+def _live(
+    rows: tuple[tuple, tuple],
+    now: datetime,
+    *,
+    key_hash: str | None = None,
+    entry: authcache.Entry | None = None,
+) -> AuthToken | None:
+    """Fresh model instances of the rows, None when the user is inactive; touches the token."""
+    _, token_columns, user_columns = _lookup_sql()
+    token = AuthToken.from_db("default", token_columns, rows[0])
+    token.user = User.from_db("default", user_columns, rows[1])
     if not token.user.is_active:
         return None
     # Touch at most every RIFF_TOKEN_TOUCH_SECONDS so reads don't turn into writes: with a
@@ -66,6 +150,12 @@ def token_lookup(raw: str, *, now: datetime | None = None) -> AuthToken | None:
     last = token.last_used_at
     if last is None or (now - last).total_seconds() > settings.RIFF_TOKEN_TOUCH_SECONDS:
         AuthToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+        if entry is not None and key_hash is not None:
+            # The cached row remembers the touch, or every request after it would touch again.
+            touched = list(entry.token_row)
+            touched[token_columns.index("last_used_at")] = now
+            authcache.entry_put(key_hash, replace(entry, token_row=tuple(touched)))
     return token
 
 

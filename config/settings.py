@@ -267,6 +267,12 @@ AUTH_PASSWORD_VALIDATORS = [
 RIFF_TOKEN_TTL = timedelta(days=env_int("RIFF_TOKEN_TTL_DAYS", 30))
 # How stale a token's last_used_at may get (it is shown to staff; a write per read is not worth it).
 RIFF_TOKEN_TOUCH_SECONDS = env_int("RIFF_TOKEN_TOUCH_SECONDS", 600)
+# Each web process caches the tokens it reads, checked against a stamp in Redis on every use
+# (accounts.authcache). An entry is re-read from PostgreSQL after this many seconds whatever
+# its stamp says, which bounds how long a change made while Redis was unreachable can go
+# unseen; 0 turns the cache off. At most this many entries per process (about 2 KB each).
+RIFF_AUTH_CACHE_SECONDS = env_int("RIFF_AUTH_CACHE_SECONDS", 60)
+RIFF_AUTH_CACHE_ENTRIES = env_int("RIFF_AUTH_CACHE_ENTRIES", 20_000)
 
 # --- Generation workers (docs/generation.md, "Worker") ---
 # torch threads per worker process (0: torch's default, one per core); process priority

@@ -16,6 +16,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from rest_framework.test import APIClient
 
+from accounts import authcache
 from cameos.models import Audience, Cameo, CameoStatus
 from cameos.services import cameo_create
 from generation.models import Appearance, Generation, GenerationCameo, GenerationStatus, Video
@@ -45,6 +46,8 @@ asyncio.runners._cancel_all_tasks = _cancel_all_tasks_within_grace
 def _clean_redis():
     # Database 15 belongs to the tests alone (config.settings), so flushing it is safe.
     cache._cache.get_client(write=True).flushdb()
+    # With the stamps gone every cached token would be re-read anyway; forget them outright.
+    authcache.forget_all()
     yield
 
 

@@ -11,6 +11,8 @@ instead of answering every request with a 500 (docs/operations.md, "When Redis i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 
 from .clientip import client_ip
@@ -48,18 +50,32 @@ class WindowCounterMixin:
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        now = self.timer()
-        window, into = divmod(now, self.duration)
-        current = f"riff:throttle:{self.key}:{int(window)}"
-        previous = f"riff:throttle:{self.key}:{int(window) - 1}"
-        pipe = redis_client().pipeline(transaction=False)
+        preloaded = getattr(request, PRELOADED, None)
+        counts = preloaded.pop(self.key, None) if preloaded else None
+        if counts is None:
+            now = self.timer()
+            pipe = redis_client().pipeline(transaction=False)
+            self.queue(pipe, self.key, now)
+            counts = (now, *self.counts(pipe.execute()))
+        now, count, before = counts
+        into = now % self.duration
+        weight = 1 - into / self.duration
+        self.estimate = (count - 1, before, weight, into)
+        return (count - 1) + before * weight < self.num_requests
+
+    def queue(self, pipe, key: str, now: float) -> None:
+        """Adds this request's count to `pipe` (three commands; `counts` reads their replies)."""
+        window = int(now // self.duration)
+        current = f"riff:throttle:{key}:{window}"
         pipe.incr(current)
         pipe.expire(current, 2 * self.duration)
-        pipe.get(previous)
-        count, _, before = pipe.execute()
-        weight = 1 - into / self.duration
-        self.estimate = (count - 1, int(before or 0), weight, into)
-        return (count - 1) + int(before or 0) * weight < self.num_requests
+        pipe.get(f"riff:throttle:{key}:{window - 1}")
+
+    @staticmethod
+    def counts(replies: list) -> tuple[int, int]:
+        """(this window's count including this request, the previous window's count)."""
+        count, _, before = replies
+        return count, int(before or 0)
 
     def wait(self) -> float | None:
         count, before, weight, into = self.estimate
@@ -70,6 +86,46 @@ class WindowCounterMixin:
         # enough for one more request.
         needed = (count + before * weight - self.num_requests + 1) / before
         return max(needed * self.duration, 0.0)
+
+
+# Where `user_windows_preload` leaves the counts it fetched, on the DRF request.
+PRELOADED = "_riff_throttle_counts"
+WINDOW_COMMANDS = 3  # what WindowCounterMixin.queue adds to a pipeline
+
+
+def user_windows_preload(request, pipe, user_pk: object) -> Callable[[list], None] | None:
+    """Queues the per-user window counts of the view `request` is for on `pipe`, for a caller
+    that makes a Redis round trip before the throttles run (token authentication checks its
+    cache there) and so saves the throttle its own. Returns what takes the pipeline's replies
+    for these commands (the last ones queued; `WINDOW_COMMANDS` each) and leaves the counts on
+    the request, or None when the view has no such throttle. Counted this way, a request that
+    permissions then refuse counts against the user's rate too (DRF's order would have refused
+    it before counting)."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    queued: list[tuple[str, float]] = []
+    for cls in getattr(view, "throttle_classes", ()):
+        if not (issubclass(cls, WindowCounterMixin) and issubclass(cls, UserRateThrottle)):
+            continue
+        throttle = cls()
+        if throttle.rate is None:
+            continue
+        # UserRateThrottle.get_cache_key's key for a signed-in user.
+        key = throttle.cache_format % {"scope": throttle.scope, "ident": user_pk}
+        now = throttle.timer()
+        throttle.queue(pipe, key, now)
+        queued.append((key, now))
+    if not queued:
+        return None
+
+    def take(replies: list) -> None:
+        found = {}
+        tail = replies[len(replies) - WINDOW_COMMANDS * len(queued) :]
+        for i, (key, now) in enumerate(queued):
+            part = tail[i * WINDOW_COMMANDS : (i + 1) * WINDOW_COMMANDS]
+            found[key] = (now, *WindowCounterMixin.counts(part))
+        setattr(request, PRELOADED, found)
+
+    return take
 
 
 class AnonThrottle(ClientIpThrottleMixin, WindowCounterMixin, AnonRateThrottle):
