@@ -51,6 +51,23 @@ def _clean_redis():
     yield
 
 
+@pytest.fixture
+def redis_sends(monkeypatch) -> list[int]:
+    """Counts this process's Redis round trips from here on: one entry per send (a command or
+    a whole pipeline)."""
+    import redis.connection
+
+    sent: list[int] = []
+    real = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self, *args, **kwargs):
+        sent.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
 @pytest.fixture(autouse=True)
 def _media_root(tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-import redis.connection
 from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.permissions import IsAuthenticated
@@ -28,37 +27,23 @@ from tests.helpers import assert_error
 ME = "/api/v1/me"
 
 
-@pytest.fixture
-def sends(monkeypatch):
-    """Counts Redis round trips (one send per command or pipeline)."""
-    sent: list[int] = []
-    real = redis.connection.AbstractConnection.send_packed_command
-
-    def counted(self, *args, **kwargs):
-        sent.append(1)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
-    return sent
-
-
 def _warm(client) -> None:
     """A first request reads PostgreSQL and fills the cache."""
     assert client.get(ME).status_code == 200
 
 
 def test_a_cached_token_reads_nothing_from_postgres_and_makes_one_redis_round_trip(
-    api, django_assert_num_queries, sends
+    api, django_assert_num_queries, redis_sends
 ):
     with django_assert_num_queries(2):  # the token joined to its user; its first touch
         assert api.get(ME).status_code == 200
-    sends.clear()
+    redis_sends.clear()
     with django_assert_num_queries(0):
         response = api.get(ME)
     assert response.status_code == 200
     assert response.json()["username"] == api.user.username
     # The stamp check and the user's rate limit share one pipeline.
-    assert len(sends) == 1
+    assert len(redis_sends) == 1
 
 
 def test_logout_is_seen_on_the_next_request(api):
@@ -209,15 +194,15 @@ def _call(raw: str):
     return Counted.as_view()(request)
 
 
-def test_the_rate_limit_counts_exactly_when_it_rides_the_stamp_check(user, sends):
+def test_the_rate_limit_counts_exactly_when_it_rides_the_stamp_check(user, redis_sends):
     raw = token_issue(user=user)
     redis_client().ping()  # connected: what follows counts requests' round trips only
     statuses = []
     trips = []
     for _ in range(5):
-        sends.clear()
+        redis_sends.clear()
         statuses.append(_call(raw).status_code)
-        trips.append(len(sends))
+        trips.append(len(redis_sends))
     assert statuses == [200, 200, 200, 429, 429]
     # The first request reads the token (stamp, then PostgreSQL) and counts apart; every later
     # one is a single round trip.

@@ -179,24 +179,16 @@ def test_pages_of_one_session_never_repeat_or_skip(user, posts, make_user):
     assert len(seen) == len(set(seen)) == 12  # the twelve ranked; arrivals wait for a new order
 
 
-def test_a_page_of_an_ordered_session_is_three_redis_round_trips(user, posts, monkeypatch):
+def test_a_page_of_an_ordered_session_is_three_redis_round_trips(user, posts, redis_sends):
     """Beyond the throttle, a For You page that continues an order talks to Redis three times:
     one round trip opens it (where the scroll stands and the card state), one reads its slice,
     one closes it (the card state and how far the viewer read). A later page, whose cursor
     says where it starts, reads its slice in the opening round trip: two. Each is a
     connection's send."""
-    import redis.connection
-
     client = client_for(user)
     body = first_page(client)  # ranks the order (in the request: a first visit)
-    sends: list[int] = []
-    real = redis.connection.AbstractConnection.send_packed_command
-
-    def counted(self, *args, **kwargs):
-        sends.append(1)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    sends = redis_sends
+    sends.clear()
     second = client.get(body["next"])
     assert second.status_code == 200 and second.json()["results"]
     next_page = len(sends)
