@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -312,27 +313,42 @@ class RawJSON(bytes):
 def json_bytes(value) -> bytes:
     """`value` as DRF's JSONRenderer writes it (UTF-8, compact, U+2028/9 escaped), with
     `RawJSON` fragments spliced in. Plain data only: dicts, lists, str, numbers, bools, None.
-    Only the containers that hold a fragment are taken apart; the rest is one `json.dumps`."""
-    if isinstance(value, RawJSON):
-        return value
-    if isinstance(value, dict) and _holds_raw(value):
-        return b"{" + b",".join(_key(k) + json_bytes(v) for k, v in value.items()) + b"}"
-    if isinstance(value, list) and _holds_raw(value):
-        return b"[" + b",".join(json_bytes(v) for v in value) + b"]"
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+    One `json.dumps` writes the whole value with each fragment replaced by a marker string, and
+    the fragments go where the markers came out, in order. (A recursive writer that encoded
+    each container on its own cost more than the rest of a feed page's JSON.) The marker holds
+    NUL characters, which `json.dumps` always escapes and no fragment's text can hold
+    unescaped, and a per-process random word, so no string of the value can forge one."""
+    fragments: list[bytes] = []
+    plain = _marked(value, fragments)
+    text = json.dumps(plain, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    body = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+    if not fragments:
+        return body
+    parts = body.split(_MARKER_JSON)
+    if len(parts) != len(fragments) + 1:
+        # A string of the value held the marker's text: impossible short of the random word.
+        raise ValueError("a JSON value held the fragment marker")
+    out = [parts[0]]
+    for fragment, part in zip(fragments, parts[1:], strict=True):
+        out += (fragment, part)
+    return b"".join(out)
 
 
-def _holds_raw(value) -> bool:
+# Where a fragment goes: its JSON text is `"\u0000<word>\u0000"` (json.dumps escapes NUL).
+_MARKER = f"\x00riff-{secrets.token_hex(8)}\x00"
+_MARKER_JSON = json.dumps(_MARKER).encode()
+
+
+def _marked(value, fragments: list[bytes]):
+    """`value` with each RawJSON replaced by the marker (appended to `fragments` in the order
+    json.dumps writes them: depth first, dicts in insertion order). Containers without
+    fragments are returned as they are."""
     if isinstance(value, RawJSON):
-        return True
+        fragments.append(value)
+        return _MARKER
     if isinstance(value, dict):
-        return any(_holds_raw(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_holds_raw(v) for v in value)
-    return False
-
-
-@functools.lru_cache(maxsize=256)
-def _key(name: str) -> bytes:
-    return json_bytes(name) + b":"
+        return {k: _marked(v, fragments) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_marked(v, fragments) for v in value]
+    return value

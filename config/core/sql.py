@@ -23,6 +23,22 @@ from typing import Any
 import psycopg
 from django.db import connection
 
+# psycopg's own timestamptz loader, the C one with psycopg[binary].
+_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(
+    psycopg.adapters.types["timestamptz"].oid, psycopg.pq.Format.TEXT
+)
+
+
+def _cursor(raw: psycopg.Connection) -> psycopg.Cursor:
+    """A cursor that reads timestamps with psycopg's C loader. Django registers a Python
+    subclass of it on every connection (to set the zone of the result to the connection's,
+    which is the session's already: both UTC), and on a feed page's 42 timestamps that
+    subclass cost more than the rest of the rows' decoding (434 against 173 us of client CPU
+    per page at 200k posts). The instants are the same; the tzinfo is the session's zone."""
+    cursor = psycopg.Cursor(raw)
+    cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ_LOADER)
+    return cursor
+
 
 def fetchall(sql: str, params: dict[str, Any] | list[Any]) -> list[tuple]:
     """Rows of `sql` (psycopg placeholders: `%s` or `%(name)s`) on Django's connection, inside
@@ -38,7 +54,7 @@ def fetchall(sql: str, params: dict[str, Any] | list[Any]) -> list[tuple]:
     # adapters map, which showed in the profile.
     cursor = getattr(raw, "_riff_cursor", None)
     if cursor is None or cursor.closed:
-        cursor = raw._riff_cursor = psycopg.Cursor(raw)
+        cursor = raw._riff_cursor = _cursor(raw)
     with connection.wrap_database_errors:
         cursor.execute(sql, params, prepare=prepare)
         rows = cursor.fetchall()
