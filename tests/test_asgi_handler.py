@@ -9,14 +9,17 @@ import threading
 
 import pytest
 from django.core.signals import request_finished, request_started
+from django.http import StreamingHttpResponse
+from django.test import override_settings
+from django.urls import path
 
 from config.core.handlers import MAX_IDLE_THREADS, OneHopASGIHandler, _Threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def _get(app, path: str = "/healthz") -> int:
-    scope = {
+def _scope(path: str) -> dict:
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -30,7 +33,12 @@ async def _get(app, path: str = "/healthz") -> int:
         "client": ("127.0.0.1", 5000),
         "server": ("testserver", 80),
     }
-    sent, first = [], True
+
+
+async def _get(app, path: str = "/healthz", sent: list | None = None) -> int:
+    scope = _scope(path)
+    sent = [] if sent is None else sent
+    first = True
 
     async def receive():
         nonlocal first
@@ -106,3 +114,95 @@ def test_idle_threads_are_kept_up_to_a_bound():
     assert len(threads._idle) == MAX_IDLE_THREADS
     assert sum(e._shutdown for e in taken) == 3
     assert threads.take() is taken[MAX_IDLE_THREADS - 1]
+
+
+def test_a_response_in_memory_costs_one_thread_hop_and_is_closed_before_it_is_sent(seen):
+    """Django's own handler makes three hops per request (request_started, the chain, close);
+    the one hop carries all three, so `request_finished` comes before any byte is sent."""
+    app = OneHopASGIHandler()
+    submits = []
+    sent_when_finished = []
+
+    async def one():
+        scope_sent = []
+        original = _Threads.take
+
+        def take(threads):
+            executor = original(threads)
+            submit = executor.submit
+
+            def counted(*args, **kwargs):
+                submits.append(1)
+                return submit(*args, **kwargs)
+
+            executor.submit = counted
+            return executor
+
+        def finished(**kwargs):
+            sent_when_finished.append(len(scope_sent))
+
+        request_finished.connect(finished)
+        _Threads.take = take
+        try:
+            return await _get(app, sent=scope_sent)
+        finally:
+            _Threads.take = original
+            request_finished.disconnect(finished)
+
+    assert asyncio.run(one()) == 200
+    assert len(submits) == 1
+    assert [kind for kind, _ in seen] == ["started", "finished"]
+    assert sent_when_finished == [0]
+
+
+_MADE: list[int] = []
+
+
+async def _endless():
+    while True:
+        _MADE.append(1)
+        yield b"x" * 10
+        await asyncio.sleep(0.005)
+
+
+def _stream_view(request):
+    return StreamingHttpResponse(_endless())
+
+
+urlpatterns = [path("stream", _stream_view)]
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_a_stream_stops_and_is_closed_once_when_the_client_goes(seen):
+    """A stream is sent while the handler listens for a disconnect, as Django's does: the
+    client going ends it, and it is closed (request_finished) once, after the last send."""
+    app = OneHopASGIHandler()
+    _MADE.clear()
+    sent: list = []
+
+    async def run():
+        left = asyncio.Event()
+        first = True
+
+        async def send(message):
+            sent.append(message)
+            if len(sent) == 5:
+                left.set()
+
+        async def receive():
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        await asyncio.wait_for(app(_scope("/stream"), receive, send), timeout=10)
+
+    asyncio.run(run())
+    assert sent[0]["status"] == 200
+    bodies = [m for m in sent[1:] if m["type"] == "http.response.body"]
+    # Stopped within a chunk or two of the client going, not streamed on.
+    assert 4 <= len(bodies) <= 6
+    assert len(_MADE) <= len(bodies) + 1
+    assert [kind for kind, _ in seen] == ["started", "finished"]
