@@ -29,8 +29,8 @@ from .snapshot import (
     Current,
     advance,
     current,
-    current_parse,
-    current_read,
+    current_open_parse,
+    current_open_read,
     snapshot_save,
     snapshot_size_read,
     snapshot_slice,
@@ -126,8 +126,8 @@ def _for_you_page(request: Request) -> FeedPage:
     if raw:
         session, offset = decode_cursor(raw, scope=feed_scope(request, "for_you"), types=(str, int))
     # One round trip opens the page: where the scroll stands (its order's size, or the current
-    # order for a first page), the card state and, for a later page, whose cursor says where it
-    # starts, the page's first slice.
+    # order for a first page), the card state and the page's first slice (for a later page,
+    # from where its cursor says; for a first page, from where the current order stands).
     pipe = redis_client().pipeline(transaction=False)
     if session is not None:
         snapshot_size_read(pipe, user_id=user.pk, session=session)
@@ -136,12 +136,13 @@ def _for_you_page(request: Request) -> FeedPage:
             pipe, user_id=user.pk, session=session, start=offset, stop=offset + limit + 5
         )
     else:
-        current_read(pipe, user_id=user.pk)
+        current_open_read(pipe, user_id=user.pk, count=limit + 5)
     plan_state_read(pipe, user_id=user.pk)
     replies = pipe.execute()
     standing, state = replies[0], replies[-1]
     cur: Current | None | bool = False
     prefetched: list | None = None
+    opening: list | None = None
     if session is not None:
         total = int(standing)
         prefetched = snapshot_slice_parse(replies[1:3])
@@ -149,9 +150,12 @@ def _for_you_page(request: Request) -> FeedPage:
             # The session expired: a fresh start (what was seen sinks, see session_start).
             session, prefetched = None, None
     else:
-        cur = current_parse(standing)
+        cur, opening = current_open_parse(standing)
     if session is None:
         session, offset, total = session_start(user, limit=limit, cur=cur)
+        if cur and opening is not None and (session, offset) == (cur.session, cur.pos):
+            # The session continues the current order: its first slice came with the opening.
+            prefetched = opening
     plan = plan_load(user, state=state)
     posts, reasons, slots = [], [], []  # slots: ("post", index) or ("card", item)
     for _ in range(MAX_SLICES):

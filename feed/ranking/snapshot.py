@@ -78,9 +78,38 @@ def current(*, user_id) -> Current | None:
     return current_parse(redis_client().hgetall(_cur_key(user_id)))
 
 
-def current_read(pipe, *, user_id) -> None:
-    """Queues the read of the viewer's current order on `pipe`; `current_parse` its answer."""
-    pipe.hgetall(_cur_key(user_id))
+# A first page's opening read: the viewer's current order and, when there is one, the slice a
+# new session would start with (from `pos`), so a session that continues the order reads its
+# first slice in the round trip that opens the page. The order's key is built in the script
+# from the session it names (ARGV[1] is its prefix): one Redis instance, not a cluster.
+_OPEN = """
+local cur = redis.call('HGETALL', KEYS[1])
+local session, pos
+for i = 1, #cur, 2 do
+  if cur[i] == 'session' then session = cur[i + 1] end
+  if cur[i] == 'pos' then pos = tonumber(cur[i + 1]) end
+end
+if not session or not pos or not string.match(session, '^%w+$') then return {cur, false} end
+local key = ARGV[1] .. session
+local slice = redis.call('LRANGE', key, pos, pos + tonumber(ARGV[2]) - 1)
+redis.call('EXPIRE', key, ARGV[3])
+return {cur, slice}
+"""
+
+
+def current_open_read(pipe, *, user_id, count: int) -> None:
+    """Queues the read of the viewer's current order and of its next `count` entries from
+    where the viewer's sessions stand; `current_open_parse` reads the answer."""
+    pipe.eval(_OPEN, 1, _cur_key(user_id), _key(user_id, ""), count, _ttl())
+
+
+def current_open_parse(reply) -> tuple[Current | None, list[tuple[str, str]] | None]:
+    """`(current order, its entries from pos)`; the entries are None without an order."""
+    raw, entries = reply if isinstance(reply, list | tuple) and len(reply) == 2 else ([], None)
+    cur = current_parse(dict(zip(raw[::2], raw[1::2], strict=False)) if raw else {})
+    if cur is None or entries is None:
+        return cur, None
+    return cur, snapshot_slice_parse([entries])
 
 
 def current_parse(raw: dict) -> Current | None:
