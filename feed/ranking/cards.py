@@ -8,7 +8,10 @@ Card policy (state in the Redis hash `riff:fy:cards:<user>`, kept a week):
   by the viewer after them: ignored cards back off exponentially, and one creation resets the
   gap.
 * For `RIFF_FEED_CARD_QUIET_SECONDS` after the viewer starts a Generation there are no cards
-  at all and the run restarts from zero: they just created, nagging would be noise.
+  at all and the run restarts from zero: they just created, nagging would be noise. The
+  viewer's last creation is kept in the state too (`lc`, and `lc_at` when it was read or
+  written): a Generation's commit writes it (`on_generation_saved`), a page reads the
+  database only when it is missing or `LAST_CREATED_SECONDS` old.
 * The card type rotates over what the page offers: `remix_this` (a remixable post just shown),
   `use_cameo` (the viewer has an active cameo: "put yourself in this"), `cameo_open` (a post
   just shown features a cameo of someone else that the consent rule lets the viewer use).
@@ -23,8 +26,9 @@ Teens (User.is_teen) get `RIFF_FEED_TEEN_DAILY_CAP` feed posts a day across all 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 from django.conf import settings
@@ -65,6 +69,8 @@ class CardPlan:
     # The viewer's own usable cameos as last read (OWN_CAMEOS_SECONDS), and a fresh read to save.
     own: dict | None = None
     own_read: dict | None = None
+    # The viewer's last creation as just read from the database, to keep in the state.
+    last_created_read: str | None = None
 
     @property
     def due(self) -> bool:
@@ -104,16 +110,36 @@ def plan_state_read(pipe, *, user_id) -> None:
     pipe.hgetall(_key(user_id))
 
 
+# How long the viewer's last creation time, kept in the card state, is trusted. A Generation
+# saved through the ORM updates it at once (`on_generation_saved`); this bounds what a write
+# that bypasses it (a bulk insert, a lost Redis write) can hide.
+LAST_CREATED_SECONDS = 600
+
+
+def _last_created(user: User, state: dict, now: datetime) -> tuple[datetime | None, str | None]:
+    """The viewer's last creation, from the card state while it is fresh, else from the
+    database: `(when, the value to keep in the state, or None when it came from there)`."""
+    try:
+        if now.timestamp() - float(state["lc_at"]) < LAST_CREATED_SECONDS:
+            value = state["lc"]
+            return (datetime.fromtimestamp(float(value), UTC) if value else None), None
+    except (KeyError, ValueError, TypeError, OverflowError):
+        pass
+    # Every For You page needs it, so it is a prepared statement when it is read.
+    rows = fetchall(_LAST_CREATED, [user.pk])
+    last = rows[0][0] if rows else None
+    return last, (repr(last.timestamp()) if last is not None else "")
+
+
 def plan_load(user: User, *, now: datetime | None = None, state: dict | None = None) -> CardPlan:
     """The card plan: the card state (`state`, as `plan_state_read` answered, or one Redis
-    round trip) and one query (the viewer's last creation)."""
+    round trip) and the viewer's last creation (kept in that state; one query when it is not
+    there or older than LAST_CREATED_SECONDS)."""
     now = now or timezone.now()
     if state is None:
         state = redis_client().hgetall(_key(user.pk))
     state = {k.decode(): v.decode() for k, v in state.items()}
-    # The viewer's last creation: every For You page asks, so it is a prepared statement.
-    rows = fetchall(_LAST_CREATED, [user.pk])
-    last_created = rows[0][0] if rows else None
+    last_created, last_created_read = _last_created(user, state, now)
     ignored = int(state.get("ignored", 0))
     if state.get("last_card"):
         created_after = last_created is not None and last_created.timestamp() >= float(
@@ -132,8 +158,9 @@ def plan_load(user: User, *, now: datetime | None = None, state: dict | None = N
         served=int(state.get("served", 0)),
         quiet=quiet,
         gap=_gap(ignored),
-        changed=quiet,
+        changed=quiet or last_created_read is not None,
         own=_own_cameos(state, now),
+        last_created_read=last_created_read,
     )
 
 
@@ -182,9 +209,55 @@ def plan_save(plan: CardPlan, *, card_served_at: datetime | None, pipe=None) -> 
     own_pipe = pipe is None
     pipe = redis_client().pipeline(transaction=False) if own_pipe else pipe
     pipe.hset(_key(plan.user.pk), mapping=mapping)
+    if plan.last_created_read is not None:
+        # Unless a creation saved meanwhile wrote a newer one (on_generation_saved).
+        pipe.eval(_LAST_CREATED_KEEP, 1, _key(plan.user.pk), plan.last_created_read, time.time())
     pipe.expire(_key(plan.user.pk), STATE_TTL)
     if own_pipe:
         pipe.execute()
+
+
+# Keeps a last creation time read from the database (ARGV[1], "" for none, read at ARGV[2]) in
+# the card state unless the state holds a later one, written by a creation's commit.
+_LAST_CREATED_KEEP = """
+local lc = redis.call('HGET', KEYS[1], 'lc')
+if lc and lc ~= '' and (ARGV[1] == '' or tonumber(lc) > tonumber(ARGV[1])) then return 0 end
+redis.call('HSET', KEYS[1], 'lc', ARGV[1], 'lc_at', ARGV[2])
+return 1
+"""
+
+
+def on_generation_saved(sender, instance: Generation, created: bool, **kwargs) -> None:
+    """A new Generation is its owner's last creation from the next page on: written into the
+    owner's card state when it commits (a later one already there stays)."""
+    if not created:
+        return
+    owner_id, at = instance.owner_id, repr(instance.created_at.timestamp())
+
+    def keep() -> None:
+        try:
+            pipe = redis_client().pipeline(transaction=False)
+            pipe.eval(_LAST_CREATED_KEEP, 1, _key(owner_id), at, time.time())
+            pipe.expire(_key(owner_id), STATE_TTL)
+            pipe.execute()
+        except redis.RedisError:
+            # Then the state may hold an older creation for up to LAST_CREATED_SECONDS.
+            degraded("feed_cards", f"(last creation of {owner_id})")
+
+    transaction.on_commit(keep)
+
+
+def on_generation_deleted(sender, instance: Generation, **kwargs) -> None:
+    """A deleted Generation may have been the last: the next page reads it again."""
+    owner_id = instance.owner_id
+
+    def forget() -> None:
+        try:
+            redis_client().hdel(_key(owner_id), "lc", "lc_at")
+        except redis.RedisError:
+            degraded("feed_cards", f"(last creation of {owner_id})")
+
+    transaction.on_commit(forget)
 
 
 # --- card content -----------------------------------------------------------------------------

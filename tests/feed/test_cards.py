@@ -55,6 +55,21 @@ def create(user, **kw):
     )
 
 
+def backdate_creations(user, seconds: float) -> None:
+    """Moves the viewer's creations back in time. An UPDATE is not a creation, so the card
+    state's copy of the last one (feed.ranking.cards.LAST_CREATED_SECONDS) is dropped too."""
+    Generation.objects.filter(owner=user).update(
+        created_at=timezone.now() - timedelta(seconds=seconds)
+    )
+    redis_client().hdel(f"riff:fy:cards:{user.pk}", "lc", "lc_at")
+
+
+def last_created_reads(queries) -> int:
+    from feed.ranking.cards import _LAST_CREATED
+
+    return sum(q["sql"] == _LAST_CREATED for q in queries.captured_queries)
+
+
 def test_a_card_follows_the_configured_run(user, feed_of):
     client = feed_of(user)
     body = page(client, 10)
@@ -81,7 +96,7 @@ def test_ignored_cards_back_off_and_a_creation_resets(user, feed_of):
     # the run of 2 posts after the last card carries over.
     create(user, serve_id=third["results"][11]["serve_id"])
     redis_client().hset(f"riff:fy:cards:{user.pk}", "last_card", timezone.now().timestamp() - 700)
-    Generation.objects.filter(owner=user).update(created_at=timezone.now() - timedelta(seconds=650))
+    backdate_creations(user, 650)
     fourth = page(client, 4, third["next"])
     assert kinds(fourth["results"]) == "pCpp"
 
@@ -92,7 +107,7 @@ def test_no_card_right_after_the_viewer_creates(user, feed_of):
     body = page(client, 10)
     assert kinds(body["results"]) == "p" * 10
     # Once the quiet window is over, cards come back after a full run.
-    Generation.objects.filter(owner=user).update(created_at=timezone.now() - timedelta(hours=1))
+    backdate_creations(user, 3600)
     again = page(client, 5, body["next"])
     assert kinds(again["results"]) == "pppCp"
 
@@ -146,6 +161,67 @@ def test_teen_daily_cap_ends_the_feed_with_a_card(make_user, feed_of, settings):
         assert kinds(body["results"]) == "C" and body["next"] is None
     adult = client_for(make_user(username="adult"))
     assert len(page(adult, 20)["results"]) == 20
+
+
+def test_the_last_creation_is_kept_in_the_card_state_and_a_new_one_shows_at_once(
+    user, feed_of, django_capture_on_commit_callbacks
+):
+    """Every For You page needs the viewer's last creation (the quiet window, the back-off).
+    It is read once, kept in the card state, and a creation saved since is written there when
+    it commits: the next page is quiet without reading the database."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = feed_of(user)
+    with CaptureQueriesContext(connection) as queries:
+        body = page(client, 4)
+    assert kinds(body["results"]) == "pppC" and last_created_reads(queries) == 1
+    with CaptureQueriesContext(connection) as queries:
+        body = page(client, 4, body["next"])
+    assert last_created_reads(queries) == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        made = create(user)
+    state = redis_client().hgetall(f"riff:fy:cards:{user.pk}")
+    assert float(state[b"lc"]) == made.created_at.timestamp()
+    with CaptureQueriesContext(connection) as queries:
+        quiet = page(client, 10, body["next"])
+    assert kinds(quiet["results"]) == "p" * 10 and last_created_reads(queries) == 0
+
+
+def test_a_kept_last_creation_is_read_again_when_old_or_deleted(
+    user, feed_of, django_capture_on_commit_callbacks
+):
+    """What a write that bypasses the ORM's save (a bulk insert, a lost Redis write) could
+    hide, LAST_CREATED_SECONDS bounds; a deleted creation drops the copy; and a read from the
+    database never replaces a later creation written meanwhile."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from feed.ranking import cards
+
+    client = feed_of(user)
+    body = page(client, 4)
+    key = f"riff:fy:cards:{user.pk}"
+    assert redis_client().hget(key, "lc") == b""
+    Generation.objects.bulk_create(
+        [Generation(owner=user, prompt="x", seed=1, status=GenerationStatus.QUEUED)]
+    )
+    redis_client().hset(key, "lc_at", timezone.now().timestamp() - cards.LAST_CREATED_SECONDS - 1)
+    with CaptureQueriesContext(connection) as queries:
+        quiet = page(client, 6, body["next"])
+    assert last_created_reads(queries) == 1 and kinds(quiet["results"]) == "p" * 6
+    made = Generation.objects.get(owner=user)
+    assert float(redis_client().hget(key, "lc")) == made.created_at.timestamp()
+    with django_capture_on_commit_callbacks(execute=True):
+        made.delete()
+    assert redis_client().hget(key, "lc") is None
+    # A page that read "no creation" does not overwrite one committed meanwhile.
+    with django_capture_on_commit_callbacks(execute=True):
+        later = create(user)
+    pipe = redis_client().pipeline()
+    pipe.eval(cards._LAST_CREATED_KEEP, 1, key, "", timezone.now().timestamp())
+    pipe.execute()
+    assert float(redis_client().hget(key, "lc")) == later.created_at.timestamp()
 
 
 def test_own_cameos_are_read_once_a_minute_for_cards(user, feed_of, active_cameo):
