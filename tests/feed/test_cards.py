@@ -188,6 +188,28 @@ def test_the_last_creation_is_kept_in_the_card_state_and_a_new_one_shows_at_once
     assert kinds(quiet["results"]) == "p" * 10 and last_created_reads(queries) == 0
 
 
+def test_a_generation_admitted_through_the_api_quiets_the_next_page(
+    user, feed_of, django_capture_on_commit_callbacks
+):
+    """Admission inserts the job with its own statement, not `save()`: it still reaches the
+    card state (the post_save it sends), so the viewer's next page has no card."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = feed_of(user)
+    body = page(client, 4)
+    assert kinds(body["results"]) == "pppC"
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post("/api/v1/generations", {"prompt": "a fox"}, format="json")
+    assert r.status_code == 202, r.content
+    made = Generation.objects.get(pk=r.json()["id"])
+    key = f"riff:fy:cards:{user.pk}"
+    assert float(redis_client().hget(key, "lc")) == made.created_at.timestamp()
+    with CaptureQueriesContext(connection) as queries:
+        quiet = page(client, 10, body["next"])
+    assert kinds(quiet["results"]) == "p" * 10 and last_created_reads(queries) == 0
+
+
 def test_a_kept_last_creation_is_read_again_when_old_or_deleted(
     user, feed_of, django_capture_on_commit_callbacks
 ):

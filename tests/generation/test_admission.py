@@ -38,7 +38,12 @@ def test_admits_with_own_and_granted_cameos(
         and body["error"] is None
     )
     assert body["cameos"] == [str(mine.pk), str(theirs.pk)]
-    assert len(callbacks) == 1  # dispatch happens only after commit
+    # Dispatch happens only after commit (the other callback: feed's card state, its owner's
+    # last creation).
+    assert sorted(c.__qualname__.split(".")[0] for c in callbacks) == [
+        "dispatch_after_commit",
+        "on_generation_saved",
+    ]
     links = GenerationCameo.objects.filter(generation_id=body["id"]).order_by("position")
     assert [link.instructions_version for link in links] == [1, 1]
 

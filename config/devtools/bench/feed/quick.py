@@ -1,0 +1,173 @@
+"""Quick CPU-per-request figures for A/B runs of one change (issue #31, docs/bench-feed.md).
+
+`make bench-feed` is the measurement of record; this is the tool for "did this change cut the
+cost", run alternately on two checkouts against one seeded database (a `seed_feed` size):
+
+    RIFF_DEV=1 DATABASE_URL=postgres://.../riff_bench_200k REDIS_URL=redis://... \\
+      python -m config.devtools.bench.feed.quick inproc [--requests 600] [--runs 5]
+    ... python -m config.devtools.bench.feed.quick server [--connections 4] [--seconds 5]
+
+- `inproc`: Django's test client in this process (`DEBUG=0`), the CPU time of this process per
+  request (`time.process_time`), each kind `--runs` times; prints min and median. No server,
+  no sockets to the client: the request's own Python and its database and Redis round trips.
+- `server`: one uvicorn worker (`config.asgi:application`) and wrk with `--connections`,
+  the server process's CPU per request read from /proc: what the ASGI layer adds.
+
+Viewers are seeded users who follow someone, `--viewers` of them, each with a fresh token
+(`accounts.tokens.token_issue`, user agent `bench-quick`; deleted at the end), taken in turn so
+the per-user rate limit never answers. Before measuring, every kind is requested once per
+viewer (For You ranks each viewer's order then, and Following builds the inboxes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PATHS = {
+    "healthz": "/healthz",
+    "me": "/api/v1/me",
+    "latest": "/api/v1/feed?kind=latest",
+    "following": "/api/v1/feed?kind=following",
+    "for_you": "/api/v1/feed?kind=for_you",
+}
+
+
+def _viewers(count: int) -> list[str]:
+    from accounts.models import Follow, User
+    from accounts.tokens import token_issue
+
+    ids = Follow.objects.values_list("follower_id", flat=True).distinct()[:count]
+    return [token_issue(user=u, user_agent="bench-quick") for u in User.objects.filter(pk__in=ids)]
+
+
+def _cleanup() -> None:
+    from accounts.models import AuthToken
+
+    AuthToken.objects.filter(user_agent="bench-quick").delete()
+
+
+def inproc(tokens: list[str], kinds: list[str], requests: int, runs: int) -> None:
+    from django.test import Client
+
+    client = Client()
+
+    def run(path: str, count: int) -> float:
+        started = time.process_time()
+        for i in range(count):
+            auth = f"Bearer {tokens[i % len(tokens)]}"
+            response = client.get(path, HTTP_AUTHORIZATION=auth)
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: {response.status_code} {response.content[:200]!r}")
+        return (time.process_time() - started) / count * 1000
+
+    for kind in kinds:
+        run(PATHS[kind], len(tokens))
+    figures: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for _ in range(runs):
+        for kind in kinds:
+            figures[kind].append(run(PATHS[kind], requests))
+    for kind, values in figures.items():
+        listed = " ".join(f"{v:.2f}" for v in values)
+        print(
+            f"{kind:10s} CPU ms/request  min {min(values):.3f}  "
+            f"median {statistics.median(values):.3f}  ({listed})"
+        )
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server(tokens: list[str], kinds: list[str], connections: int, seconds: int) -> None:
+    env = {**os.environ, "DEBUG": "0", "RIFF_TESTING": "0", "ALLOWED_HOSTS": "127.0.0.1"}
+    port = 8000 + os.getpid() % 1000
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port)]
+        + ["--no-access-log", "--log-level", "warning"],
+        env=env,
+    )
+    try:
+        for _ in range(150):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            listed = ",".join(f'"{t}"' for t in tokens)
+            script.write(
+                f"local tokens = {{{listed}}}\nlocal i = 0\n"
+                "request = function()\n  i = i % #tokens + 1\n"
+                "  return wrk.format(nil, nil, {Authorization = 'Bearer ' .. tokens[i]})\nend\n"
+            )
+
+        def wrk(path: str, duration: int) -> str:
+            return subprocess.run(  # noqa: S603 - wrk from PATH, our arguments
+                ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", script.name]  # noqa: S607
+                + [f"http://127.0.0.1:{port}{path}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+
+        for kind in kinds:
+            wrk(PATHS[kind], 2)
+            before = _cpu_seconds(proc.pid)
+            out = wrk(PATHS[kind], seconds)
+            used = _cpu_seconds(proc.pid) - before
+            answered = int(re.search(r"(\d+) requests in", out).group(1))
+            bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+            print(
+                f"{kind:10s} {answered / seconds:8.0f} req/s  server CPU "
+                f"{used / answered * 1000:.3f} ms/request  non-2xx {bad.group(1) if bad else 0}"
+            )
+        os.unlink(script.name)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=("inproc", "server"))
+    parser.add_argument("--kinds", default="healthz,me,latest,following,for_you")
+    parser.add_argument("--viewers", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.update(DEBUG="0", RIFF_TESTING="0")
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+    import django
+
+    django.setup()
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = set(kinds) - set(PATHS)
+    if unknown:
+        raise SystemExit(f"unknown kinds: {', '.join(sorted(unknown))} (of {', '.join(PATHS)})")
+    tokens = _viewers(args.viewers)
+    try:
+        if args.mode == "inproc":
+            inproc(tokens, kinds, args.requests, args.runs)
+        else:
+            server(tokens, kinds, args.connections, args.seconds)
+    finally:
+        _cleanup()
+
+
+if __name__ == "__main__":
+    main()
