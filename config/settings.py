@@ -273,6 +273,11 @@ RIFF_TOKEN_TOUCH_SECONDS = env_int("RIFF_TOKEN_TOUCH_SECONDS", 600)
 # unseen; 0 turns the cache off. At most this many entries per process (about 2 KB each).
 RIFF_AUTH_CACHE_SECONDS = env_int("RIFF_AUTH_CACHE_SECONDS", 60)
 RIFF_AUTH_CACHE_ENTRIES = env_int("RIFF_AUTH_CACHE_ENTRIES", 20_000)
+# HTTP requests run on the event loop's own thread, one at a time per process, as a synchronous
+# worker would (config.core.handlers): about half the CPU per request of a thread per request,
+# no overlap of one process's requests while they wait on the database. Run more uvicorn
+# workers with it (2 per core); docs/operations.md, "Serving speed".
+RIFF_ASGI_INLINE = env_bool("RIFF_ASGI_INLINE", False)
 
 # --- Generation workers (docs/generation.md, "Worker") ---
 # torch threads per worker process (0: torch's default, one per core); process priority

@@ -5,11 +5,12 @@ flight at the same time never share one."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import pytest
 from django.core.signals import request_finished, request_started
-from django.http import StreamingHttpResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.test import override_settings
 from django.urls import path
 
@@ -206,3 +207,48 @@ def test_a_stream_stops_and_is_closed_once_when_the_client_goes(seen):
     assert 4 <= len(bodies) <= 6
     assert len(_MADE) <= len(bodies) + 1
     assert [kind for kind, _ in seen] == ["started", "finished"]
+
+
+def _orm_view(request):
+    from asgiref.sync import async_to_sync
+
+    from accounts.models import User
+
+    users = User.objects.count()
+    echoed = async_to_sync(asyncio.sleep)(0, result="echo")
+    return JsonResponse({"users": users, "echo": echoed, "thread": threading.get_ident()})
+
+
+urlpatterns.append(path("orm", _orm_view))
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"], RIFF_ASGI_INLINE=True)
+def test_inline_runs_the_request_on_the_loop_thread_with_the_orm_and_async_to_sync(seen, user):
+    """RIFF_ASGI_INLINE: no hop; the ORM and async_to_sync work as in a synchronous worker, and
+    the loop is the running one again once the request is done."""
+    app = OneHopASGIHandler()
+    sent: list = []
+
+    async def one():
+        loop = asyncio.get_running_loop()
+        status = await _get(app, "/orm", sent=sent)
+        assert asyncio.get_running_loop() is loop
+        return status
+
+    assert asyncio.run(one()) == 200
+    body = json.loads(sent[1]["body"])
+    assert body == {"users": 1, "echo": "echo", "thread": threading.get_ident()}
+    assert [kind for kind, _ in seen] == ["started", "finished"]
+    assert {ident for _, ident in seen} == {threading.get_ident()}
+
+
+def test_inline_restores_the_loop_when_the_work_raises():
+    from config.core.handlers import _inline
+
+    async def one():
+        loop = asyncio.get_running_loop()
+        with pytest.raises(ZeroDivisionError):
+            _inline(lambda: 1 / 0)
+        return asyncio.get_running_loop() is loop
+
+    assert asyncio.run(one()) is True

@@ -27,6 +27,17 @@ closing before sending is what `request_finished` observers see: the response is
 the connection back in its pool, before its bytes leave. Measured from outside (uvicorn, one
 worker, 4 connections, alternating, docs/bench-feed.md): server CPU per request `/healthz`
 1.06-1.09 -> 0.60-0.77 ms, `GET /me` 1.97-2.02 -> 1.62-1.66, a Latest page 4.2-4.8 -> 3.2-3.6.
+
+No hop at all with `RIFF_ASGI_INLINE`: the synchronous work runs on the event loop's thread,
+one request at a time per process, the way a synchronous (WSGI) worker serves. A hop costs
+more than its wake-ups: each database or Redis round trip of the request thread gives up the
+GIL, and getting it back from the loop's thread costs CPU in every process that serves
+several connections. Measured the same way (`config/devtools/bench/quick.py server`,
+alternating): `/healthz` 0.64 -> 0.33-0.35 ms, `/me` 1.52-1.65 -> 0.88-1.12, a Latest page
+3.8-4.3 -> 2.9-3.0. What it gives up: while one request waits on PostgreSQL, the process
+serves no other, so run more workers (two per core); and a slow request (a first For You
+visit ranks in the request, tens of ms) holds its process's other connections, websockets
+included, for that long. Streams (files) are still sent by the loop, block by block.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
@@ -66,6 +78,19 @@ class _Threads:
                 self._idle.append(executor)
                 return
         executor.shutdown(wait=False)
+
+
+def _inline(fn, *args):
+    """`fn(*args)` on this thread, the event loop's, as synchronous code: while it runs, the
+    thread has no running loop, so Django's ORM does not refuse it (`async_unsafe`) and
+    `async_to_sync` inside it runs its coroutine on a loop of its own, as in any synchronous
+    worker. The loop is restored however `fn` ends."""
+    loop = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    try:
+        return fn(*args)
+    finally:
+        asyncio.events._set_running_loop(loop)
 
 
 class OneHopASGIHandler(ASGIHandler):
@@ -102,7 +127,12 @@ class OneHopASGIHandler(ASGIHandler):
             return
         try:
             set_script_prefix(get_script_prefix(scope))
-            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            if settings.RIFF_ASGI_INLINE:
+                response = _inline(self._respond, scope, body_file)
+            else:
+                response = await sync_to_async(self._respond, thread_sensitive=True)(
+                    scope, body_file
+                )
             if not response.streaming:
                 # Already closed: sending is all that is left, and a client gone meanwhile
                 # costs nothing more than the send.

@@ -38,6 +38,7 @@ FLAGS = {
         "seed",
         "timeout",
         "profile",
+        "inline",
         "profile_dir",
     },
     "bench_generation": {"requests", "dispatch", "e2e", "busy", "out"},

@@ -153,6 +153,7 @@ def bench_feed(
     profile: bool,
     profile_rate: int = 200,
     profile_dir: Path | None = None,
+    inline: bool = False,
     quiet: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -213,7 +214,8 @@ def bench_feed(
         sent = SentTasks(task=ORDER_REFRESH, ids={str(u.pk) for u in chosen})
         undo.callback(sent.close)
         sent.start()
-        server = Server(port=_free_port(), workers=workers, timeout=timeout, extra_env=SERVER_ENV)
+        env = {**SERVER_ENV, "RIFF_ASGI_INLINE": "1" if inline else "0"}
+        server = Server(port=_free_port(), workers=workers, timeout=timeout, extra_env=env)
         undo.callback(server.stop)
         server.wait()
 
@@ -321,6 +323,8 @@ def bench_feed(
             "duration_s": duration,
             "warmup_s": warmup,
             "uvicorn_workers": workers,
+            # RIFF_ASGI_INLINE: requests on the event loop's thread (config.core.handlers).
+            "asgi_inline": inline,
             "celery_worker": {"queues": [WORKER_QUEUE], "concurrency": 1},
             "debug": False,
             "admission_callers": len(callers),

@@ -48,6 +48,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--profile-dir", default=None, help="keep py-spy's raw stacks here (flamegraphs)"
         )
+        parser.add_argument(
+            "--inline",
+            action="store_true",
+            help="serve with RIFF_ASGI_INLINE=1 (requests on the event loop's thread)",
+        )
 
     def handle(self, *args, **opts):
         quiet = opts["verbosity"] == 0
@@ -63,6 +68,7 @@ class Command(BaseCommand):
             timeout=opts["timeout"],
             profile=opts["profile"],
             profile_dir=Path(opts["profile_dir"]) if opts["profile_dir"] else None,
+            inline=opts["inline"],
             quiet=quiet,
             log=(lambda line: None) if quiet else self.stdout.write,
         )

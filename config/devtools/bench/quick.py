@@ -4,8 +4,8 @@
 cost", run alternately on two checkouts against one seeded database (a `seed_feed` size):
 
     RIFF_DEV=1 DATABASE_URL=postgres://.../riff_bench_200k REDIS_URL=redis://... \\
-      python -m config.devtools.bench.feed.quick inproc [--requests 600] [--runs 5]
-    ... python -m config.devtools.bench.feed.quick server [--connections 4] [--seconds 5]
+      python -m config.devtools.bench.quick inproc [--requests 600] [--runs 5]
+    ... python -m config.devtools.bench.quick server [--connections 4] [--seconds 5]
 
 - `inproc`: Django's test client in this process (`DEBUG=0`), the CPU time of this process per
   request (`time.process_time`), each kind `--runs` times; prints min and median. No server,
