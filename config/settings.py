@@ -326,6 +326,8 @@ RIFF_HOOKS: dict[str, list[str]] = {
     "video.taken_down": ["feed.services.on_video_taken_down"],
     "video.restored": ["feed.services.on_video_restored"],
     # Likenesses a request carries without naming them (docs/generation.md, admission).
+    # The feed's card state keeps each viewer's last creation (docs/feed.md, cards).
+    "generation.admitted": ["feed.ranking.cards.on_generation_admitted"],
     "admission.likeness_sources": ["remix.checks.remix_parent_cameos"],
     # Checks of the prompt alone, before cameos are resolved: moderation's prompt blocklist
     # (and protected figures the caller could never bring in). 403 `content_policy`.

@@ -40,6 +40,13 @@ class VideoRestored(Protocol):
     def __call__(self, *, video: Video) -> None: ...
 
 
+class GenerationAdmitted(Protocol):
+    """A job was admitted: its row is written, inside the admitting transaction (do what must
+    wait for the commit in `transaction.on_commit`)."""
+
+    def __call__(self, *, generation: Generation) -> None: ...
+
+
 class LikenessSource(Protocol):
     """Likenesses the request brings in without naming them (a remix parent's cameos).
     Admission checks the caller's consent for each. May refuse (ApiError) the request."""
@@ -130,6 +137,7 @@ class VideoLivePost(Protocol):
 VIDEO_REMOVED = hooks.define("video.removed", VideoRemoved)
 VIDEO_TAKEN_DOWN = hooks.define("video.taken_down", VideoTakenDown)
 VIDEO_RESTORED = hooks.define("video.restored", VideoRestored)
+GENERATION_ADMITTED = hooks.define("generation.admitted", GenerationAdmitted)
 LIKENESS_SOURCES = hooks.define("admission.likeness_sources", LikenessSource)
 ADMISSION_PROMPT_CHECK = hooks.define("admission.prompt_check", AdmissionPromptCheck)
 ADMISSION_CHECK = hooks.define("admission.check", AdmissionCheck)

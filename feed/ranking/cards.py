@@ -10,8 +10,8 @@ Card policy (state in the Redis hash `riff:fy:cards:<user>`, kept a week):
 * For `RIFF_FEED_CARD_QUIET_SECONDS` after the viewer starts a Generation there are no cards
   at all and the run restarts from zero: they just created, nagging would be noise. The
   viewer's last creation is kept in the state too (`lc`, and `lc_at` when it was read or
-  written): a Generation's commit writes it (`on_generation_saved`), a page reads the
-  database only when it is missing or `LAST_CREATED_SECONDS` old.
+  written): an admission writes it when it commits (`on_generation_admitted`), a page reads
+  the database only when it is missing or `LAST_CREATED_SECONDS` old.
 * The card type rotates over what the page offers: `remix_this` (a remixable post just shown),
   `use_cameo` (the viewer has an active cameo: "put yourself in this"), `cameo_open` (a post
   just shown features a cameo of someone else that the consent rule lets the viewer use).
@@ -110,9 +110,9 @@ def plan_state_read(pipe, *, user_id) -> None:
     pipe.hgetall(_key(user_id))
 
 
-# How long the viewer's last creation time, kept in the card state, is trusted. A Generation
-# saved through the ORM updates it at once (`on_generation_saved`); this bounds what a write
-# that bypasses it (a bulk insert, a lost Redis write) can hide.
+# How long the viewer's last creation time, kept in the card state, is trusted. An admission
+# updates it at once (`on_generation_admitted`); this bounds what a write that bypasses
+# admission (a job made by a script, a deletion, a lost Redis write) can hide.
 LAST_CREATED_SECONDS = 600
 
 
@@ -210,7 +210,7 @@ def plan_save(plan: CardPlan, *, card_served_at: datetime | None, pipe=None) -> 
     pipe = redis_client().pipeline(transaction=False) if own_pipe else pipe
     pipe.hset(_key(plan.user.pk), mapping=mapping)
     if plan.last_created_read is not None:
-        # Unless a creation saved meanwhile wrote a newer one (on_generation_saved).
+        # Unless an admission meanwhile wrote a newer one (on_generation_admitted).
         pipe.eval(_LAST_CREATED_KEEP, 1, _key(plan.user.pk), plan.last_created_read, time.time())
     pipe.expire(_key(plan.user.pk), STATE_TTL)
     if own_pipe:
@@ -227,12 +227,12 @@ return 1
 """
 
 
-def on_generation_saved(sender, instance: Generation, created: bool, **kwargs) -> None:
-    """A new Generation is its owner's last creation from the next page on: written into the
-    owner's card state when it commits (a later one already there stays)."""
-    if not created:
-        return
-    owner_id, at = instance.owner_id, repr(instance.created_at.timestamp())
+def on_generation_admitted(*, generation: Generation) -> None:
+    """`generation.admitted` hook: the job is its owner's last creation from the next page on,
+    written into the owner's card state when it commits (a later one already there stays).
+    A generation deleted later may leave the copy naming it for up to LAST_CREATED_SECONDS:
+    a few more minutes without cards, nothing shown that should not be."""
+    owner_id, at = generation.owner_id, repr(generation.created_at.timestamp())
 
     def keep() -> None:
         try:
@@ -245,19 +245,6 @@ def on_generation_saved(sender, instance: Generation, created: bool, **kwargs) -
             degraded("feed_cards", f"(last creation of {owner_id})")
 
     transaction.on_commit(keep)
-
-
-def on_generation_deleted(sender, instance: Generation, **kwargs) -> None:
-    """A deleted Generation may have been the last: the next page reads it again."""
-    owner_id = instance.owner_id
-
-    def forget() -> None:
-        try:
-            redis_client().hdel(_key(owner_id), "lc", "lc_at")
-        except redis.RedisError:
-            degraded("feed_cards", f"(last creation of {owner_id})")
-
-    transaction.on_commit(forget)
 
 
 # --- card content -----------------------------------------------------------------------------

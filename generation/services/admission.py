@@ -22,7 +22,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models.signals import post_save
 from django.utils import timezone
 
 from accounts.models import User
@@ -45,6 +44,7 @@ from ..hooks import (
     ADMISSION_CHECK,
     ADMISSION_PREFETCH,
     ADMISSION_PROMPT_CHECK,
+    GENERATION_ADMITTED,
     LIKENESS_SOURCES,
     REMIX_PARENT_VIDEO,
 )
@@ -326,16 +326,8 @@ def generation_admit(*, user: User, request: AdmissionRequest) -> Generation:
     # The job row and its cameo links in one round trip: the same INSERTs `create()` and
     # `bulk_create()` compile (the links' own ids are not read back; nothing here needs them).
     run_together([insert_statement([generation]), *([insert_statement(links)] if links else [])])
-    # The signal `create()` would send (the INSERT above bypasses it): receivers keep
-    # per-owner state from it (feed.ranking.cards: the owner's last creation, on commit).
-    post_save.send(
-        sender=Generation,
-        instance=generation,
-        created=True,
-        update_fields=None,
-        raw=False,
-        using=generation._state.db,
-    )
+    # Upper layers keep per-owner state from it (feed's card state: the last creation).
+    hooks.run(GENERATION_ADMITTED.name, generation=generation)
     # What the response serializes (GenerationOut reads `cameo_links`): no second read.
     generation._prefetched_objects_cache = {"cameo_links": links}
     from ..dispatch import dispatch_after_commit

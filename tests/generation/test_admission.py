@@ -42,7 +42,7 @@ def test_admits_with_own_and_granted_cameos(
     # last creation).
     assert sorted(c.__qualname__.split(".")[0] for c in callbacks) == [
         "dispatch_after_commit",
-        "on_generation_saved",
+        "on_generation_admitted",
     ]
     links = GenerationCameo.objects.filter(generation_id=body["id"]).order_by("position")
     assert [link.instructions_version for link in links] == [1, 1]
