@@ -69,7 +69,7 @@ app.conf.update(
     result_expires=24 * 3600,
     broker_connection_retry_on_startup=True,
     worker_send_task_events=True,
-    task_send_sent_event=True,
+    # task_send_sent_event: settings.CELERY_TASK_SEND_SENT_EVENT (off unless asked for).
 )
 
 

@@ -226,6 +226,11 @@ CELERY_TASK_ALWAYS_EAGER = False
 # subscribe to Redis pub/sub, and while Redis is down that subscription holds a request ~20 s
 # before failing with a RuntimeError (a 500).
 CELERY_TASK_IGNORE_RESULT = True
+# A `task-sent` event per published message (monitors such as Flower show "sent" from it):
+# a second publish on every task, 170-290 us of the publisher's CPU each (an admission, an
+# order refresh). Off unless asked for; bench_feed's server turns it on to count what its
+# requests published.
+CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
 CELERY_BEAT_SCHEDULE = {
     "generation-sweep": {"task": "generation.tasks.generation_sweep", "schedule": 15.0},
     "idempotency-purge": {"task": "accounts.tasks.idempotency_purge", "schedule": 3600.0},

@@ -20,6 +20,7 @@ import functools
 import logging
 import sys
 import threading
+import time
 from typing import Any
 
 import redis
@@ -55,13 +56,27 @@ def redis_client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
+# When this process last carried on without Redis (`degraded`), by time.monotonic().
+_last_degraded = float("-inf")
+
+
 def degraded(component: str, subject: object = "") -> None:
     """Call from the `except` block of code that carries on without Redis (or the broker): one
     warning line naming the error (a traceback per request would flood the logs of an outage),
     one count for the dashboards."""
+    global _last_degraded
+    _last_degraded = time.monotonic()
     DEGRADED.labels(component).inc()
     error = sys.exc_info()[1]
     logger.warning("redis unavailable, %s degraded %s: %r", component, subject, error)
+
+
+def recently_degraded(seconds: float = 10.0) -> bool:
+    """Whether this process carried on without Redis in the last `seconds`. For writes that
+    may be skipped (each has a bound on what skipping it costs): against a frozen Redis every
+    call waits out its timeout, and a request that already waited once should not wait again
+    for an optional one."""
+    return time.monotonic() - _last_degraded < seconds
 
 
 def publish(task: Any, *args: Any, **options: Any) -> None:

@@ -38,7 +38,7 @@ from django.utils import timezone
 from accounts.models import User
 from cameos.consent import cameos_for_use
 from cameos.models import Cameo
-from config.core.redis import degraded, redis_client
+from config.core.redis import degraded, recently_degraded, redis_client
 from config.core.sql import fetchall
 from generation.models import Generation
 
@@ -235,6 +235,11 @@ def on_generation_admitted(*, generation: Generation) -> None:
     owner_id, at = generation.owner_id, repr(generation.created_at.timestamp())
 
     def keep() -> None:
+        if recently_degraded():
+            # Redis failed moments ago (this request's rate limit, say): a write to a frozen
+            # Redis would wait out its timeout again, and without Redis there is no For You
+            # to show cards. The kept copy is re-read within LAST_CREATED_SECONDS.
+            return
         try:
             pipe = redis_client().pipeline(transaction=False)
             pipe.eval(_LAST_CREATED_KEEP, 1, _key(owner_id), at, time.time())

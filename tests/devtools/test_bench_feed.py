@@ -314,10 +314,15 @@ def test_purge_by_task_leaves_other_tasks_naming_the_same_id():
         client.delete("default")
 
 
-def test_sent_tasks_counts_the_refreshes_that_name_a_viewer():
+def test_sent_tasks_counts_the_refreshes_that_name_a_viewer(monkeypatch):
+    from config.celery import app
     from config.core.redis import publish
     from feed.tasks import feed_order_refresh, preference_embed
 
+    # As the bench's server publishes (SERVER_ENV): with task-sent events, off by default.
+    env = server.server_env(timeout=1, extra_env=bench.SERVER_ENV)
+    assert env["CELERY_TASK_SEND_SENT_EVENT"] == "1"
+    monkeypatch.setattr(app.conf, "task_send_sent_event", True)
     sent = events.SentTasks(task=server.ORDER_REFRESH, ids={"viewer-1", "viewer-2"})
     sent.start()
     try:

@@ -316,3 +316,21 @@ def test_a_card_never_offers_a_cameo_the_consent_rule_refuses(
     cameo_ids = {p.get("cameo_id") for p in offered}
     assert str(theirs.pk) not in cameo_ids
     assert (str(mine.pk) in cameo_ids) == (case != "not_active")
+
+
+def test_an_admission_just_after_redis_failed_does_not_wait_on_it_again(
+    user, redis_sends, django_capture_on_commit_callbacks
+):
+    """Against a frozen Redis each call waits out its timeout: once this process has carried
+    on without Redis moments ago (the request's own rate limit, say), the card state's write
+    is skipped; the kept copy is re-read within LAST_CREATED_SECONDS."""
+    from config.core.redis import degraded
+    from feed.ranking import cards
+
+    made = create(user)
+    degraded("test")
+    redis_sends.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        cards.on_generation_admitted(generation=made)
+    assert redis_sends == []
+    assert redis_client().hget(f"riff:fy:cards:{user.pk}", "lc") is None

@@ -1,6 +1,6 @@
 """What the server under test asked of Celery, counted from the publishers' side: every process
-of the app sends a `task-sent` event per message it publishes (config.celery sets
-`task_send_sent_event`), whoever consumes the message and whenever."""
+of the app sends a `task-sent` event per message it publishes (`CELERY_TASK_SEND_SENT_EVENT`,
+which the bench's server sets: SERVER_ENV), whoever consumes the message and whenever."""
 
 from __future__ import annotations
 
