@@ -69,8 +69,9 @@ class CardPlan:
     # The viewer's own usable cameos as last read (OWN_CAMEOS_SECONDS), and a fresh read to save.
     own: dict | None = None
     own_read: dict | None = None
-    # The viewer's last creation as just read from the database, to keep in the state.
-    last_created_read: str | None = None
+    # The viewer's last creation as just read from the database, to keep in the state:
+    # (its timestamp, "" for none; when the read began).
+    last_created_read: tuple[str, float] | None = None
 
     @property
     def due(self) -> bool:
@@ -116,9 +117,11 @@ def plan_state_read(pipe, *, user_id) -> None:
 LAST_CREATED_SECONDS = 600
 
 
-def _last_created(user: User, state: dict, now: datetime) -> tuple[datetime | None, str | None]:
+def _last_created(
+    user: User, state: dict, now: datetime
+) -> tuple[datetime | None, tuple[str, float] | None]:
     """The viewer's last creation, from the card state while it is fresh, else from the
-    database: `(when, the value to keep in the state, or None when it came from there)`."""
+    database: `(when, what to keep in the state (plan_save), or None when it came from it)`."""
     try:
         if now.timestamp() - float(state["lc_at"]) < LAST_CREATED_SECONDS:
             value = state["lc"]
@@ -126,9 +129,10 @@ def _last_created(user: User, state: dict, now: datetime) -> tuple[datetime | No
     except (KeyError, ValueError, TypeError, OverflowError):
         pass
     # Every For You page needs it, so it is a prepared statement when it is read.
+    read_at = time.time()
     rows = fetchall(_LAST_CREATED, [user.pk])
     last = rows[0][0] if rows else None
-    return last, (repr(last.timestamp()) if last is not None else "")
+    return last, (repr(last.timestamp()) if last is not None else "", read_at)
 
 
 def plan_load(user: User, *, now: datetime | None = None, state: dict | None = None) -> CardPlan:
@@ -210,18 +214,20 @@ def plan_save(plan: CardPlan, *, card_served_at: datetime | None, pipe=None) -> 
     pipe = redis_client().pipeline(transaction=False) if own_pipe else pipe
     pipe.hset(_key(plan.user.pk), mapping=mapping)
     if plan.last_created_read is not None:
-        # Unless an admission meanwhile wrote a newer one (on_generation_admitted).
-        pipe.eval(_LAST_CREATED_KEEP, 1, _key(plan.user.pk), plan.last_created_read, time.time())
+        # Unless an admission wrote it after this read began (on_generation_admitted).
+        pipe.eval(_LAST_CREATED_KEEP, 1, _key(plan.user.pk), *plan.last_created_read)
     pipe.expire(_key(plan.user.pk), STATE_TTL)
     if own_pipe:
         pipe.execute()
 
 
-# Keeps a last creation time read from the database (ARGV[1], "" for none, read at ARGV[2]) in
-# the card state unless the state holds a later one, written by a creation's commit.
+# Keeps a last creation time (ARGV[1], "" for none) known as of ARGV[2] in the card state,
+# unless the state's copy is newer than that: an admission that committed after a page began
+# its read wins over the read. (Compared by when each was known, not by value, so a copy
+# naming a since-deleted creation is replaced by the next read.)
 _LAST_CREATED_KEEP = """
-local lc = redis.call('HGET', KEYS[1], 'lc')
-if lc and lc ~= '' and (ARGV[1] == '' or tonumber(lc) > tonumber(ARGV[1])) then return 0 end
+local at = redis.call('HGET', KEYS[1], 'lc_at')
+if at and tonumber(at) and tonumber(at) > tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'lc', ARGV[1], 'lc_at', ARGV[2])
 return 1
 """
@@ -229,9 +235,9 @@ return 1
 
 def on_generation_admitted(*, generation: Generation) -> None:
     """`generation.admitted` hook: the job is its owner's last creation from the next page on,
-    written into the owner's card state when it commits (a later one already there stays).
-    A generation deleted later may leave the copy naming it for up to LAST_CREATED_SECONDS:
-    a few more minutes without cards, nothing shown that should not be."""
+    written into the owner's card state when it commits. A generation deleted later may leave
+    the copy naming it for up to LAST_CREATED_SECONDS: a few more minutes without cards,
+    nothing shown that should not be."""
     owner_id, at = generation.owner_id, repr(generation.created_at.timestamp())
 
     def keep() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -227,14 +228,26 @@ def test_a_kept_last_creation_is_read_again_when_old_and_never_goes_back(
     assert last_created_reads(queries) == 1 and kinds(quiet["results"]) == "p" * 6
     made = Generation.objects.get(owner=user)
     assert float(redis_client().hget(key, "lc")) == made.created_at.timestamp()
-    # A page that read "no creation" does not overwrite one admitted meanwhile.
+    # A page whose read began before an admission committed does not overwrite it.
+    read_began = time.time()
     later = create(user)
     with django_capture_on_commit_callbacks(execute=True):
         cards.on_generation_admitted(generation=later)
     pipe = redis_client().pipeline()
-    pipe.eval(cards._LAST_CREATED_KEEP, 1, key, "", timezone.now().timestamp())
+    pipe.eval(cards._LAST_CREATED_KEEP, 1, key, repr(made.created_at.timestamp()), read_began)
     pipe.execute()
     assert float(redis_client().hget(key, "lc")) == later.created_at.timestamp()
+    # A copy naming a creation since deleted is replaced by the next read once it is old, and
+    # then kept again: not read on every page.
+    Generation.objects.filter(pk=later.pk).delete()
+    redis_client().hset(key, "lc_at", timezone.now().timestamp() - cards.LAST_CREATED_SECONDS - 1)
+    with CaptureQueriesContext(connection) as queries:
+        quiet = page(client, 2, quiet["next"])
+    assert last_created_reads(queries) == 1
+    assert float(redis_client().hget(key, "lc")) == made.created_at.timestamp()
+    with CaptureQueriesContext(connection) as queries:
+        page(client, 2, quiet["next"])
+    assert last_created_reads(queries) == 0
 
 
 def test_own_cameos_are_read_once_a_minute_for_cards(user, feed_of, active_cameo):
