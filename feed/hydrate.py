@@ -149,10 +149,15 @@ def posts_page(
     return rows
 
 
+_NO_CAMEOS = ("[]", b"[]", None)
+
+
 def _decoded(row: tuple) -> tuple:
     # Django reads jsonb as text and decodes it in JSONField; a raw cursor does the same here.
     cameos = row[6]
-    if isinstance(cameos, str | bytes):
+    if cameos in _NO_CAMEOS:  # most posts: no parse
+        cameos = ()
+    elif isinstance(cameos, str | bytes):
         cameos = json.loads(cameos)
     return (*row[:6], tuple(cameos or ()), *row[7:])
 

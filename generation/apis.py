@@ -32,6 +32,7 @@ from .serializers import (
     ProvenanceIn,
     ProvenanceOut,
     VideoOut,
+    generation_out,
     media_path,
 )
 from .services.admission import admit
@@ -66,17 +67,14 @@ class GenerationsApi(APIView):
         payload.is_valid(raise_exception=True)
         # The admitted row as written, its cameo links included: nothing to read back.
         generation = admit(user=request.user, payload=payload.validated_data)
-        return Response(
-            GenerationOut(generation, context={"request": request}).data,
-            status=status.HTTP_202_ACCEPTED,
-        )
+        return Response(generation_out(generation, request), status=status.HTTP_202_ACCEPTED)
 
 
 class GenerationApi(APIView):
     @extend_schema(responses={200: GenerationOut, 404: ERR[404]})
     def get(self, request: Request, generation_id) -> Response:
         generation = selectors.generation_of(user=request.user, generation_id=generation_id)
-        return Response(GenerationOut(generation, context={"request": request}).data)
+        return Response(generation_out(generation, request))
 
 
 class GenerationCancelApi(APIView):
@@ -85,7 +83,7 @@ class GenerationCancelApi(APIView):
         generation = selectors.generation_of(user=request.user, generation_id=generation_id)
         services.generation_cancel(generation=generation)
         generation = selectors.generation_of(user=request.user, generation_id=generation_id)
-        return Response(GenerationOut(generation, context={"request": request}).data)
+        return Response(generation_out(generation, request))
 
 
 class DraftsApi(APIView):

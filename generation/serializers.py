@@ -11,6 +11,7 @@ from config.core.fields import (
     OutputModelSerializer,
     StrictCharField,
     StrictUUIDField,
+    iso_datetime,
 )
 from config.core.media import signed_query
 
@@ -125,6 +126,34 @@ class GenerationOut(OutputModelSerializer):
         if video is None or video.state == "removed":
             return None
         return VideoOut(video, context=self.context).data
+
+
+def generation_out(generation: Generation, request) -> dict:
+    """`GenerationOut` of `generation`, built directly: admission answers with it (and clients
+    poll `GET /generations/{id}`), and the serializer's per-object field set-up cost more than
+    the rest of the response. A test holds the two to the same output, state by state."""
+    links = sorted(generation.cameo_links.all(), key=lambda link: link.position)
+    video = getattr(generation, "video", None) if generation.status == "succeeded" else None
+    error = generation.error_code
+    return {
+        "id": str(generation.pk),
+        "status": str(generation.status),
+        "progress": float(generation.progress),
+        "prompt": generation.prompt,
+        "cameos": [str(link.cameo_id) for link in links],
+        "remix_of": str(generation.remix_of_id) if generation.remix_of_id is not None else None,
+        "seconds": generation.seconds,
+        "aspect": str(generation.aspect),
+        "seed": generation.seed,
+        "error": {"code": error, "message": generation.error_message} if error else None,
+        "video": (
+            VideoOut(video, context={"request": request}).data
+            if video is not None and video.state != "removed"
+            else None
+        ),
+        "created_at": iso_datetime(generation.created_at),
+        "completed_at": iso_datetime(generation.completed_at),
+    }
 
 
 class AppearanceOut(serializers.Serializer):

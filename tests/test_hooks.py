@@ -67,6 +67,8 @@ def test_arguments_must_match_the_protocol(settings):
         hooks.run("test.pinged")
     with pytest.raises(TypeError):
         hooks.run("test.pinged", who="x", extra=1)
+    with pytest.raises(TypeError):  # as many arguments, another name
+        hooks.run("test.pinged", whom="x")
     with pytest.raises(LookupError):
         hooks.run("test.never.declared", who="x")
 

@@ -22,6 +22,7 @@ hook gains an argument. No module outside this one resolves hook paths.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,14 +39,20 @@ class Hook:
     # A provider hook has at most one implementation and `provide()` returns its answer.
     provider: bool = False
 
-    @property
-    def parameters(self) -> list[str]:
+    # Read on every call of the hook: worked out once (inspect.signature on each call was 5 % of
+    # an admission's CPU, which runs a dozen hooks; docs/bench-feed.md).
+    @functools.cached_property
+    def parameters(self) -> tuple[str, ...]:
         call = self.protocol.__call__
-        return [
+        return tuple(
             p.name
             for p in inspect.signature(call).parameters.values()
             if p.kind is inspect.Parameter.KEYWORD_ONLY
-        ]
+        )
+
+    @functools.cached_property
+    def parameter_set(self) -> frozenset[str]:
+        return frozenset(self.parameters)
 
 
 _HOOKS: dict[str, Hook] = {}
@@ -85,10 +92,8 @@ def _checked(name: str, kwargs: dict[str, Any]) -> Hook:
     hook = _HOOKS.get(name)
     if hook is None:
         raise LookupError(f"hook {name!r} is not declared")
-    missing = set(hook.parameters) - set(kwargs)
-    extra = set(kwargs) - set(hook.parameters)
-    if missing or extra:
-        raise TypeError(f"hook {name!r} takes {hook.parameters}, got {sorted(kwargs)}")
+    if kwargs.keys() != hook.parameter_set:
+        raise TypeError(f"hook {name!r} takes {list(hook.parameters)}, got {sorted(kwargs)}")
     return hook
 
 
@@ -136,13 +141,14 @@ def check(app_configs=None, **kwargs) -> list:
             if not _accepts(fn, hook.parameters):
                 errors.append(
                     checks.Error(
-                        f"hook {name!r}: {path} does not accept {hook.parameters}", id="riff.E004"
+                        f"hook {name!r}: {path} does not accept {list(hook.parameters)}",
+                        id="riff.E004",
                     )
                 )
     return errors
 
 
-def _accepts(fn: Any, names: list[str]) -> bool:
+def _accepts(fn: Any, names: tuple[str, ...]) -> bool:
     if not callable(fn):
         return False
     params = inspect.signature(fn).parameters.values()

@@ -10,8 +10,9 @@ cost", run alternately on two checkouts against one seeded database (a `seed_fee
 - `inproc`: Django's test client in this process (`DEBUG=0`), the CPU time of this process per
   request (`time.process_time`), each kind `--runs` times; prints min and median. No server,
   no sockets to the client: the request's own Python and its database and Redis round trips.
-- `server`: one uvicorn worker (`config.asgi:application`) and wrk with `--connections`,
-  the server process's CPU per request read from /proc: what the ASGI layer adds.
+- `server`: uvicorn (`config.asgi:application`, `--workers`, one by default) and wrk with
+  `--connections`, the CPU per request of the server's processes read from /proc: what the
+  ASGI layer adds.
 
 Viewers are seeded users who follow someone, `--viewers` of them, each with a fresh token
 (`accounts.tokens.token_issue`, user agent `bench-quick`; deleted at the end), taken in turn so
@@ -88,12 +89,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server(tokens: list[str], kinds: list[str], connections: int, seconds: int) -> None:
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and its children (uvicorn's workers), those alive now."""
+    import psutil
+
+    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(_cpu_seconds(p.pid) for p in family)
+
+
+def server(
+    tokens: list[str], kinds: list[str], connections: int, seconds: int, workers: int = 1
+) -> None:
     env = {**os.environ, "DEBUG": "0", "RIFF_TESTING": "0", "ALLOWED_HOSTS": "127.0.0.1"}
     port = 8000 + os.getpid() % 1000
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port)]
-        + ["--no-access-log", "--log-level", "warning"],
+        + ["--no-access-log", "--log-level", "warning"]
+        + (["--workers", str(workers)] if workers > 1 else []),
         env=env,
     )
     try:
@@ -124,9 +136,9 @@ def server(tokens: list[str], kinds: list[str], connections: int, seconds: int) 
 
         for kind in kinds:
             wrk(PATHS[kind], 2)
-            before = _cpu_seconds(proc.pid)
+            before = _tree_cpu_seconds(proc.pid)
             out = wrk(PATHS[kind], seconds)
-            used = _cpu_seconds(proc.pid) - before
+            used = _tree_cpu_seconds(proc.pid) - before
             answered = int(re.search(r"(\d+) requests in", out).group(1))
             bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
             print(
@@ -148,6 +160,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (server mode)")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.update(DEBUG="0", RIFF_TESTING="0")
@@ -164,7 +177,7 @@ def main() -> None:
         if args.mode == "inproc":
             inproc(tokens, kinds, args.requests, args.runs)
         else:
-            server(tokens, kinds, args.connections, args.seconds)
+            server(tokens, kinds, args.connections, args.seconds, args.workers)
     finally:
         _cleanup()
 
