@@ -12,7 +12,9 @@ cost", run alternately on two checkouts against one seeded database (a `seed_fee
   no sockets to the client: the request's own Python and its database and Redis round trips.
 - `server`: uvicorn (`config.asgi:application`, `--workers`, one by default) and wrk with
   `--connections`, the CPU per request of the server's processes read from /proc: what the
-  ASGI layer adds.
+  ASGI layer adds. Here `admission` is a kind too: `POST /api/v1/generations` naming two
+  cameos the viewers hold grants to (the bench's set-up, `bench.feed.admission`; its
+  generations, cameos and broker messages are deleted at the end).
 
 Viewers are seeded users who follow someone, `--viewers` of them, each with a fresh token
 (`accounts.tokens.token_issue`, user agent `bench-quick`; deleted at the end), taken in turn so
@@ -24,8 +26,9 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
-import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,12 +45,18 @@ PATHS = {
 }
 
 
-def _viewers(count: int) -> list[str]:
+ADMISSION = "admission"
+
+
+def _viewers(count: int) -> list[tuple]:
+    """(user, fresh token) of `count` seeded users who follow someone."""
     from accounts.models import Follow, User
     from accounts.tokens import token_issue
 
     ids = Follow.objects.values_list("follower_id", flat=True).distinct()[:count]
-    return [token_issue(user=u, user_agent="bench-quick") for u in User.objects.filter(pk__in=ids)]
+    return [
+        (u, token_issue(user=u, user_agent="bench-quick")) for u in User.objects.filter(pk__in=ids)
+    ]
 
 
 def _cleanup() -> None:
@@ -98,9 +107,30 @@ def _tree_cpu_seconds(pid: int) -> float:
 
 
 def server(
-    tokens: list[str], kinds: list[str], connections: int, seconds: int, workers: int = 1
+    viewers: list[tuple], kinds: list[str], connections: int, seconds: int, workers: int = 1
 ) -> None:
-    env = {**os.environ, "DEBUG": "0", "RIFF_TESTING": "0", "ALLOWED_HOSTS": "127.0.0.1"}
+    from datetime import UTC, datetime
+
+    from .feed import SERVER_ENV
+    from .feed.admission import admission_cleanup, admission_entries, admission_setup
+    from .feed.wrk import LUA, parse_wrk_report, write_request_list
+
+    tokens = [token for _, token in viewers]
+    # The bench's quota (admission is measured, not its 429); not its task-sent events.
+    quota = {k: v for k, v in SERVER_ENV.items() if k.startswith("RIFF_DAILY_QUOTA")}
+    env = {
+        **os.environ,
+        **quota,
+        "DEBUG": "0",
+        "RIFF_TESTING": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    since = datetime.now(UTC)
+    cameo_ids = (
+        admission_setup([u for u, _ in viewers], exclude={u.pk for u, _ in viewers})
+        if ADMISSION in kinds
+        else []
+    )
     port = 8000 + os.getpid() % 1000
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port)]
@@ -108,6 +138,7 @@ def server(
         + (["--workers", str(workers)] if workers > 1 else []),
         env=env,
     )
+    workdir = Path(tempfile.mkdtemp(prefix="riff-quick-"))
     try:
         for _ in range(150):
             try:
@@ -117,38 +148,41 @@ def server(
                     break
             except OSError:
                 time.sleep(0.2)
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            listed = ",".join(f'"{t}"' for t in tokens)
-            script.write(
-                f"local tokens = {{{listed}}}\nlocal i = 0\n"
-                "request = function()\n  i = i % #tokens + 1\n"
-                "  return wrk.format(nil, nil, {Authorization = 'Bearer ' .. tokens[i]})\nend\n"
-            )
 
-        def wrk(path: str, duration: int) -> str:
-            return subprocess.run(  # noqa: S603 - wrk from PATH, our arguments
-                ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", script.name]  # noqa: S607
-                + [f"http://127.0.0.1:{port}{path}"],
+        def wrk(kind: str, duration: int) -> dict:
+            listed = workdir / f"{kind}.list"
+            if kind == ADMISSION:
+                write_request_list(listed, admission_entries(tokens, cameo_ids))
+            else:
+                write_request_list(listed, [("GET", PATHS[kind], t) for t in tokens])
+            report = workdir / f"{kind}.json"
+            subprocess.run(  # noqa: S603 - wrk from PATH, our arguments
+                ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(LUA)]  # noqa: S607
+                + [f"http://127.0.0.1:{port}", "--", str(listed), "0", "1", str(report)],
                 capture_output=True,
                 text=True,
                 check=True,
-            ).stdout
+            )
+            return parse_wrk_report(json.loads(report.read_text()))
 
         for kind in kinds:
-            wrk(PATHS[kind], 2)
+            wrk(kind, 2)
             before = _tree_cpu_seconds(proc.pid)
-            out = wrk(PATHS[kind], seconds)
+            got = wrk(kind, seconds)
             used = _tree_cpu_seconds(proc.pid) - before
-            answered = int(re.search(r"(\d+) requests in", out).group(1))
-            bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
             print(
-                f"{kind:10s} {answered / seconds:8.0f} req/s  server CPU "
-                f"{used / answered * 1000:.3f} ms/request  non-2xx {bad.group(1) if bad else 0}"
+                f"{kind:10s} {got['rps']:8.0f} req/s  server CPU "
+                f"{used / got['requests'] * 1000:.3f} ms/request  non-2xx {got['non_2xx']}"
             )
-        os.unlink(script.name)
     finally:
         proc.terminate()
         proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+        if cameo_ids:
+            done = admission_cleanup(
+                caller_ids=[u.pk for u, _ in viewers], cameo_ids=cameo_ids, since=since
+            )
+            print(f"admission clean-up: {done}")
 
 
 def main() -> None:
@@ -169,15 +203,15 @@ def main() -> None:
 
     django.setup()
     kinds = [k for k in args.kinds.split(",") if k]
-    unknown = set(kinds) - set(PATHS)
+    unknown = set(kinds) - set(PATHS) - ({ADMISSION} if args.mode == "server" else set())
     if unknown:
         raise SystemExit(f"unknown kinds: {', '.join(sorted(unknown))} (of {', '.join(PATHS)})")
-    tokens = _viewers(args.viewers)
+    viewers = _viewers(args.viewers)
     try:
         if args.mode == "inproc":
-            inproc(tokens, kinds, args.requests, args.runs)
+            inproc([token for _, token in viewers], kinds, args.requests, args.runs)
         else:
-            server(tokens, kinds, args.connections, args.seconds, args.workers)
+            server(viewers, kinds, args.connections, args.seconds, args.workers)
     finally:
         _cleanup()
 
