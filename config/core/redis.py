@@ -146,6 +146,22 @@ class ChannelLayer(_channel_layer_base()):
     websocket closed, so an app left open without events lost its connection after about 5 s
     (and with it the progress of a running generation). Waiting 2 s per pop keeps the read
     well inside the timeout; an idle process pays one cheap command every 2 s. Raising the
-    socket timeout instead would keep a closing consumer's read blocked that much longer."""
+    socket timeout instead would keep a closing consumer's read blocked that much longer.
+
+    A pop that comes back empty while its task is being cancelled ends the task. When a
+    websocket closes, channels cancels its consumer's receive; the one receive that holds the
+    layer's lock is inside the pop, and redis-py's read timeout (`asyncio.timeout` on Python
+    3.11) can swallow that cancellation, so channels_redis kept popping every 2 s for a
+    consumer that was gone, until a message for some other consumer of the process arrived
+    (tests/accounts/test_realtime_server.py)."""
 
     brpop_timeout = 2
+
+    async def _brpop_with_clean(self, index, channel, timeout):
+        import asyncio
+
+        got = await super()._brpop_with_clean(index, channel, timeout)
+        task = asyncio.current_task()
+        if got is None and task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        return got
