@@ -113,44 +113,52 @@ class GenerationOut(OutputModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_cameos(self, obj: Generation) -> list[str]:
-        links = sorted(obj.cameo_links.all(), key=lambda link: link.position)
-        return [str(link.cameo_id) for link in links]
+        return _cameo_ids(obj)
 
     @extend_schema_field(ErrorOut(allow_null=True))
     def get_error(self, obj: Generation):
-        return {"code": obj.error_code, "message": obj.error_message} if obj.error_code else None
+        return _error(obj)
 
     @extend_schema_field(VideoOut(allow_null=True))
     def get_video(self, obj: Generation):
-        video = getattr(obj, "video", None) if obj.status == "succeeded" else None
-        if video is None or video.state == "removed":
-            return None
-        return VideoOut(video, context=self.context).data
+        return _video(obj, self.context.get("request"))
+
+
+def _cameo_ids(generation: Generation) -> list[str]:
+    links = sorted(generation.cameo_links.all(), key=lambda link: link.position)
+    return [str(link.cameo_id) for link in links]
+
+
+def _error(generation: Generation) -> dict | None:
+    if not generation.error_code:
+        return None
+    return {"code": generation.error_code, "message": generation.error_message}
+
+
+def _video(generation: Generation, request) -> dict | None:
+    """The finished video, unless it was removed."""
+    video = getattr(generation, "video", None) if generation.status == "succeeded" else None
+    if video is None or video.state == "removed":
+        return None
+    return VideoOut(video, context={"request": request}).data
 
 
 def generation_out(generation: Generation, request) -> dict:
     """`GenerationOut` of `generation`, built directly: admission answers with it (and clients
     poll `GET /generations/{id}`), and the serializer's per-object field set-up cost more than
     the rest of the response. A test holds the two to the same output, state by state."""
-    links = sorted(generation.cameo_links.all(), key=lambda link: link.position)
-    video = getattr(generation, "video", None) if generation.status == "succeeded" else None
-    error = generation.error_code
     return {
         "id": str(generation.pk),
         "status": str(generation.status),
         "progress": float(generation.progress),
         "prompt": generation.prompt,
-        "cameos": [str(link.cameo_id) for link in links],
+        "cameos": _cameo_ids(generation),
         "remix_of": str(generation.remix_of_id) if generation.remix_of_id is not None else None,
         "seconds": generation.seconds,
         "aspect": str(generation.aspect),
         "seed": generation.seed,
-        "error": {"code": error, "message": generation.error_message} if error else None,
-        "video": (
-            VideoOut(video, context={"request": request}).data
-            if video is not None and video.state != "removed"
-            else None
-        ),
+        "error": _error(generation),
+        "video": _video(generation, request),
         "created_at": iso_datetime(generation.created_at),
         "completed_at": iso_datetime(generation.completed_at),
     }

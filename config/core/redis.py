@@ -16,6 +16,7 @@ Redis is down"):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import sys
@@ -158,8 +159,6 @@ class ChannelLayer(_channel_layer_base()):
     brpop_timeout = 2
 
     async def _brpop_with_clean(self, index, channel, timeout):
-        import asyncio
-
         got = await super()._brpop_with_clean(index, channel, timeout)
         task = asyncio.current_task()
         if got is None and task is not None and task.cancelling():
