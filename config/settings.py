@@ -118,11 +118,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # WhiteNoise, streaming block by block under uvicorn (config.core.files).
     "config.core.files.StaticFilesMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, CSRF, the session's user and messages: for the admin and the console only
+    # (config.core.site); the API, probes and media skip them.
+    "config.core.site.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.core.site.CsrfViewMiddleware",
+    "config.core.site.AuthenticationMiddleware",
+    "config.core.site.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # /api/v1 answers are tokens or the caller's own data: no-store unless a view says else.
     "config.core.caching.ApiNoStoreMiddleware",
