@@ -118,11 +118,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # WhiteNoise, streaming block by block under uvicorn (config.core.files).
     "config.core.files.StaticFilesMiddleware",
-    # Sessions, CSRF, the session's user and messages: for the admin and the console only
-    # (config.core.site); the API, probes and media skip them.
+    # Sessions, the session's user and messages: for the admin and the console only
+    # (config.core.site); the API, probes and media skip them. CSRF stays Django's own.
     "config.core.site.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "config.core.site.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "config.core.site.AuthenticationMiddleware",
     "config.core.site.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -1,16 +1,15 @@
 """The pages a browser signs in to, and the middleware only they need.
 
-Sessions, CSRF, the session's `request.user` and flash messages serve the Django admin and the
+Sessions, the session's `request.user` and flash messages serve the Django admin and the
 moderation console (`SITE_PREFIXES`): the pages that sign in with a session cookie. Nothing
 else reads them. The API authenticates with bearer tokens and API keys (DRF sets `request.user`
 itself), and probes, metrics and media read no user at all. So every other request skips these
-four middlewares: Django's own classes, subclassed here so that the admin's system checks still
-find them, each answering only for site paths. That is 35-120 µs of a `GET /me` in process
-(docs/bench-feed.md), on every API request.
+three middlewares: Django's own classes, subclassed here so that the admin's system checks
+still find them, each answering only for site paths. With CSRF's (below) that was 35-120 µs of
+a `GET /me` in process (docs/bench-feed.md), on every API request.
 
-CSRF protects what a cookie authenticates. Outside the site nothing is authenticated by a
-cookie, so nothing there needs it; inside, it is enforced as before
-(tests/moderation/test_console.py, tests/test_site_middleware.py).
+CSRF stays Django's own middleware, on every path: `check --deploy` asks for exactly that
+class (security.W003), and on API paths it only reads a cookie (DRF's views are exempt).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.middleware import csrf
 
 SITE_PREFIXES = ("/admin/", "/console/")
 
@@ -36,14 +34,6 @@ class _SiteOnly:
 
 class SessionMiddleware(_SiteOnly, sessions.SessionMiddleware):
     pass
-
-
-class CsrfViewMiddleware(_SiteOnly, csrf.CsrfViewMiddleware):
-    def process_view(self, request, callback, callback_args, callback_kwargs):
-        # Django calls a middleware's process_view for every request, past __call__.
-        if not is_site(request):
-            return None
-        return super().process_view(request, callback, callback_args, callback_kwargs)
 
 
 class AuthenticationMiddleware(_SiteOnly, auth.AuthenticationMiddleware):
