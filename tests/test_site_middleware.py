@@ -1,5 +1,6 @@
-"""Sessions, CSRF, the session's user and messages run for the admin and the console only
-(config.core.site): the API, probes and media skip them, and the site keeps all four."""
+"""Sessions, the session's user and messages run for the admin and the console only
+(config.core.site): the API, probes and media skip them, and the site keeps them, with CSRF
+(Django's own middleware, on every path) still enforced there."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ moderation console (`SITE_PREFIXES`): the pages that sign in with a session cook
 else reads them. The API authenticates with bearer tokens and API keys (DRF sets `request.user`
 itself), and probes, metrics and media read no user at all. So every other request skips these
 three middlewares: Django's own classes, subclassed here so that the admin's system checks
-still find them, each answering only for site paths. With CSRF's (below) that was 35-120 µs of
-a `GET /me` in process (docs/bench-feed.md), on every API request.
+still find them, each answering only for site paths: about 30 µs of a `GET /me` in process
+(docs/bench-feed.md), on every API request.
 
 CSRF stays Django's own middleware, on every path: `check --deploy` asks for exactly that
 class (security.W003), and on API paths it only reads a cookie (DRF's views are exempt).
