@@ -36,16 +36,20 @@ from config.core.media import signed_query
 from config.core.sql import fetchall
 from generation.serializers import media_path
 
+# The first column is the post's id as a UUID (`Row.id`); the rest are `Row.values`, where every
+# id is text: they are written out as strings anyway, and text hashes and compares in C where a
+# `uuid.UUID` runs Python code (a page's cache keys, `posts_json`, hashed seven UUIDs a row).
 _COLUMNS = (
-    "p.id, p.caption, p.allow_remix, p.remix_of_id, p.root_id, p.depth, p.cameo_ids, "
-    "p.created_at, "
-    "a.id, a.username, a.display_name, a.avatar_small, "
-    "v.id, v.generation_id, v.state, v.seconds, v.width, v.height, v.frame_count, v.sha256, "
-    "v.created_at, "
+    "p.id, "
+    "p.id::text, p.caption, p.allow_remix, p.remix_of_id::text, p.root_id::text, p.depth, "
+    "p.cameo_ids, p.created_at, "
+    "a.id::text, a.username, a.display_name, a.avatar_small, "
+    "v.id::text, v.generation_id::text, v.state, v.seconds, v.width, v.height, v.frame_count, "
+    "v.sha256, v.created_at, "
     # The video's owner is the post's author (post_publish publishes own drafts only), so the
     # owner is not joined: joining accounts_user twice made the planner's page 3x dearer.
     # Should the two ever differ, `posts_out` reads that owner on its own.
-    "v.owner_id, "
+    "v.owner_id::text, "
     "coalesce(c.likes, 0), coalesce(c.comments, 0), coalesce(c.remixes, 0), "
     "coalesce(c.views, 0), coalesce(lk.liked, false)"
 )
@@ -142,7 +146,7 @@ def posts_page(
     # a bound parameter.
     sql = f"SELECT {_COLUMNS} {_FROM} WHERE {' AND '.join(where)}{tail}"  # noqa: S608
     fetched = fetchall(sql, params)
-    rows = [Row(id=r[0], created_at=r[7], values=_decoded(r)) for r in fetched]
+    rows = [Row(id=r[0], created_at=r[8], values=_decoded(r[1:])) for r in fetched]
     if ids is not None:
         order = {pid: i for i, pid in enumerate(params["ids"])}
         rows.sort(key=lambda r: order[r.id])
@@ -199,7 +203,7 @@ def _signing_now() -> float:
 
 def _user(urls: _Urls, pk, username, display_name, avatar_small) -> dict:
     return {
-        "id": str(pk),
+        "id": pk,
         "username": username,
         "display_name": display_name,
         "avatar_url": urls.media(avatar_small),
@@ -217,6 +221,7 @@ def _handles(rows: list[Row]) -> dict:
 
 
 def _post(values: tuple, urls: _Urls, handles: dict, owners: dict) -> dict:
+    # Ids are text already (`_COLUMNS`).
     (
         pid, caption, allow_remix, remix_of, root, depth, cameos, created,
         a_id, a_name, a_display, a_avatar,
@@ -224,16 +229,16 @@ def _post(values: tuple, urls: _Urls, handles: dict, owners: dict) -> dict:
         v_owner,
         likes, comments, remixes, views, liked,
     ) = values  # fmt: skip
-    video_id = str(v_id)
+    video_id = v_id
     author = _user(urls, a_id, a_name, a_display, a_avatar)
     owner = author if v_owner == a_id else _user(urls, v_owner, *owners[v_owner])
     return {
-        "id": str(pid),
+        "id": pid,
         "author": author,
         "video": {
             "id": video_id,
             "owner": owner,
-            "generation": str(v_gen),
+            "generation": v_gen,
             "state": v_state,
             "seconds": float(v_seconds),
             "width": v_width,
@@ -251,8 +256,8 @@ def _post(values: tuple, urls: _Urls, handles: dict, owners: dict) -> dict:
         "comment_count": int(comments),
         "remix_count": int(remixes),
         "view_count": int(views),
-        "remix_of": str(remix_of) if remix_of is not None else None,
-        "root": str(root),
+        "remix_of": remix_of,
+        "root": root,
         "depth": depth,
         "cameos": [{"id": c, "handle": handles[c]} for c in (cameos or ()) if c in handles],
         "liked_by_me": bool(liked),
@@ -269,7 +274,7 @@ def _owners(rows: list[Row]) -> dict:
     from accounts.models import User
 
     return {
-        pk: (username, display, avatar)
+        str(pk): (username, display, avatar)
         for pk, username, display, avatar in User.objects.filter(pk__in=ids).values_list(
             "pk", "username", "display_name", "avatar_small"
         )

@@ -131,7 +131,7 @@ def test_a_page_is_one_statement(user, world, django_assert_num_queries):
 def test_the_encoded_page_is_byte_for_byte_what_drf_renders(user, world, make_user, make_post):
     """Feed pages splice each post's cached JSON into the body (feed.hydrate.posts_json,
     feed.feeds.feed_response); the bytes must be the ones DRF's renderer writes."""
-    from feed.feeds import post_items
+    from feed.feeds import PostItem, feed_response, post_items
     from feed.hydrate import RawJSON, json_bytes
 
     make_post(make_user(username="odd"), caption='line\u2028sep\u2029 "quoted" \\ é 😀')
@@ -148,6 +148,14 @@ def test_the_encoded_page_is_byte_for_byte_what_drf_renders(user, world, make_us
         "next": page["next"],
     }
     assert json_bytes(page) == JSONRenderer().render(plain)
+    # The response writes post items by concatenation (feed.feeds._item_json): same bytes.
+    assert feed_response(page["results"], page["next"]).content == JSONRenderer().render(plain)
+    # An item whose strings JSON must escape takes the general writer and still matches.
+    odd = PostItem({**items[0], "reason": 'odd "reason" \u2028'})
+    odd_plain = {**plain["results"][0], "reason": odd["reason"]}
+    assert feed_response([odd], None).content == JSONRenderer().render(
+        {"results": [odd_plain], "next": None}
+    )
     assert b"\\u2028" in json_bytes(page) and "\u2028".encode() not in json_bytes(page)
     assert plain["results"][:-1] == [
         {**i, "post": p} for i, p in zip(items, posts_out(rows, request=request), strict=True)

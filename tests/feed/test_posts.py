@@ -403,3 +403,21 @@ def test_generations_keep_only_serve_ids_served_to_their_creator(user, other):
         "",
         "",
     ]
+
+
+def test_a_serve_id_signature_is_hmac_sha256_of_viewer_reason_and_token(user):
+    """The signature's definition is fixed: ids served before a release must still verify after
+    it (feed.serving signs with one `hmac.digest` call since #31)."""
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    from feed.serving import serve_id_parse
+
+    served = serve_id_make(user_id=user.pk, reason="following")
+    reason, token, sig = served.split(".")
+    key = f"riff-serve:{settings.SECRET_KEY}".encode()
+    expected = hmac.new(key, f"{user.pk}|{reason}|{token}".encode(), hashlib.sha256)
+    assert (reason, sig) == ("following", expected.hexdigest()[:16])
+    assert serve_id_parse(served, user_id=user.pk) is not None
