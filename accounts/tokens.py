@@ -22,7 +22,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from config.core.errors import BACKEND_DOWN_ERRORS
-from config.core.redis import degraded, redis_client
+from config.core.redis import Batch, degraded, redis_client
 from config.core.sql import fetchall
 
 from . import authcache
@@ -78,7 +78,8 @@ def token_authenticate(
         return token_lookup(raw)
     key_hash = hash_token(raw)
     entry = authcache.entry_get(key_hash)
-    pipe = redis_client().pipeline(transaction=False)
+    # One EVALSHA for the stamp and the user's rate-limit window (config.core.redis.Batch).
+    pipe = Batch(redis_client())
     authcache.stamp_queue(pipe, key_hash)
     take = preload(pipe, entry.user_id) if entry is not None and preload is not None else None
     try:

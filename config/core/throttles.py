@@ -17,7 +17,7 @@ from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, User
 
 from .clientip import client_ip
 from .errors import BACKEND_DOWN_ERRORS
-from .redis import degraded, redis_client
+from .redis import Batch, degraded, redis_client
 
 
 class ClientIpThrottleMixin:
@@ -54,7 +54,7 @@ class WindowCounterMixin:
         counts = preloaded.pop(self.key, None) if preloaded else None
         if counts is None:
             now = self.timer()
-            pipe = redis_client().pipeline(transaction=False)
+            pipe = Batch(redis_client())
             self.queue(pipe, self.key, now)
             counts = (now, *self.counts(pipe.execute()))
         now, count, before = counts

@@ -1,0 +1,62 @@
+"""config.core.redis.Batch: a pipeline's commands in one EVALSHA, with a pipeline's answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.core.redis import Batch, redis_client
+
+
+def _queue(target) -> None:
+    target.set("t:stamp", "a", nx=True, ex=60)  # missing: set
+    target.set("t:stamp", "b", nx=True, ex=60)  # present: not set
+    target.get("t:stamp")
+    target.get("t:missing")
+    target.incr("t:count")
+    target.incr("t:count")
+    target.expire("t:count", 120)
+    target.expire("t:missing", 120)  # no such key: False
+
+
+def test_a_batch_answers_what_a_pipeline_answers():
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
+    _queue(pipe)
+    expected = pipe.execute()
+    assert expected == [True, None, b"a", None, 1, 2, True, False]
+    client.delete("t:stamp", "t:count")
+
+    batch = Batch(client)
+    _queue(batch)
+    assert batch.execute() == expected
+    # The commands ran: the values and expiries are in Redis.
+    assert client.get("t:stamp") == b"a" and 0 < client.ttl("t:stamp") <= 60
+    assert client.get("t:count") == b"2" and 60 < client.ttl("t:count") <= 120
+
+
+def test_a_batch_is_one_send(redis_sends):
+    batch = Batch(redis_client())
+    _queue(batch)
+    redis_sends.clear()
+    batch.execute()
+    assert len(redis_sends) == 1
+
+
+def test_a_batch_survives_a_server_that_forgot_its_scripts():
+    client = redis_client()
+    client.script_flush()
+    batch = Batch(client)
+    batch.incr("t:count")
+    batch.get("t:count")
+    assert batch.execute() == [1, b"1"]
+
+
+def test_an_empty_batch_sends_nothing(redis_sends):
+    redis_sends.clear()
+    assert Batch(redis_client()).execute() == []
+    assert redis_sends == []
+
+
+def test_a_batch_sets_only_with_nx():
+    with pytest.raises(ValueError):
+        Batch(redis_client()).set("t:stamp", "a", nx=False, ex=60)
