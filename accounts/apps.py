@@ -11,7 +11,7 @@ class AccountsConfig(AppConfig):
 
         from config.core import hooks
 
-        from . import authcache
+        from . import authcache, stamps
         from .models import AuthToken, User
 
         # The lowest app registers the hooks check, so it runs whatever else is installed.
@@ -22,3 +22,6 @@ class AccountsConfig(AppConfig):
         post_delete.connect(
             authcache.on_token_changed, sender=AuthToken, dispatch_uid="authcache-t-del"
         )
+        # ... and the stamps upper layers' caches check (accounts.stamps).
+        post_save.connect(stamps.on_user_saved, sender=User, dispatch_uid="stamps-user")
+        post_delete.connect(stamps.on_user_deleted, sender=User, dispatch_uid="stamps-user-del")

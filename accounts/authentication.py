@@ -23,6 +23,30 @@ def _bearer(request, keyword: str) -> str | None:
         raise exceptions.AuthenticationFailed("Malformed token.")
 
 
+def _preload(request, batch, user_id):
+    """What rides the token check's round trip (a `config.core.redis.Batch`): the view's own
+    reads (its `preload(request, batch, user_id)`, as feed.apis.FeedApi's), then the user's
+    rate-limit windows, which read the batch's last replies. Returns what takes the replies."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    own = getattr(view, "preload", None)
+    takes = [
+        take
+        for take in (
+            own(request, batch, user_id) if own is not None else None,
+            user_windows_preload(request, batch, user_id),
+        )
+        if take is not None
+    ]
+    if not takes:
+        return None
+
+    def take_all(replies: list) -> None:
+        for take in takes:
+            take(replies)
+
+    return take_all
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <token>`; sets `request.auth` to the AuthToken row."""
 
@@ -39,7 +63,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 "API keys work only on the Videos API at /v1/; sign in for a session token."
             )
         token = token_authenticate(
-            raw, preload=lambda pipe, user_id: user_windows_preload(request, pipe, user_id)
+            raw, preload=lambda pipe, user_id: _preload(request, pipe, user_id)
         )
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or expired token.")

@@ -36,6 +36,16 @@ class _StampedQuerySet(models.QuerySet):
 
 
 class UserQuerySet(_StampedQuerySet):
+    def update(self, **kwargs):
+        from .stamps import users_changed
+
+        # Before the update: it may change what the filter matches (is_active=False).
+        user_ids = list(self.values_list("pk", flat=True))
+        count = super().update(**kwargs)
+        if count:
+            users_changed(user_ids)
+        return count
+
     def _stamp_changes(self) -> dict:
         user_ids = list(self.values_list("pk", flat=True))
         return {"hashes_of_users": lambda: live_token_hashes(user_ids=user_ids)}

@@ -25,6 +25,7 @@ from .hooks import ACCOUNT_DELETED, USER_BLOCKED
 from .models import Block, Follow, Invite, Notification, User, age_on
 from .names import name_key, normalize, validate_name
 from .realtime import send_to_user
+from .stamps import graph_changed
 from .tokens import token_revoke_all
 
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
@@ -126,6 +127,7 @@ def user_register(
             ],
             ignore_conflicts=True,
         )
+        graph_changed(user.pk, invite.created_by_id)
     return user
 
 
@@ -297,6 +299,7 @@ def follow_create(*, follower: User, followee: User) -> bool:
         raise Forbidden("You cannot follow this user.", code="blocked")
     _, created = Follow.objects.get_or_create(follower=follower, followee=followee)
     if created:
+        graph_changed(follower.pk)
         notification_create(recipient=followee, kind="follow", actor=follower)
     return created
 
@@ -304,6 +307,8 @@ def follow_create(*, follower: User, followee: User) -> bool:
 @transaction.atomic
 def follow_delete(*, follower: User, followee: User) -> bool:
     deleted, _ = Follow.objects.filter(follower=follower, followee=followee).delete()
+    if deleted:
+        graph_changed(follower.pk)
     return bool(deleted)
 
 
@@ -315,6 +320,7 @@ def block_create(*, blocker: User, blocked: User) -> bool:
     _, created = Block.objects.get_or_create(blocker=blocker, blocked=blocked)
     Follow.objects.filter(follower=blocker, followee=blocked).delete()
     Follow.objects.filter(follower=blocked, followee=blocker).delete()
+    graph_changed(blocker.pk, blocked.pk)
     hooks.run(USER_BLOCKED.name, blocker=blocker, blocked=blocked)
     return created
 
@@ -322,6 +328,8 @@ def block_create(*, blocker: User, blocked: User) -> bool:
 @transaction.atomic
 def block_delete(*, blocker: User, blocked: User) -> bool:
     deleted, _ = Block.objects.filter(blocker=blocker, blocked=blocked).delete()
+    if deleted:
+        graph_changed(blocker.pk, blocked.pk)
     return bool(deleted)
 
 

@@ -280,6 +280,12 @@ RIFF_TOKEN_TOUCH_SECONDS = env_int("RIFF_TOKEN_TOUCH_SECONDS", 600)
 # unseen; 0 turns the cache off. At most this many entries per process (about 2 KB each).
 RIFF_AUTH_CACHE_SECONDS = env_int("RIFF_AUTH_CACHE_SECONDS", 60)
 RIFF_AUTH_CACHE_ENTRIES = env_int("RIFF_AUTH_CACHE_ENTRIES", 20_000)
+# Feed pages from each process's memory (feed.postcache): post cards, authors, viewers' blocks,
+# follows and likes, Latest's window, each checked against a stamp in Redis on every page and
+# never trusted past this many seconds; 0 reads every page from the database. At most this many
+# cards and authors per process (about 1 KB each), half as many viewers.
+RIFF_FEED_CACHE_SECONDS = env_int("RIFF_FEED_CACHE_SECONDS", 60)
+RIFF_FEED_CACHE_ENTRIES = env_int("RIFF_FEED_CACHE_ENTRIES", 50_000)
 # HTTP requests run on the event loop's own thread, one at a time per process, as a synchronous
 # worker would (config.core.handlers): about half the CPU per request of a thread per request,
 # no overlap of one process's requests while they wait on the database. Run more uvicorn

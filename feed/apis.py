@@ -27,7 +27,7 @@ from config.core.pagination import (
 from config.core.schema import IDEMPOTENCY_HEADER, error_responses
 
 from . import selectors, services
-from .feeds import feed_response, following_page, latest_page
+from .feeds import feed_response, following_page, latest_page, latest_preload
 from .serializers import (
     CommentIn,
     CommentOut,
@@ -154,6 +154,9 @@ class UserPostsApi(APIView):
 
 
 class FeedApi(APIView):
+    # Latest's stamps ride token authentication's round trip (accounts.authentication).
+    preload = staticmethod(latest_preload)
+
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=list(FEED_KINDS), required=False),

@@ -17,14 +17,16 @@ from typing import Any
 from django.http import HttpResponse
 from rest_framework.request import Request
 
+from config.core.errors import Invalid
 from config.core.pagination import (
     cursor_scope,
     decode_cursor,
     encode_cursor,
     parse_limit,
 )
+from config.core.stamps import stamps_queue
 
-from . import inbox
+from . import inbox, postcache
 from .hydrate import RawJSON, Row, json_bytes, posts_json, posts_page
 from .serving import serve_ids_make
 
@@ -105,9 +107,55 @@ def _db_page(
     return rows[:limit], len(rows) > limit
 
 
+def rows_by_ids(
+    viewer_id, ids: list, *, followed: bool = False, least_held: float = 0.0
+) -> list[Row]:
+    """The visible posts among `ids`, in that order (`followed`: by authors the viewer
+    follows): from this process's caches when their stamps allow (feed.postcache, where
+    `least_held` is explained), else one statement."""
+    rows = None
+    if postcache.enabled():
+        rows = postcache.rows_for(viewer_id, ids, followed=followed, least_held=least_held)
+    if rows is None:
+        rows = posts_page(viewer_id=viewer_id, ids=ids, followed_by=viewer_id if followed else None)
+    return rows
+
+
+# Where `latest_preload` leaves the stamps it read, on the DRF request.
+PRELOADED_STAMPS = "_riff_feed_stamps"
+
+
+def latest_preload(request: Request, batch, user_id):
+    """Queues the stamps a Latest page will check on token authentication's round trip
+    (accounts.authentication), so a page served from the caches makes no round trip of its
+    own. Returns what keeps their replies on the request; None for other kinds and for
+    requests the view will refuse (it says why)."""
+    if request.query_params.get("kind") != "latest" or not postcache.enabled():
+        return None
+    try:
+        limit, before = parse_limit(request), _cursor(request, "latest")
+    except Invalid:
+        return None
+    start = tuple(before) if before is not None else None
+    take = stamps_queue(batch, postcache.latest_keys(user_id, start, limit + 1))
+
+    def keep(replies: list) -> None:
+        setattr(request, PRELOADED_STAMPS, take(replies))
+
+    return keep
+
+
 def latest_page(request: Request) -> FeedPage:
-    limit = parse_limit(request)
-    posts, more = _db_page(request.user, _cursor(request, "latest"), limit)
+    limit, before = parse_limit(request), _cursor(request, "latest")
+    rows = None
+    if postcache.enabled():
+        start = tuple(before) if before is not None else None
+        stamps = getattr(request, PRELOADED_STAMPS, None)
+        rows = postcache.latest_rows(request.user.pk, start, limit + 1, stamps=stamps)
+    if rows is None:
+        posts, more = _db_page(request.user, before, limit)
+    else:
+        posts, more = rows[:limit], len(rows) > limit
     return _page(request, posts, ["latest"] * len(posts), more, kind="latest")
 
 
@@ -127,9 +175,7 @@ def following_page(request: Request) -> FeedPage:
         if entries:
             # Visibility and the follow are checked again here: the inbox may hold posts since
             # removed, blocked, or by someone no longer followed.
-            posts += posts_page(
-                viewer_id=user.pk, ids=[pid for pid, _ in entries], followed_by=user.pk
-            )
+            posts += rows_by_ids(user.pk, [pid for pid, _ in entries], followed=True)
             scan = (entries[-1][1], entries[-1][0])
         if len(posts) >= want:
             use_db = False

@@ -54,13 +54,17 @@ _COLUMNS = (
     "coalesce(c.views, 0), coalesce(lk.liked, false)"
 )
 
-_FROM = (
-    "FROM feed_post p "
-    "JOIN accounts_user a ON a.id = p.author_id "
-    "JOIN generation_video v ON v.id = p.video_id "
+# A post's counts (its counter shards summed) as `c`, for the post `p`.
+COUNTS_JOIN = (
     "LEFT JOIN LATERAL (SELECT sum(s.likes) AS likes, sum(s.comments) AS comments, "
     "sum(s.remixes) AS remixes, sum(s.views) AS views FROM feed_postcounter s "
-    "WHERE s.post_id = p.id) c ON true "
+    "WHERE s.post_id = p.id) c ON true"
+)
+
+_FROM = (
+    "FROM feed_post p "  # noqa: S608 (constant fragments)
+    "JOIN accounts_user a ON a.id = p.author_id "
+    "JOIN generation_video v ON v.id = p.video_id " + COUNTS_JOIN + " "
     # One probe of like_unique per post (an EXISTS was hashed over all the viewer's likes).
     "LEFT JOIN LATERAL (SELECT true AS liked FROM feed_like l "
     "WHERE l.post_id = p.id AND l.user_id = %(viewer)s LIMIT 1) lk ON true "
@@ -89,6 +93,9 @@ class Row:
     id: uuid.UUID
     created_at: datetime
     values: tuple
+    # (cameo id, handle) of the post's cameos, when the row came with them (feed.postcache);
+    # None: `posts_json` reads them.
+    handles: tuple | None = None
 
     @property
     def pk(self) -> uuid.UUID:
@@ -156,14 +163,18 @@ def posts_page(
 _NO_CAMEOS = ("[]", b"[]", None)
 
 
+def cameo_ids_decoded(value) -> tuple:
+    """`feed_post.cameo_ids` as a raw cursor returns it (jsonb as text), as a tuple."""
+    if value in _NO_CAMEOS:  # most posts: no parse
+        return ()
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    return tuple(value or ())
+
+
 def _decoded(row: tuple) -> tuple:
     # Django reads jsonb as text and decodes it in JSONField; a raw cursor does the same here.
-    cameos = row[6]
-    if cameos in _NO_CAMEOS:  # most posts: no parse
-        cameos = ()
-    elif isinstance(cameos, str | bytes):
-        cameos = json.loads(cameos)
-    return (*row[:6], tuple(cameos or ()), *row[7:])
+    return (*row[:6], cameo_ids_decoded(row[6]), *row[7:])
 
 
 class _Urls:
@@ -210,14 +221,26 @@ def _user(urls: _Urls, pk, username, display_name, avatar_small) -> dict:
     }
 
 
-def _handles(rows: list[Row]) -> dict:
-    cameo_ids = {c for r in rows for c in r.cameo_ids}
+def cameo_handles(cameo_ids) -> dict:
+    """{cameo id: handle} of the cameos that exist, in one query (none without ids)."""
+    cameo_ids = set(cameo_ids)
     if not cameo_ids:
         return {}
     return {
         str(pk): handle
         for pk, handle in Cameo.objects.filter(pk__in=cameo_ids).values_list("pk", "handle")
     }
+
+
+def _handles(rows: list[Row]) -> dict:
+    return cameo_handles(c for r in rows for c in r.cameo_ids)
+
+
+def _known_handles(rows: list[Row]) -> dict:
+    """`_handles`, without a query when every row that shows cameos came with its handles."""
+    if any(r.handles is None for r in rows if r.cameo_ids):
+        return _handles(rows)
+    return {c: h for r in rows if r.handles for c, h in r.handles}
 
 
 def _post(values: tuple, urls: _Urls, handles: dict, owners: dict) -> dict:
@@ -293,7 +316,8 @@ def posts_json(rows: list[Row], *, request) -> list[RawJSON]:
     under exactly that key: a post served to many viewers (Latest's first page, trending
     posts) is encoded once per change of any of them, and a changed count or like is a new
     key, never a stale answer."""
-    base, now, handles, owners = _base(request), _signing_now(), _handles(rows), _owners(rows)
+    base, now, owners = _base(request), _signing_now(), _owners(rows)
+    handles = _known_handles(rows)
     return [
         _encoded(
             r.values,

@@ -34,6 +34,7 @@ from .models import (
     Post,
     PostState,
 )
+from .postcache import posts_changed
 from .ranking.snapshot import drop_quietly as order_drop
 from .serving import serve_id_parse
 
@@ -64,6 +65,8 @@ def counters_add(*, field: str, deltas: dict) -> None:
         params += [post_id, random.randrange(COUNTER_SHARDS)]
         params += [delta if name == field else 0 for name in COUNTER_FIELDS]
     updates = ", ".join(f"{n} = feed_postcounter.{n} + EXCLUDED.{n}" for n in COUNTER_FIELDS)
+    # The cards of these posts hold their counts (feed.postcache).
+    posts_changed(deltas.keys())
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO feed_postcounter (post_id, shard, {', '.join(COUNTER_FIELDS)}) "  # noqa: S608
@@ -331,6 +334,8 @@ def like_set(*, user: User, post: Post, liked: bool) -> bool:
                 Like.objects.create(post=post, user=user)
         except IntegrityError:
             return False
+        # The post's count changes, so its cached card goes, and the like is read with it
+        # (feed.postcache).
         counter_add(post_id=post.pk, field="likes", delta=1)
         return True
     deleted, _ = Like.objects.filter(post=post, user=user).delete()

@@ -252,3 +252,34 @@ def test_inline_restores_the_loop_when_the_work_raises():
         return asyncio.get_running_loop() is loop
 
     assert asyncio.run(one()) is True
+
+
+def _echo(request, n):
+    return JsonResponse({"n": n, "match": id(request.resolver_match)})
+
+
+urlpatterns.append(path("echo/<int:n>", _echo))
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_each_paths_match_is_resolved_once_and_misses_still_404():
+    from config.core.handlers import _resolved
+
+    _resolved.cache_clear()
+    app = OneHopASGIHandler()
+
+    async def run():
+        out = []
+        for target in ("/echo/1", "/echo/1", "/echo/2", "/nothing", "/nothing"):
+            sent: list = []
+            status = await _get(app, target, sent)
+            body = json.loads(sent[1]["body"]) if status == 200 else None
+            out.append((status, body))
+        return out
+
+    (s1, b1), (s2, b2), (s3, b3), (s4, _), (s5, _) = asyncio.run(run())
+    assert (s1, s2, s3, s4, s5) == (200, 200, 200, 404, 404)
+    assert (b1["n"], b2["n"], b3["n"]) == (1, 1, 2)
+    assert b1["match"] == b2["match"] != b3["match"]  # the same match object for one path
+    info = _resolved.cache_info()
+    assert (info.hits, info.currsize) == (1, 2)  # 404s are resolved each time, never kept

@@ -59,7 +59,8 @@ def redis_client() -> redis.Redis:
 
 
 # Runs a batch's commands in order (`Batch`): KEYS are their keys; ARGV holds, per command, its
-# letter and then its arguments (SET: value and expiry; EXPIRE: seconds).
+# letter and then its arguments (SET: value and expiry; EXPIRE: seconds). `m` reads stamps
+# (config.core.stamps): its arguments are the value prefix, the expiry and the keys, joined.
 _BATCH_SCRIPT = """
 local out, a = {}, 1
 for i = 1, #KEYS do
@@ -69,11 +70,35 @@ for i = 1, #KEYS do
   elseif op == 'e' then out[i] = redis.call('EXPIRE', KEYS[i], ARGV[a + 1]); a = a + 2
   elseif op == 's' then
     out[i] = redis.call('SET', KEYS[i], ARGV[a + 1], 'NX', 'EX', ARGV[a + 2]); a = a + 3
+  elseif op == 'm' then
+    local t, j = {}, 0
+    for key in string.gmatch(ARGV[a + 3], '%S+') do
+      j = j + 1
+      redis.call('SET', key, ARGV[a + 1] .. j, 'NX', 'EX', ARGV[a + 2])
+      t[j] = redis.call('GET', key)
+    end
+    out[i] = t; a = a + 4
   else return redis.error_reply('unknown batch op') end
 end
 return out
 """
-_BATCH_SHA = hashlib.sha1(_BATCH_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
+
+
+def script_sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
+
+
+def script_run(client: redis.Redis, script: str, sha: str, keys: list, args: list):
+    """EVALSHA, and EVAL when the server forgot the script (restarted, flushed). One round trip
+    in the usual case: redis-py's `Script` object does the same, but in a pipeline it asks
+    SCRIPT EXISTS first."""
+    try:
+        return client.evalsha(sha, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:
+        return client.eval(script, len(keys), *keys, *args)
+
+
+_BATCH_SHA = script_sha(_BATCH_SCRIPT)
 
 
 class Batch:
@@ -113,14 +138,18 @@ class Batch:
             raise ValueError("a batch sets only with NX")
         self._queue("s", key, value, int(ex))
 
+    def stamps(self, prefix: str, ex: int, joined: str) -> None:
+        """config.core.stamps' read of the space-separated keys `joined`; the reply is the list
+        of their stamps."""
+        self._queue("m", "-", prefix, int(ex), joined)
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
     def execute(self) -> list:
         if not self.keys:
             return []
-        command = (len(self.keys), *self.keys, *self.args)
-        try:
-            replies = self.client.evalsha(_BATCH_SHA, *command)
-        except redis.exceptions.NoScriptError:  # a restarted or flushed server
-            replies = self.client.eval(_BATCH_SCRIPT, *command)
+        replies = script_run(self.client, _BATCH_SCRIPT, _BATCH_SHA, self.keys, self.args)
         return [
             (bool(reply) if op == "e" else (True if reply else None) if op == "s" else reply)
             for op, reply in zip(self.ops, replies, strict=True)

@@ -405,15 +405,17 @@ def test_generations_keep_only_serve_ids_served_to_their_creator(user, other):
     ]
 
 
-def test_a_serve_id_signature_is_hmac_sha256_of_viewer_reason_and_token(user):
+@pytest.mark.parametrize("secret", ["short", "x" * 100])
+def test_a_serve_id_signature_is_hmac_sha256_of_viewer_reason_and_token(user, settings, secret):
     """The signature's definition is fixed: ids served before a release must still verify after
-    it (feed.serving signs with one `hmac.digest` call since #31)."""
+    it (feed.serving computes HMAC-SHA256 from hashlib's inner and outer hashes since #31). A
+    key longer than SHA-256's block is hashed first, as HMAC does."""
     import hashlib
     import hmac
 
-    from django.conf import settings
-
     from feed.serving import serve_id_parse
+
+    settings.SECRET_KEY = secret
 
     served = serve_id_make(user_id=user.pk, reason="following")
     reason, token, sig = served.split(".")
