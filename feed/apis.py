@@ -27,7 +27,7 @@ from config.core.pagination import (
 from config.core.schema import IDEMPOTENCY_HEADER, error_responses
 
 from . import selectors, services
-from .feeds import feed_response, following_page, latest_page, latest_preload
+from .feeds import feed_preload, feed_response, following_page, latest_page
 from .serializers import (
     CommentIn,
     CommentOut,
@@ -154,8 +154,9 @@ class UserPostsApi(APIView):
 
 
 class FeedApi(APIView):
-    # Latest's stamps ride token authentication's round trip (accounts.authentication).
-    preload = staticmethod(latest_preload)
+    # Latest's stamps and Following's inbox ride token authentication's round trip
+    # (accounts.authentication).
+    preload = staticmethod(feed_preload)
 
     @extend_schema(
         parameters=[

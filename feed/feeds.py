@@ -125,16 +125,34 @@ def rows_by_ids(
 PRELOADED_STAMPS = "_riff_feed_stamps"
 
 
-def latest_preload(request: Request, batch, user_id):
-    """Queues the stamps a Latest page will check on token authentication's round trip
-    (accounts.authentication), so a page served from the caches makes no round trip of its
-    own. Returns what keeps their replies on the request; None for other kinds and for
-    requests the view will refuse (it says why)."""
-    if request.query_params.get("kind") != "latest" or not postcache.enabled():
+# Where `following_preload` leaves the inbox's first read.
+PRELOADED_INBOX = "_riff_feed_inbox"
+
+
+def feed_preload(request: Request, batch, user_id):
+    """What a feed page reads from Redis first, queued on token authentication's round trip
+    (accounts.authentication): Latest's stamps, Following's inbox. A page served from the
+    caches then makes no round trip of its own (Latest) or one (Following, its stamps).
+    Returns what keeps the replies on the request; None for For You and for requests the view
+    will refuse (it says why)."""
+    kind = request.query_params.get("kind")
+    if kind not in ("latest", "following"):
         return None
     try:
-        limit, before = parse_limit(request), _cursor(request, "latest")
+        limit, before = parse_limit(request), _cursor(request, kind)
     except Invalid:
+        return None
+    if kind == "following":
+        scan = _inbox_start(before)
+        position = len(batch)
+        inbox.read_queue(batch, user_id=user_id, before=scan, count=limit + 1)
+
+        def keep_inbox(replies: list) -> None:
+            part = replies[position : position + inbox.READ_COMMANDS]
+            setattr(request, PRELOADED_INBOX, (scan, limit + 1, part))
+
+        return keep_inbox
+    if not postcache.enabled():
         return None
     start = tuple(before) if before is not None else None
     take = stamps_queue(batch, postcache.latest_keys(user_id, start, limit + 1))
@@ -143,6 +161,25 @@ def latest_preload(request: Request, batch, user_id):
         setattr(request, PRELOADED_STAMPS, take(replies))
 
     return keep
+
+
+def _inbox_start(before: list | None) -> tuple | None:
+    """Where a Following page's inbox scan starts: (score, id) of its cursor."""
+    return (before[0].timestamp(), str(before[1])) if before else None
+
+
+def _inbox_read(request: Request, user, scan, count: int):
+    """`inbox.read`, answered from the read that rode authentication's round trip when it is
+    the same read and found the inbox."""
+    pre = getattr(request, PRELOADED_INBOX, None)
+    if pre is not None:
+        setattr(request, PRELOADED_INBOX, None)  # only the first read of the page
+        pre_scan, pre_count, replies = pre
+        if (pre_scan, pre_count) == (scan, count):
+            got = inbox.read_parse(replies, before=scan, count=count)
+            if got is not None:
+                return got
+    return inbox.read(user=user, before=scan, count=count)
 
 
 def latest_page(request: Request) -> FeedPage:
@@ -164,10 +201,10 @@ def following_page(request: Request) -> FeedPage:
     want = limit + 1
     posts: list[Row] = []
     # Where the inbox scan stands: (score, id) of the last entry read, visible or not.
-    scan = (before[0].timestamp(), str(before[1])) if before else None
+    scan = _inbox_start(before)
     use_db = True
     for _ in range(5):
-        got = inbox.read(user=user, before=scan, count=want - len(posts))
+        got = _inbox_read(request, user, scan, want - len(posts))
         if got is None:  # Redis unavailable: the database serves the page
             break
         entries, truncated = got

@@ -83,28 +83,25 @@ def drop(*, user_id) -> None:
         degraded("feed_inbox", f"(drop for {user_id})")
 
 
-def read(*, user, before: tuple[float, str] | None, count: int):
-    """Up to `count` `(post_id, score)` entries strictly after `before` = (score, post_id) in
-    newest-first order, and whether the inbox was truncated (older posts may exist only in the
-    database). None when the inbox can't be used (Redis down)."""
-    key = inbox_key(user.pk)
+READ_COMMANDS = 3  # what read_queue adds
+
+
+def read_queue(target, *, user_id, before: tuple[float, str] | None, count: int) -> None:
+    """Queues a read of the inbox on a pipeline or a `config.core.redis.Batch`: EXPIRE answers
+    whether it exists and keeps it alive, then up to `count` entries (over-read: entries with
+    the cursor's own score are filtered by `read_parse`) and the inbox's size."""
+    key = inbox_key(user_id)
     max_score = "+inf" if before is None else before[0]
-    try:
-        for attempt in range(2):
-            # One round trip: EXPIRE answers whether the inbox exists and keeps it alive.
-            # Over-read: entries with the cursor's own score are filtered below.
-            pipe = redis_client().pipeline(transaction=False)
-            pipe.expire(key, INBOX_TTL)
-            pipe.zrevrangebyscore(key, max_score, "(0", start=0, num=count + 50, withscores=True)
-            pipe.zcard(key)
-            alive, rows, size = pipe.execute()
-            if alive:
-                break
-            if attempt or not rebuild(user=user):
-                return None
-        truncated = size - 1 >= INBOX_SIZE
-    except redis.RedisError:
-        degraded("feed_inbox", f"(read for {user.pk}; served from the database)")
+    target.expire(key, INBOX_TTL)
+    target.zrevrangebyscore(key, max_score, "(0", num=count + 50)
+    target.zcard(key)
+
+
+def read_parse(replies: list, *, before: tuple[float, str] | None, count: int):
+    """What `read` answers, from the replies of `read_queue`'s commands; None when the inbox
+    did not exist (the caller rebuilds it)."""
+    alive, rows, size = replies
+    if not alive:
         return None
     out = []
     for raw, value in rows:
@@ -112,4 +109,38 @@ def read(*, user, before: tuple[float, str] | None, count: int):
         if before is not None and value == before[0] and pid >= before[1]:
             continue
         out.append((pid, value))
-    return out[:count], truncated
+    return out[:count], size - 1 >= INBOX_SIZE
+
+
+class _Pipe:
+    """`read_queue`'s commands on a redis-py pipeline."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+
+    def expire(self, key, seconds) -> None:
+        self.pipe.expire(key, seconds)
+
+    def zrevrangebyscore(self, key, max_score, min_score, *, num: int) -> None:
+        self.pipe.zrevrangebyscore(key, max_score, min_score, start=0, num=num, withscores=True)
+
+    def zcard(self, key) -> None:
+        self.pipe.zcard(key)
+
+
+def read(*, user, before: tuple[float, str] | None, count: int):
+    """Up to `count` `(post_id, score)` entries strictly after `before` = (score, post_id) in
+    newest-first order, and whether the inbox was truncated (older posts may exist only in the
+    database). None when the inbox can't be used (Redis down)."""
+    try:
+        for attempt in range(2):
+            pipe = redis_client().pipeline(transaction=False)
+            read_queue(_Pipe(pipe), user_id=user.pk, before=before, count=count)
+            got = read_parse(pipe.execute(), before=before, count=count)
+            if got is not None:
+                return got
+            if attempt or not rebuild(user=user):
+                return None
+    except redis.RedisError:
+        degraded("feed_inbox", f"(read for {user.pk}; served from the database)")
+    return None

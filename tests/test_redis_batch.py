@@ -34,6 +34,26 @@ def test_a_batch_answers_what_a_pipeline_answers():
     assert client.get("t:count") == b"2" and 60 < client.ttl("t:count") <= 120
 
 
+def test_sorted_set_reads_answer_as_a_pipelines_do():
+    client = redis_client()
+    client.zadd("t:inbox", {"a": 1.5, "b": 2.25, "c": 3.0})
+
+    def queue(target, withscores_kwargs):
+        target.zrevrangebyscore("t:inbox", "+inf", "(0", num=2, **withscores_kwargs)
+        target.zrevrangebyscore("t:inbox", 2.25, "(0", num=5, **withscores_kwargs)
+        target.zrevrangebyscore("t:missing", "+inf", "(0", num=5, **withscores_kwargs)
+        target.zcard("t:inbox")
+        target.zcard("t:missing")
+
+    pipe = client.pipeline(transaction=False)
+    queue(pipe, {"start": 0, "withscores": True})
+    expected = pipe.execute()
+    assert expected[0] == [(b"c", 3.0), (b"b", 2.25)] and expected[3:] == [3, 0]
+    batch = Batch(client)
+    queue(batch, {})
+    assert batch.execute() == expected
+
+
 def test_a_batch_is_one_send(redis_sends):
     batch = Batch(redis_client())
     _queue(batch)

@@ -61,6 +61,7 @@ def redis_client() -> redis.Redis:
 # Runs a batch's commands in order (`Batch`): KEYS are their keys; ARGV holds, per command, its
 # letter and then its arguments (SET: value and expiry; EXPIRE: seconds). `m` reads stamps
 # (config.core.stamps): its arguments are the value prefix, the expiry and the keys, joined.
+# `z` is ZREVRANGEBYSCORE max min WITHSCORES LIMIT 0 count; `c` is ZCARD.
 _BATCH_SCRIPT = """
 local out, a = {}, 1
 for i = 1, #KEYS do
@@ -78,6 +79,10 @@ for i = 1, #KEYS do
       t[j] = redis.call('GET', key)
     end
     out[i] = t; a = a + 4
+  elseif op == 'z' then
+    out[i] = redis.call('ZREVRANGEBYSCORE', KEYS[i], ARGV[a + 1], ARGV[a + 2], 'WITHSCORES',
+      'LIMIT', 0, ARGV[a + 3]); a = a + 4
+  elseif op == 'c' then out[i] = redis.call('ZCARD', KEYS[i]); a = a + 1
   else return redis.error_reply('unknown batch op') end
 end
 return out
@@ -143,6 +148,14 @@ class Batch:
         of their stamps."""
         self._queue("m", "-", prefix, int(ex), joined)
 
+    def zrevrangebyscore(self, key, max_score, min_score, *, num: int) -> None:
+        """The first `num` members from `max_score` down, with their scores: the reply is a
+        list of (member, float score), as redis-py's `withscores=True` answers."""
+        self._queue("z", key, max_score, min_score, int(num))
+
+    def zcard(self, key) -> None:
+        self._queue("c", key)
+
     def __len__(self) -> int:
         return len(self.ops)
 
@@ -150,10 +163,18 @@ class Batch:
         if not self.keys:
             return []
         replies = script_run(self.client, _BATCH_SCRIPT, _BATCH_SHA, self.keys, self.args)
-        return [
-            (bool(reply) if op == "e" else (True if reply else None) if op == "s" else reply)
-            for op, reply in zip(self.ops, replies, strict=True)
-        ]
+        return [_answer(op, reply) for op, reply in zip(self.ops, replies, strict=True)]
+
+
+def _answer(op: str, reply):
+    """A script's reply to one batch command, as redis-py answers that command."""
+    if op == "e":
+        return bool(reply)
+    if op == "s":
+        return True if reply else None
+    if op == "z":
+        return [(reply[i], float(reply[i + 1])) for i in range(0, len(reply), 2)]
+    return reply
 
 
 # When this process last carried on without Redis (`degraded`), by time.monotonic().
