@@ -274,9 +274,7 @@ def test_a_warm_latest_page_rides_the_token_checks_round_trip(user, world, api, 
     assert len(second["results"]) == 2 and second["results"][0] != again["results"][0]
 
 
-def test_a_warm_following_page_is_two_round_trips_and_no_statement(
-    user, world, api, redis_sends
-):
+def test_a_warm_following_page_is_two_round_trips_and_no_statement(user, world, api, redis_sends):
     """Following's inbox read rides the token check's round trip; the page's stamps are the
     second. A cursor page too."""
     first = api.get("/api/v1/feed?kind=following&limit=1").json()  # builds the inbox
