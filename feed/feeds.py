@@ -107,15 +107,13 @@ def _db_page(
     return rows[:limit], len(rows) > limit
 
 
-def rows_by_ids(
-    viewer_id, ids: list, *, followed: bool = False, least_held: float = 0.0
-) -> list[Row]:
+def rows_by_ids(viewer_id, ids: list, *, followed: bool = False) -> list[Row]:
     """The visible posts among `ids`, in that order (`followed`: by authors the viewer
-    follows): from this process's caches when their stamps allow (feed.postcache, where
-    `least_held` is explained), else one statement."""
+    follows): from this process's caches when their stamps allow (feed.postcache), else one
+    statement."""
     rows = None
     if postcache.enabled():
-        rows = postcache.rows_for(viewer_id, ids, followed=followed, least_held=least_held)
+        rows = postcache.rows_for(viewer_id, ids, followed=followed)
     if rows is None:
         rows = posts_page(viewer_id=viewer_id, ids=ids, followed_by=viewer_id if followed else None)
     return rows

@@ -6,7 +6,7 @@ post, its author, its video, its counters and the viewer's like, under the visib
 page's cost beyond `GET /me` (docs/bench-feed.md). Here each process keeps what pages are made
 of, each piece valid while its stamps in Redis are the ones it read before it read the piece
 (config.core.stamps), and a page whose pieces are all good makes one Redis round trip for the
-stamps and none to PostgreSQL:
+stamps (Latest's rides the token check's: feed.feeds.feed_preload) and none to PostgreSQL:
 
 - a post's *card*: its row, its video and its counts (stamp `post:<id>`, dropped by any save
   or delete of the post, of its video, and by every counter change: likes, comments, remixes,
@@ -24,7 +24,8 @@ built here equal to the database's answer after each kind of change.
 
 The gaps, all bounded by RIFF_FEED_CACHE_SECONDS (no piece is trusted longer, whatever its
 stamp): a change made while Redis is unreachable can't drop its stamp; a cameo deleted outright
-(its handle is read per page, so that one is exact). Raw SQL that changes posts, videos, users,
+(handles are kept with the cards; a cameo goes only with its owner's account, whose revocation
+takes every post showing it down first). Raw SQL that changes posts, videos, users,
 likes, follows or blocks must drop the stamps itself. Redis unreachable: `rows_for` answers None
 and the caller reads the database.
 """
@@ -117,7 +118,10 @@ class Viewer:
     """What pages learned of one viewer while their graph stamp stayed the same. The dicts
     only grow; a new stamp starts a new entry."""
 
-    liked: dict  # post id -> liked (read again with the post's card whenever that changes)
+    # post id -> (the post's stamp it was read under, liked): a like changes the post's count,
+    # so its stamp, and the fact is read again with the card. Kept with the stamp, not just
+    # under the viewer's: another viewer's page may have read the card again first.
+    liked: dict
     authors: dict  # author id -> (a block either way, followed)
 
 
@@ -166,6 +170,19 @@ _READ_SQL = (
     "LEFT JOIN LATERAL (SELECT true AS yes FROM accounts_follow f "
     "WHERE f.follower_id = %(viewer)s AND f.followee_id = p.author_id LIMIT 1) fw ON true "
     "WHERE p.id = ANY(%(ids)s)"
+)
+
+# What the viewer has to do with posts whose cards are good: likes of the posts, blocks either
+# way and follows of the authors, each by index.
+_FACTS_SQL = (
+    "SELECT 'l', l.post_id::text FROM feed_like l "
+    "WHERE l.user_id = %(viewer)s AND l.post_id = ANY(%(ids)s) "
+    "UNION ALL SELECT 'b', b.blocked_id::text FROM accounts_block b "
+    "WHERE b.blocker_id = %(viewer)s AND b.blocked_id = ANY(%(authors)s) "
+    "UNION ALL SELECT 'b', b.blocker_id::text FROM accounts_block b "
+    "WHERE b.blocked_id = %(viewer)s AND b.blocker_id = ANY(%(authors)s) "
+    "UNION ALL SELECT 'f', f.followee_id::text FROM accounts_follow f "
+    "WHERE f.follower_id = %(viewer)s AND f.followee_id = ANY(%(authors)s)"
 )
 
 # The limit is written in, not bound: a generic plan for an unknown LIMIT sorts every post.
@@ -221,20 +238,26 @@ class _Page:
             return None
         viewer = self._viewer()
         likes, graph = viewer.liked, viewer.authors
-        cards, authors, needed = {}, {}, []
+        cards, authors, needed, facts = {}, {}, [], []
         for i in ids:
-            card = _cards.get(i, (stamps[_POST_KEY + i],))
+            stamp = stamps[_POST_KEY + i]
+            card = _cards.get(i, (stamp,))
             author = None
             if card is not None:
                 key = _USER_KEY + card.author
                 if key in stamps:
                     author = _authors.get(card.author, (stamps[key],))
-            if card is None or author is None or i not in likes or card.author not in graph:
+            if card is None or author is None:
                 needed.append(i)
-            else:
-                cards[i], authors[card.author] = card, author
+                continue
+            cards[i], authors[card.author] = card, author
+            like = likes.get(i)
+            if like is None or like[0] != stamp or card.author not in graph:
+                facts.append(i)
         if needed:
             self._read(needed, cards, authors, graph, likes)
+        if facts:
+            self._facts(facts, cards, graph, likes)
         rows = []
         for i in ids:
             card = cards.get(i)
@@ -244,7 +267,7 @@ class _Page:
             blocked, follows = graph[card.author]
             if not author.active or blocked or (followed and not follows):
                 continue
-            values = (*card.head, *author.fields, *card.tail, likes[i])
+            values = (*card.head, *author.fields, *card.tail, likes[i][1])
             rows.append(
                 Row(id=card.id, created_at=card.created_at, values=values, handles=card.handles)
             )
@@ -285,8 +308,27 @@ class _Page:
             if key in self.stamps:
                 _authors.put(author_id, (self.stamps[key],), author)
             authors[author_id] = author
-            likes[pid] = r[31]
+            likes[pid] = (self.stamps[post_stamp(pid)], r[31])
             graph[author_id] = (r[32], r[33])
+
+    def _facts(self, ids, cards, graph, likes) -> None:
+        """The viewer's likes of these posts and blocks and follows of their authors, for
+        posts whose cards are good: a lighter statement than `_read` (a viewer's first page
+        of posts this process already holds, in each process)."""
+        unknown = list({cards[i].author for i in ids} - graph.keys())
+        rows = fetchall(
+            _FACTS_SQL,
+            {
+                "viewer": uuid.UUID(self.viewer),
+                "ids": [uuid.UUID(i) for i in ids],
+                "authors": [uuid.UUID(a) for a in unknown],
+            },
+        )
+        found = {("l", ""), *((kind, ident) for kind, ident in rows)}
+        for i in ids:
+            likes[i] = (self.stamps[_POST_KEY + i], ("l", i) in found)
+        for a in unknown:
+            graph[a] = (("b", a) in found, ("f", a) in found)
 
     def window(self) -> list[tuple] | None:
         """Latest's window: (created_at, id, id text) of the newest live posts, newest first."""
@@ -300,19 +342,13 @@ class _Page:
         return window
 
 
-def rows_for(
-    viewer, ids: list, *, followed: bool = False, least_held: float = 0.0
-) -> list[Row] | None:
+def rows_for(viewer, ids: list, *, followed: bool = False) -> list[Row] | None:
     """The rows `feed.hydrate.posts_page(viewer_id=viewer, ids=ids, followed_by=...)` answers,
     from this process's caches where their stamps allow, reading what they lack in one
-    statement. None when Redis can't be reached, or when this process holds the cards of less
-    than `least_held` of `ids`: then one statement of the database's costs less than the stamps
-    and that statement together (For You's pages are mostly posts this process never showed)."""
+    statement (a lighter one when only the viewer's likes, blocks or follows are missing).
+    None when Redis can't be reached."""
     _configure()
-    ids = [str(i) for i in ids]
-    if least_held and sum(_cards.peek(i) is not None for i in ids) < least_held * len(ids):
-        return None
-    return _Page(viewer).rows(ids, followed=followed)
+    return _Page(viewer).rows([str(i) for i in ids], followed=followed)
 
 
 def latest_keys(viewer, before: tuple | None, limit: int) -> list[str]:

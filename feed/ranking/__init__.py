@@ -20,7 +20,8 @@ from config.core.errors import BACKEND_DOWN_ERRORS, backend_unavailable
 from config.core.pagination import cursor_opens, decode_cursor, encode_cursor, parse_limit
 from config.core.redis import degraded, publish, redis_client
 
-from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items, rows_by_ids
+from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items
+from ..hydrate import posts_page
 from .cards import card_item, plan_load, plan_save, plan_state_read
 from .rerank import rerank
 from .scoring import score_all
@@ -170,8 +171,7 @@ def _for_you_page(request: Request) -> FeedPage:
         # Visibility is decided again as the slice is served: a post removed, or an author
         # blocked, since the order was ranked is skipped here (feed.hydrate, one query).
         visible = {
-            str(row.id): row
-            for row in rows_by_ids(user.pk, [pid for pid, _ in chunk], least_held=0.5)
+            str(row.id): row for row in posts_page(viewer_id=user.pk, ids=[pid for pid, _ in chunk])
         }
         for pid, reason in chunk:
             if len(slots) >= limit:

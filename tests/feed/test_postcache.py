@@ -286,3 +286,30 @@ def test_a_warm_following_page_is_two_round_trips_and_no_statement(user, world, 
     assert (len(redis_sends), [q["sql"] for q in queries]) == (4, [])
     friend_posts = [str(world["posts"][k].pk) for k in ("cameo", "plain")]
     assert [i["post"]["id"] for i in again["results"] + second["results"]] == friend_posts
+
+
+def test_a_like_shows_even_after_another_viewer_read_the_post_again(user, other, world):
+    """The viewer's like of a post is kept with the stamp of the post it was read under:
+    another viewer's page reading the changed card first must not leave the liker's old
+    answer standing."""
+    _warm(user, world)
+    _same(other, _ids(world))
+    post = world["posts"]["stranger"]
+    services.like_set(user=user, post=post, liked=True)
+    _same(other, _ids(world))  # reads the card again, under its new stamp
+    row = _by_id(_same(user, _ids(world)))[post.pk]
+    assert (row.values[-1], row.values[22]) == (True, 1)
+
+
+def test_a_second_viewer_of_held_cards_costs_one_light_statement(user, other, world):
+    """Cards and authors are shared by viewers; what one viewer has to do with them (likes,
+    blocks, follows) is one statement that reads no post."""
+    _warm(user, world)
+    services.like_set(user=other, post=world["posts"]["plain"], liked=True)
+    _same(user, _ids(world))  # the liked post's card is read again
+    with CaptureQueriesContext(connection) as queries:
+        rows = postcache.rows_for(other.pk, _ids(world))
+    assert len(queries) == 1 and "feed_post" not in queries[0]["sql"]
+    assert _by_id(rows)[world["posts"]["plain"].pk].values[-1] is True
+    _same(other, _ids(world))
+    _same(other, _ids(world), followed=True)
