@@ -80,3 +80,18 @@ def test_an_empty_batch_sends_nothing(redis_sends):
 def test_a_batch_sets_only_with_nx():
     with pytest.raises(ValueError):
         Batch(redis_client()).set("t:stamp", "a", nx=False, ex=60)
+
+
+def test_stamps_are_made_once_kept_and_a_key_named_twice_has_one():
+    from config.core.stamps import stamps_queue, stamps_read
+
+    client = redis_client()
+    client.set("t:old", "kept")
+    first = stamps_read(["t:old", "t:new", "t:new", "t:other"])
+    assert first[0] == b"kept" and first[1] == first[2] != first[3]
+    assert client.get("t:new") == first[1] and 0 < client.ttl("t:new") <= 86_400
+    assert stamps_read(["t:new", "t:other"]) == [first[1], first[3]]
+    batch = Batch(client)
+    take = stamps_queue(batch, ["t:other", "t:third"])
+    got = take(batch.execute())
+    assert got["t:other"] == first[3] and got["t:third"] == client.get("t:third")

@@ -58,11 +58,40 @@ def redis_client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
+# config.core.stamps' read, as a Lua function for scripts: the stamps of the space-separated
+# keys `joined`, each set to `prefix`..i where missing. One MGET for all (most exist); a SET only
+# for the missing ones (a script runs alone, so no NX is needed; a key named twice gets one
+# value).
+STAMPS_LUA = """
+local function stamps(joined, prefix, ttl)
+  local keys, out, made = {}, {}, {}
+  for key in string.gmatch(joined, '%S+') do keys[#keys + 1] = key end
+  for s = 1, #keys, 500 do
+    local part = redis.call('MGET', unpack(keys, s, math.min(s + 499, #keys)))
+    for k = 1, #part do out[s + k - 1] = part[k] end
+  end
+  for j = 1, #keys do
+    if not out[j] then
+      local value = made[keys[j]]
+      if not value then
+        value = prefix .. j
+        redis.call('SET', keys[j], value, 'EX', ttl)
+        made[keys[j]] = value
+      end
+      out[j] = value
+    end
+  end
+  return out
+end
+"""
+
 # Runs a batch's commands in order (`Batch`): KEYS are their keys; ARGV holds, per command, its
 # letter and then its arguments (SET: value and expiry; EXPIRE: seconds). `m` reads stamps
 # (config.core.stamps): its arguments are the value prefix, the expiry and the keys, joined.
 # `z` is ZREVRANGEBYSCORE max min WITHSCORES LIMIT 0 count; `c` is ZCARD.
-_BATCH_SCRIPT = """
+_BATCH_SCRIPT = (
+    STAMPS_LUA
+    + """
 local out, a = {}, 1
 for i = 1, #KEYS do
   local op = ARGV[a]
@@ -71,14 +100,7 @@ for i = 1, #KEYS do
   elseif op == 'e' then out[i] = redis.call('EXPIRE', KEYS[i], ARGV[a + 1]); a = a + 2
   elseif op == 's' then
     out[i] = redis.call('SET', KEYS[i], ARGV[a + 1], 'NX', 'EX', ARGV[a + 2]); a = a + 3
-  elseif op == 'm' then
-    local t, j = {}, 0
-    for key in string.gmatch(ARGV[a + 3], '%S+') do
-      j = j + 1
-      redis.call('SET', key, ARGV[a + 1] .. j, 'NX', 'EX', ARGV[a + 2])
-      t[j] = redis.call('GET', key)
-    end
-    out[i] = t; a = a + 4
+  elseif op == 'm' then out[i] = stamps(ARGV[a + 3], ARGV[a + 1], ARGV[a + 2]); a = a + 4
   elseif op == 'z' then
     out[i] = redis.call('ZREVRANGEBYSCORE', KEYS[i], ARGV[a + 1], ARGV[a + 2], 'WITHSCORES',
       'LIMIT', 0, ARGV[a + 3]); a = a + 4
@@ -87,6 +109,7 @@ for i = 1, #KEYS do
 end
 return out
 """
+)
 
 
 def script_sha(script: str) -> str:

@@ -31,6 +31,7 @@ from django.db import transaction
 
 from .errors import BACKEND_DOWN_ERRORS
 from .redis import (
+    STAMPS_LUA,
     Batch,
     degraded,
     recently_degraded,
@@ -43,20 +44,13 @@ PREFIX = "riff:stamp:"
 # A stamp nobody reads for a day goes; the next reader sets a new one and reads again.
 TTL_SECONDS = 86_400
 
-# Each key of ARGV[3] (space-separated): set to ARGV[1]..i when missing, then read. ARGV[1] is
-# random per call, so a stamp set after a delete never equals one set before it. The keys go as
+# Each key of ARGV[3] (space-separated): read, and set to ARGV[1]..i when missing
+# (config.core.redis.STAMPS_LUA). ARGV[1] is random per call, so a stamp set after a delete
+# never equals one set before it. The keys go as
 # one argument, not as KEYS: redis-py encodes each argument in Python, which for a page's forty
 # stamps cost more than the script (one Redis instance, not a cluster, as feed.ranking's
 # scripts assume).
-_READ = """
-local out, i = {}, 0
-for key in string.gmatch(ARGV[3], '%S+') do
-  i = i + 1
-  redis.call('SET', key, ARGV[1] .. i, 'NX', 'EX', ARGV[2])
-  out[i] = redis.call('GET', key)
-end
-return out
-"""
+_READ = STAMPS_LUA + "return stamps(ARGV[3], ARGV[1], ARGV[2])"
 _READ_SHA = script_sha(_READ)
 
 
