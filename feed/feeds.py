@@ -119,11 +119,9 @@ def rows_by_ids(viewer_id, ids: list, *, followed: bool = False) -> list[Row]:
     return rows
 
 
-# Where `latest_preload` leaves the stamps it read, on the DRF request.
+# Where `feed_preload` leaves, on the DRF request, Latest's stamps and Following's first inbox
+# read.
 PRELOADED_STAMPS = "_riff_feed_stamps"
-
-
-# Where `following_preload` leaves the inbox's first read.
 PRELOADED_INBOX = "_riff_feed_inbox"
 
 
