@@ -16,10 +16,11 @@ that could have seen the old rows always holds a stamp that no longer exists:
   the next request, in any process (tests/accounts/test_auth_cache.py);
 - Redis losing the stamp (restart, eviction, flush) only costs a re-read;
 - while Redis is unreachable every request reads PostgreSQL, and a process that notices the
-  outage drops its cache. The one gap: a change made while Redis is unreachable cannot delete
-  the stamp, so a process that cached the token before the outage and never noticed it may
-  trust it until the entry's age passes RIFF_AUTH_CACHE_SECONDS once Redis is back
-  (docs/operations.md, "When Redis is down").
+  outage drops its cache. A change made then cannot delete the stamp at once; the writing
+  process keeps the key and deletes it when Redis answers again (config.core.stamps.drop_later,
+  a timer retrying every ~10 s). The one gap left: if that process exits first, a process that
+  cached the token before the outage and never noticed it may trust it until the entry's age
+  passes RIFF_AUTH_CACHE_SECONDS (docs/operations.md, "When Redis is down").
 
 Changes are found where they are made: `post_save`/`post_delete` of users and tokens, and the
 `update()` of their querysets (accounts.models), which is how revocation, moderation and
@@ -41,6 +42,7 @@ from django.db import transaction
 
 from config.core.errors import BACKEND_DOWN_ERRORS
 from config.core.redis import degraded, redis_client
+from config.core.stamps import drop_later
 
 STAMP_PREFIX = "riff:authv:"
 # A stamp nobody reads for a day goes; the next reader sets a new one and re-reads the rows.
@@ -130,11 +132,13 @@ def auth_changed(
             entry_drop(key_hash)
         if not hashes:
             return
+        keys = [STAMP_PREFIX + h for h in hashes]
         try:
-            redis_client().delete(*(STAMP_PREFIX + h for h in hashes))
+            redis_client().delete(*keys)
         except BACKEND_DOWN_ERRORS:
             degraded("auth_cache", "stamp delete")
             forget_all()
+            drop_later(keys)  # retried once Redis answers: other processes hold these
 
     bump()
     if transaction.get_connection().in_atomic_block:

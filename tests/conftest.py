@@ -20,6 +20,7 @@ from accounts import authcache
 from cameos.models import Audience, Cameo, CameoStatus
 from cameos.services import cameo_create
 from config.core import redis as redis_module
+from config.core import stamps
 from feed import postcache
 from generation.models import Appearance, Generation, GenerationCameo, GenerationStatus, Video
 from tests.factories import UserFactory, token_for
@@ -51,6 +52,7 @@ def _clean_redis():
     # With the stamps gone every cached token would be re-read anyway; forget them outright.
     authcache.forget_all()
     postcache.forget_all()
+    stamps.forget_pending()
     # An outage an earlier test staged is over: optional writes are not skipped for it.
     redis_module._last_degraded = float("-inf")
     yield

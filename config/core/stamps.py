@@ -11,7 +11,8 @@ rows between the two then holds a stamp that no longer exists). So:
 - a change is seen by the next read in any process, however many processes cached it;
 - Redis losing stamps (restart, eviction, flush) only costs a re-read;
 - while Redis is unreachable readers read PostgreSQL (`stamps_read` answers None), and a change
-  made then cannot delete its stamps: entries are never trusted past their `max_age`
+  made then cannot delete its stamps: the process keeps them and deletes them once Redis
+  answers (`drop_later`); entries are never trusted past their `max_age` in any case
   (docs/operations.md, "When Redis is down").
 
 Kinds are owned by the layer that owns the data (accounts: `user`, `graph`; feed: `post`,
@@ -73,6 +74,9 @@ def stamps_read(keys: list[str]) -> list[bytes] | None:
         return []
     if recently_degraded():  # don't wait out another timeout: the database answers
         return None
+    flush_pending()  # a change skipped in a blip must not read as unchanged here
+    if recently_degraded():
+        return None
     try:
         args = [secrets.token_hex(6) + ":", TTL_SECONDS, _joined(keys)]
         return script_run(redis_client(), _READ, _READ_SHA, [], args)
@@ -84,6 +88,8 @@ def stamps_read(keys: list[str]) -> list[bytes] | None:
 def stamps_queue(batch: Batch, keys: list[str]) -> Callable[[list], dict[str, bytes]]:
     """Queues the read of these stamps on a `Batch` another round trip makes anyway (token
     authentication's); returns what turns that batch's replies into {key: stamp}."""
+    if _pending:
+        flush_pending()  # ahead of the read (a round trip more, only after a blip)
     position = len(batch)
     batch.stamps(secrets.token_hex(6) + ":", TTL_SECONDS, _joined(keys))
     return lambda replies: dict(zip(keys, replies[position], strict=True))
@@ -92,26 +98,97 @@ def stamps_queue(batch: Batch, keys: list[str]) -> Callable[[list], dict[str, by
 def stamps_drop(keys: Iterable[str]) -> None:
     """Deletes these stamps now and again when the surrounding transaction commits.
 
-    For 10 s after this process found Redis unreachable, deletes are not tried: each would
-    wait out another timeout, and while Redis is down no reader can take a stamp either (they
-    read PostgreSQL). The gap this leaves (Redis back within those seconds, the stamp never
-    deleted) is the one every cache here has for changes made during an outage, closed by
-    the entries' `max_age`."""
+    For 10 s after this process found Redis unreachable, a delete is not tried in the request:
+    each would wait out another timeout. Its keys are kept instead (`_pending`) and deleted
+    before this process next reads stamps, and by a timer once those seconds pass, so a change
+    made in a blip still reaches every process's caches seconds later, not after their
+    `max_age`. Only a change made while Redis stays down longer than a process keeps retrying
+    (or a process that exits first) is left to `max_age`."""
     keys = list(dict.fromkeys(keys))
     if not keys:
         return
 
     def drop() -> None:
         if recently_degraded():
+            drop_later(keys)
             return
         try:
-            redis_client().delete(*keys)
+            redis_client().delete(*keys, *_take_pending())
         except BACKEND_DOWN_ERRORS:
             degraded("stamps", "delete")
+            drop_later(keys)
 
     drop()
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(drop)
+
+
+# Deletes skipped while Redis was failing, for the next round trip that works. Bounded: past
+# PENDING_LIMIT keys the oldest are forgotten (their entries still end at `max_age`).
+PENDING_LIMIT = 100_000
+# How long the retry timer waits after the last failure (recently_degraded's window, and a bit).
+RETRY_SECONDS = 10.5
+_pending: dict[str, None] = {}
+_pending_lock = threading.Lock()
+_retry_timer: threading.Timer | None = None
+
+
+def drop_later(keys: list[str]) -> None:
+    """Keeps keys whose delete failed (or was skipped) for the next stamp read in this process
+    and for the retry timer. For any stamp-like key (accounts.authcache's too)."""
+    global _retry_timer
+    with _pending_lock:
+        _pending.update(dict.fromkeys(keys))
+        while len(_pending) > PENDING_LIMIT:
+            del _pending[next(iter(_pending))]
+        if _retry_timer is None:
+            _retry_timer = threading.Timer(RETRY_SECONDS, _retry)
+            _retry_timer.daemon = True
+            _retry_timer.start()
+
+
+def _take_pending() -> list[str]:
+    if not _pending:
+        return []
+    with _pending_lock:
+        keys = list(_pending)
+        _pending.clear()
+    return keys
+
+
+def _retry() -> None:
+    global _retry_timer
+    with _pending_lock:
+        _retry_timer = None
+    if recently_degraded():  # failed again meanwhile: wait out a new window
+        keys = _take_pending()
+        if keys:
+            drop_later(keys)
+        return
+    flush_pending()
+
+
+def forget_pending() -> None:
+    """Drops the kept deletes and their timer (tests, between cases)."""
+    global _retry_timer
+    with _pending_lock:
+        _pending.clear()
+        if _retry_timer is not None:
+            _retry_timer.cancel()
+            _retry_timer = None
+
+
+def flush_pending() -> None:
+    """Deletes the stamps a failing Redis kept `stamps_drop` from deleting (no-op when none);
+    keeps them for later if it fails again."""
+    keys = _take_pending()
+    if not keys:
+        return
+    try:
+        redis_client().delete(*keys)
+    except BACKEND_DOWN_ERRORS:
+        degraded("stamps", "delete")
+        drop_later(keys)
 
 
 class StampedCache:

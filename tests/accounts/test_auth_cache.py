@@ -154,10 +154,14 @@ def test_without_redis_every_request_reads_postgres_and_the_cache_is_dropped(
     user, settings, django_assert_num_queries
 ):
     from config.core import redis as riff_redis
+    from config.core import stamps
 
     raw = token_issue(user=user)
     assert token_authenticate(raw) is not None
     assert len(authcache._entries) == 1
+    stamp_key = authcache.STAMP_PREFIX + hash_token(raw)
+    stamp = redis_client().get(stamp_key)
+    real_url = settings.REDIS_URL
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     riff_redis._client.cache_clear()
     try:
@@ -166,8 +170,16 @@ def test_without_redis_every_request_reads_postgres_and_the_cache_is_dropped(
         assert authcache._entries == {}
         token_revoke(token=AuthToken.objects.get(user=user))
         assert token_authenticate(raw) is None
+        # The revoke could not delete the stamp other processes check their entries against:
+        # it is kept for when Redis answers again.
+        assert stamp_key in stamps._pending
     finally:
+        settings.REDIS_URL = real_url
         riff_redis._client.cache_clear()
+    assert redis_client().get(stamp_key) == stamp
+    riff_redis._last_degraded = float("-inf")
+    stamps.flush_pending()  # what the retry timer does, seconds later
+    assert redis_client().get(stamp_key) is None
 
 
 # --- the user's rate limit rides the stamp's round trip ----------------------------------------
