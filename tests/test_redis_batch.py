@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import redis
 
-from config.core.redis import Batch, redis_client
+from config.core.redis import Batch, command_run, redis_client
 
 
 def _queue(target) -> None:
@@ -95,3 +96,91 @@ def test_stamps_are_made_once_kept_and_a_key_named_twice_has_one():
     take = stamps_queue(batch, ["t:other", "t:third"])
     got = take(batch.execute())
     assert got["t:other"] == first[3] and got["t:third"] == client.get("t:third")
+
+
+def test_connections_the_server_dropped_are_replaced(monkeypatch):
+    """command_run packs and reads on a pooled connection itself. One the server closed while
+    idle (a restart) is reopened when taken from the pool; one that fails mid-call fails that
+    call with redis-py's error and is closed, so the next call opens a new one."""
+    import redis as redis_lib
+    from django.conf import settings
+
+    from config.core.redis import command_run
+
+    client = redis_client()
+    assert command_run(client, "SET", "t:k", "v") == b"OK"
+    pool = client.connection_pool
+    ids = []
+    for conn in pool._available_connections:
+        conn.send_command("CLIENT", "ID")
+        ids.append(conn.read_response())
+    killer = redis_lib.Redis.from_url(settings.REDIS_URL)
+    for client_id in ids:
+        assert killer.client_kill_filter(_id=client_id) == 1
+    killer.close()
+    assert command_run(client, "GET", "t:k") == b"v"
+
+    conn = pool._available_connections[-1]
+
+    def broken(*args, **kwargs):
+        raise redis_lib.exceptions.ConnectionError("reset by peer")
+
+    monkeypatch.setattr(conn, "read_response", broken)
+    with pytest.raises(redis_lib.exceptions.ConnectionError):
+        command_run(client, "GET", "t:k")
+    assert conn._sock is None  # closed, not handed to the next caller half-read
+    monkeypatch.undo()
+    assert command_run(client, "GET", "t:k") == b"v"
+
+
+def test_a_reply_error_keeps_the_connection():
+    import redis as redis_lib
+
+    from config.core.redis import command_run
+
+    client = redis_client()
+    command_run(client, "SET", "t:k", "v")
+    pool = client.connection_pool
+    before = set(map(id, pool._available_connections))
+    with pytest.raises(redis_lib.exceptions.ResponseError):
+        command_run(client, "INCR", "t:k")
+    assert set(map(id, pool._available_connections)) == before
+    assert all(c._sock is not None for c in pool._available_connections)
+
+
+def test_commands_ride_the_batch_and_come_back_raw(redis_sends):
+    client = redis_client()
+    client.hset("t:h", mapping={"a": 1})
+    client.rpush("t:l", "x", "y")
+    batch = Batch(client)
+    batch.incr("t:count")
+    at_hash = batch.command("HGETALL", "t:h")
+    at_list = batch.command("LRANGE", "t:l", 0, -1)
+    at_bad = batch.command("INCR", "t:l")  # wrong type: an error reply
+    at_len = batch.command("LLEN", "t:l")
+    redis_sends.clear()
+    replies = batch.execute()
+    assert len(redis_sends) == 1
+    assert list(replies) == [1]
+    assert replies.reply(at_hash) == {b"a": b"1"}
+    assert replies.reply(at_list) == [b"x", b"y"]
+    assert replies.reply(at_len) == 2  # read past the error: the connection stays in step
+    with pytest.raises(redis.exceptions.ResponseError):
+        replies.reply(at_bad)
+    with pytest.raises(redis.exceptions.ResponseError):
+        replies.check()
+    assert command_run(client, "GET", "t:count") == b"1"
+
+
+def test_commands_alone_and_after_a_forgotten_script():
+    client = redis_client()
+    only = Batch(client)
+    at = only.command("SET", "t:k", "v")
+    assert list(only.execute()) == [] and only.execute().reply(at) == b"OK"
+    client.script_flush()
+    batch = Batch(client)
+    batch.incr("t:count")
+    at = batch.command("GET", "t:k")
+    replies = batch.execute()
+    assert list(replies) == [1] and replies.reply(at) == b"v"
+    replies.check()
