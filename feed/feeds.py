@@ -127,11 +127,16 @@ PRELOADED_INBOX = "_riff_feed_inbox"
 
 def feed_preload(request: Request, batch, user_id):
     """What a feed page reads from Redis first, queued on token authentication's round trip
-    (accounts.authentication): Latest's stamps, Following's inbox. A page served from the
-    caches then makes no round trip of its own (Latest) or one (Following, its stamps).
-    Returns what keeps the replies on the request; None for For You and for requests the view
-    will refuse (it says why)."""
-    kind = request.query_params.get("kind")
+    (accounts.authentication): Latest's stamps, Following's inbox, For You's opening
+    (feed.ranking.for_you_preload). A page served from the caches then makes no round trip
+    of its own (Latest) or one (Following, its stamps; For You, its closing writes).
+    Returns what keeps the replies on the request; None for requests the view will refuse (it
+    says why)."""
+    kind = request.query_params.get("kind", "for_you")
+    if kind == "for_you":
+        from .ranking import for_you_preload  # ranking builds on this module
+
+        return for_you_preload(request, batch, user_id)
     if kind not in ("latest", "following"):
         return None
     try:

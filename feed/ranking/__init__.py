@@ -16,13 +16,13 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.request import Request
 
-from config.core.errors import BACKEND_DOWN_ERRORS, backend_unavailable
+from config.core.errors import BACKEND_DOWN_ERRORS, Invalid, backend_unavailable
 from config.core.pagination import cursor_opens, decode_cursor, encode_cursor, parse_limit
-from config.core.redis import degraded, publish, redis_client
+from config.core.redis import Batch, degraded, publish, redis_client
 
 from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items
 from ..hydrate import posts_page
-from .cards import card_item, plan_load, plan_save, plan_state_read
+from .cards import card_item, plan_load, plan_save, plan_state_parse, plan_state_read
 from .rerank import rerank
 from .scoring import score_all
 from .snapshot import (
@@ -119,38 +119,85 @@ def order_refresh_soon(user_id) -> None:
         degraded("feed_order_refresh", user_id)
 
 
+# Where `for_you_preload` leaves, on the DRF request, the page's opening read.
+PRELOADED_OPENING = "_riff_for_you_opening"
+
+
+def _opening_queue(batch: Batch, *, user_id, session: str | None, offset: int, limit: int):
+    """Queues a page's opening read on `batch`: where the scroll stands (its order's size, or
+    the current order for a first page), the card state and the page's first slice (for a
+    later page, from where its cursor says; for a first page, from where the current order
+    stands). Returns what `_opening_parse` needs."""
+    if session is not None:
+        size_at = snapshot_size_read(batch, user_id=user_id, session=session)
+        # The loop's first slice below: the same bounds.
+        slice_at = snapshot_slice_read(
+            batch, user_id=user_id, session=session, start=offset, stop=offset + limit + 5
+        )
+        positions = (size_at, slice_at)
+    else:
+        positions = (current_open_read(batch, user_id=user_id, count=limit + 5),)
+    return (session, offset, limit), positions, plan_state_read(batch, user_id=user_id)
+
+
+def _opening_parse(replies, positions, state_at):
+    return tuple(
+        replies.reply(at) if at is not None else None for at in positions
+    ), plan_state_parse(replies, state_at)
+
+
+def for_you_preload(request: Request, batch: Batch, user_id):
+    """Queues the page's opening read on token authentication's round trip (feed.apis'
+    preload, as for Latest and Following): a page whose viewer the process knows then opens
+    without a round trip of its own. Returns what keeps the replies on the request, or None
+    for a request the view will refuse or serve as Latest."""
+    try:
+        limit = parse_limit(request)
+        raw = request.query_params.get("cursor")
+        session, offset = None, 0
+        if raw:
+            session, offset = decode_cursor(
+                raw, scope=feed_scope(request, "for_you"), types=(str, int)
+            )
+    except Invalid:
+        return None
+    asked, positions, state_at = _opening_queue(
+        batch, user_id=user_id, session=session, offset=offset, limit=limit
+    )
+
+    def keep(replies) -> None:
+        setattr(request, PRELOADED_OPENING, (asked, _opening_parse(replies, positions, state_at)))
+
+    return keep
+
+
 def _for_you_page(request: Request) -> FeedPage:
     user, limit = request.user, parse_limit(request)
     raw = request.query_params.get("cursor")
     session, offset, total = None, 0, 0
     if raw:
         session, offset = decode_cursor(raw, scope=feed_scope(request, "for_you"), types=(str, int))
-    # One round trip opens the page: where the scroll stands (its order's size, or the current
-    # order for a first page), the card state and the page's first slice (for a later page,
-    # from where its cursor says; for a first page, from where the current order stands).
-    pipe = redis_client().pipeline(transaction=False)
-    if session is not None:
-        snapshot_size_read(pipe, user_id=user.pk, session=session)
-        # The loop's first slice below: the same bounds.
-        snapshot_slice_read(
-            pipe, user_id=user.pk, session=session, start=offset, stop=offset + limit + 5
-        )
+    # One round trip opens the page (`_opening_queue`), unless it rode authentication's.
+    pre = getattr(request, PRELOADED_OPENING, None)
+    if pre is not None and pre[0] == (session, offset, limit):
+        opened, state = pre[1]
     else:
-        current_open_read(pipe, user_id=user.pk, count=limit + 5)
-    plan_state_read(pipe, user_id=user.pk)
-    replies = pipe.execute()
-    standing, state = replies[0], replies[-1]
+        batch = Batch(redis_client())
+        _, positions, state_at = _opening_queue(
+            batch, user_id=user.pk, session=session, offset=offset, limit=limit
+        )
+        opened, state = _opening_parse(batch.execute(), positions, state_at)
     cur: Current | None | bool = False
     prefetched: list | None = None
     opening: list | None = None
     if session is not None:
-        total = int(standing)
-        prefetched = snapshot_slice_parse(replies[1:3])
+        total = int(opened[0] or 0)
+        prefetched = snapshot_slice_parse(opened[1])
         if not total:
             # The session expired: a fresh start (what was seen sinks, see session_start).
             session, prefetched = None, None
     else:
-        cur, opening = current_open_parse(standing)
+        cur, opening = current_open_parse(opened[0])
     if session is None:
         session, offset, total = session_start(user, limit=limit, cur=cur)
         if cur and opening is not None and (session, offset) == (cur.session, cur.pos):
@@ -190,10 +237,11 @@ def _for_you_page(request: Request) -> FeedPage:
                     slots.append(("card", card))
     had_card = any(kind == "card" for kind, _ in slots)
     # ... and one closes it: the card state and how far the viewer read, together.
-    pipe = redis_client().pipeline(transaction=False)
-    plan_save(plan, card_served_at=timezone.now() if had_card else None, pipe=pipe)
-    advance(user_id=user.pk, session=session, offset=offset, pipe=pipe)
-    pipe.execute()
+    batch = Batch(redis_client())
+    plan_save(plan, card_served_at=timezone.now() if had_card else None, batch=batch)
+    advance(user_id=user.pk, session=session, offset=offset, batch=batch)
+    replies = batch.execute()
+    replies.check()
     post_rows = post_items(posts, reasons, request=request)
     items = [post_rows[value] if kind == "post" else value for kind, value in slots]
     cursor = None

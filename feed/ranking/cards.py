@@ -38,7 +38,14 @@ from django.utils import timezone
 from accounts.models import User
 from cameos.consent import cameos_for_use
 from cameos.models import Cameo
-from config.core.redis import degraded, recently_degraded, redis_client
+from config.core.redis import (
+    Batch,
+    Replies,
+    degraded,
+    hash_reply,
+    recently_degraded,
+    redis_client,
+)
 from config.core.sql import fetchall
 from generation.models import Generation
 
@@ -105,10 +112,15 @@ _LAST_CREATED = (
 )
 
 
-def plan_state_read(pipe, *, user_id) -> None:
-    """Queues the read of the viewer's card state on `pipe` (its answer goes to `plan_load`),
-    so a page reads it in the round trip that reads its order."""
-    pipe.hgetall(_key(user_id))
+def plan_state_read(batch: Batch, *, user_id) -> int:
+    """Queues the read of the viewer's card state on `batch`, so a page reads it in the round
+    trip that reads its order; returns its index (`plan_state_parse`)."""
+    return batch.command("HGETALL", _key(user_id))
+
+
+def plan_state_parse(replies: Replies, at: int) -> dict:
+    """The card state `plan_state_read` queued, as `plan_load` takes it."""
+    return hash_reply(replies.reply(at))
 
 
 # How long the viewer's last creation time, kept in the card state, is trusted. An admission
@@ -197,8 +209,8 @@ def _own_cameos(state: dict, now: datetime) -> dict | None:
     return None
 
 
-def plan_save(plan: CardPlan, *, card_served_at: datetime | None, pipe=None) -> None:
-    """Writes the card state back if it changed; with `pipe`, queued there (the caller sends
+def plan_save(plan: CardPlan, *, card_served_at: datetime | None, batch: Batch | None = None):
+    """Writes the card state back if it changed; with `batch`, queued there (the caller sends
     it with the page's other writes)."""
     if not plan.changed and card_served_at is None:
         return
@@ -210,15 +222,16 @@ def plan_save(plan: CardPlan, *, card_served_at: datetime | None, pipe=None) -> 
         # `ignored` now counts the cards before this one; this one is judged on the next load.
         mapping["ignored"] = plan.ignored
         mapping["last_card"] = card_served_at.timestamp()
-    own_pipe = pipe is None
-    pipe = redis_client().pipeline(transaction=False) if own_pipe else pipe
-    pipe.hset(_key(plan.user.pk), mapping=mapping)
+    own_batch = batch is None
+    batch = Batch(redis_client()) if own_batch else batch
+    key = _key(plan.user.pk)
+    batch.command("HSET", key, *(part for pair in mapping.items() for part in pair))
     if plan.last_created_read is not None:
         # Unless an admission wrote it after this read began (on_generation_admitted).
-        pipe.eval(_LAST_CREATED_KEEP, 1, _key(plan.user.pk), *plan.last_created_read)
-    pipe.expire(_key(plan.user.pk), STATE_TTL)
-    if own_pipe:
-        pipe.execute()
+        batch.command("EVAL", _LAST_CREATED_KEEP, 1, key, *plan.last_created_read)
+    batch.command("EXPIRE", key, STATE_TTL)
+    if own_batch:
+        batch.execute().check()
 
 
 # Keeps a last creation time (ARGV[1], "" for none) known as of ARGV[2] in the card state,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
-from config.core.redis import degraded, redis_client
+from config.core.redis import Batch, command_run, degraded, redis_client
 
 
 def _key(user_id, session: str) -> str:
@@ -97,10 +97,11 @@ return {cur, slice}
 """
 
 
-def current_open_read(pipe, *, user_id, count: int) -> None:
+def current_open_read(batch: Batch, *, user_id, count: int) -> int:
     """Queues the read of the viewer's current order and of its next `count` entries from
-    where the viewer's sessions stand; `current_open_parse` reads the answer."""
-    pipe.eval(_OPEN, 1, _cur_key(user_id), _key(user_id, ""), count, _ttl())
+    where the viewer's sessions stand; `current_open_parse` reads the reply (at the index this
+    returns, `Replies.extra`)."""
+    return batch.command("EVAL", _OPEN, 1, _cur_key(user_id), _key(user_id, ""), count, _ttl())
 
 
 def current_open_parse(reply) -> tuple[Current | None, list[tuple[str, str]] | None]:
@@ -109,7 +110,7 @@ def current_open_parse(reply) -> tuple[Current | None, list[tuple[str, str]] | N
     cur = current_parse(dict(zip(raw[::2], raw[1::2], strict=False)) if raw else {})
     if cur is None or entries is None:
         return cur, None
-    return cur, snapshot_slice_parse([entries])
+    return cur, snapshot_slice_parse(entries)
 
 
 def current_parse(raw: dict) -> Current | None:
@@ -145,37 +146,35 @@ return 1
 def snapshot_slice(*, user_id, session: str, start: int, stop: int) -> list[tuple[str, str]]:
     """Entries `start`..`stop-1` of a session's order (empty once it expired); reading keeps
     the order alive."""
-    pipe = redis_client().pipeline(transaction=False)
-    snapshot_slice_read(pipe, user_id=user_id, session=session, start=start, stop=stop)
-    return snapshot_slice_parse(pipe.execute())
+    batch = Batch(redis_client())
+    at = snapshot_slice_read(batch, user_id=user_id, session=session, start=start, stop=stop)
+    return snapshot_slice_parse(batch.execute().reply(at) if at is not None else None)
 
 
-def snapshot_slice_read(pipe, *, user_id, session: str, start: int, stop: int) -> None:
-    """Queues `snapshot_slice` on `pipe` (two replies; `snapshot_slice_parse` reads them)."""
+def snapshot_slice_read(batch: Batch, *, user_id, session: str, start: int, stop: int):
+    """Queues `snapshot_slice` on `batch`: the index of the reply `snapshot_slice_parse` reads,
+    None for a session id that is not one of ours (nothing is asked)."""
     if not isinstance(session, str) or not session.isalnum():
-        pipe.echo(0)
-        pipe.echo(0)
-        return
+        return None
     key = _key(user_id, session)
-    pipe.lrange(key, start, stop - 1)
-    pipe.expire(key, _ttl())
+    at = batch.command("LRANGE", key, start, stop - 1)
+    batch.command("EXPIRE", key, _ttl())
+    return at
 
 
-def snapshot_slice_parse(replies: list) -> list[tuple[str, str]]:
-    raw = replies[0]
+def snapshot_slice_parse(raw) -> list[tuple[str, str]]:
     if not isinstance(raw, list):
         return []
     return [tuple(item.decode().split("|", 1)) for item in raw]
 
 
-def snapshot_size_read(pipe, *, user_id, session: str) -> None:
-    """Queues the read of how many entries a session's order has on `pipe`: 0 once it expired
-    (or never was this user's: a session id that is not one of ours is not asked about). An
+def snapshot_size_read(batch: Batch, *, user_id, session: str):
+    """Queues the read of how many entries a session's order has: the index of its reply, or
+    None for a session id that is not one of ours (its size is 0, as for an expired one). An
     empty order is never continued: its first page has no `next`."""
     if isinstance(session, str) and session.isalnum():
-        pipe.llen(_key(user_id, session))
-    else:
-        pipe.echo(0)
+        return batch.command("LLEN", _key(user_id, session))
+    return None
 
 
 def snapshot_read(*, user_id, session: str) -> list[tuple[str, str]]:
@@ -183,7 +182,11 @@ def snapshot_read(*, user_id, session: str) -> list[tuple[str, str]]:
     return snapshot_slice(user_id=user_id, session=session, start=0, stop=0)
 
 
-def advance(*, user_id, session: str, offset: int, pipe=None) -> None:
+def advance(*, user_id, session: str, offset: int, batch: Batch | None = None) -> None:
     """Records that the viewer read `session` up to `offset` (only moves forward, and only
-    while `session` is still the current order). With `pipe`, queued there instead of sent."""
-    (pipe or redis_client()).eval(_ADVANCE, 1, _cur_key(user_id), session, offset)
+    while `session` is still the current order). With `batch`, queued there instead of sent."""
+    args = ("EVAL", _ADVANCE, 1, _cur_key(user_id), session, offset)
+    if batch is None:
+        command_run(redis_client(), *args)
+    else:
+        batch.command(*args)
