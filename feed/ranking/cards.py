@@ -260,10 +260,10 @@ def on_generation_admitted(*, generation: Generation) -> None:
             # to show cards. The kept copy is re-read within LAST_CREATED_SECONDS.
             return
         try:
-            pipe = redis_client().pipeline(transaction=False)
-            pipe.eval(_LAST_CREATED_KEEP, 1, _key(owner_id), at, time.time())
-            pipe.expire(_key(owner_id), STATE_TTL)
-            pipe.execute()
+            batch = Batch(redis_client())
+            batch.command("EVAL", _LAST_CREATED_KEEP, 1, _key(owner_id), at, time.time())
+            batch.command("EXPIRE", _key(owner_id), STATE_TTL)
+            batch.execute().check()
         except redis.RedisError:
             # Then the state may hold an older creation for up to LAST_CREATED_SECONDS.
             degraded("feed_cards", f"(last creation of {owner_id})")
