@@ -175,8 +175,11 @@ class Batch:
     A pipeline packs, sends and parses each command on its own in Python; one script call packs
     one command and gets one array back, which took about a third off the client's cost of a
     request's token stamp and rate-limit window (docs/bench-feed.md). `execute` answers what a
-    pipeline would (SET: True or None; EXPIRE: a bool). Not for scripts of its own: redis-py
-    checks SCRIPT EXISTS before a pipeline that holds one, a round trip more."""
+    pipeline would (SET: True or None; EXPIRE: a bool). Any other command (a feed's script, a
+    list read) rides the same packet through `command`, after the script, its reply raw; the
+    whole packet is packed by hiredis in C and read without redis-py's layers
+    (`commands_run`). Should the server have forgotten the batch's script, the script runs
+    again, with its text, after those commands: keep them independent of the script's."""
 
     __slots__ = ("client", "keys", "args", "ops", "extras")
 
