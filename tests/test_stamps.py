@@ -116,3 +116,16 @@ def test_inside_a_transaction_the_commit_drop_is_kept_too():
     assert list(stamps._pending) == ["t:a"]
     _blip_over()
     assert stamps.stamps_read(["t:a"])[0] not in (None, before[0])
+
+
+def test_a_batched_read_does_not_wait_on_kept_deletes_while_redis_fails(monkeypatch):
+    """Within the seconds after a failure, the token check's batch must not try the kept
+    deletes first: against a frozen Redis each request would wait out two timeouts."""
+    stamps.stamps_read(["t:a"])
+    _blip()
+    stamps.stamps_drop(["t:a"])
+    tried = []
+    monkeypatch.setattr(stamps, "flush_pending", lambda: tried.append(1))
+    batch = redis_module.Batch(redis_client())
+    stamps.stamps_queue(batch, ["t:a"])
+    assert tried == [] and list(stamps._pending) == ["t:a"]

@@ -88,8 +88,12 @@ def stamps_read(keys: list[str]) -> list[bytes] | None:
 def stamps_queue(batch: Batch, keys: list[str]) -> Callable[[list], dict[str, bytes]]:
     """Queues the read of these stamps on a `Batch` another round trip makes anyway (token
     authentication's); returns what turns that batch's replies into {key: stamp}."""
-    if _pending:
-        flush_pending()  # ahead of the read (a round trip more, only after a blip)
+    if _pending and not recently_degraded():
+        # Ahead of the read: a round trip more, only after a blip. Not within the seconds after
+        # a failure (each request would wait out a timeout here and then again in the batch);
+        # stamps read then may trust this process's entries for a change it made in the blip,
+        # until the retry timer or this flush deletes them.
+        flush_pending()
     position = len(batch)
     batch.stamps(secrets.token_hex(6) + ":", TTL_SECONDS, _joined(keys))
     return lambda replies: dict(zip(keys, replies[position], strict=True))
