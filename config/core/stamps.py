@@ -116,11 +116,12 @@ def stamps_drop(keys: Iterable[str]) -> None:
         if recently_degraded():
             drop_later(keys)
             return
+        kept = _take_pending()  # deletes an earlier blip left: along with these
         try:
-            redis_client().delete(*keys, *_take_pending())
+            redis_client().delete(*keys, *kept)
         except BACKEND_DOWN_ERRORS:
             degraded("stamps", "delete")
-            drop_later(keys)
+            drop_later(kept + keys)
 
     drop()
     if transaction.get_connection().in_atomic_block:

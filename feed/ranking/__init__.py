@@ -240,8 +240,7 @@ def _for_you_page(request: Request) -> FeedPage:
     batch = Batch(redis_client())
     plan_save(plan, card_served_at=timezone.now() if had_card else None, batch=batch)
     advance(user_id=user.pk, session=session, offset=offset, batch=batch)
-    replies = batch.execute()
-    replies.check()
+    batch.execute().check()
     post_rows = post_items(posts, reasons, request=request)
     items = [post_rows[value] if kind == "post" else value for kind, value in slots]
     cursor = None

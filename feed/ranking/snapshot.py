@@ -100,7 +100,7 @@ return {cur, slice}
 def current_open_read(batch: Batch, *, user_id, count: int) -> int:
     """Queues the read of the viewer's current order and of its next `count` entries from
     where the viewer's sessions stand; `current_open_parse` reads the reply (at the index this
-    returns, `Replies.extra`)."""
+    returns, `Replies.reply`)."""
     return batch.command("EVAL", _OPEN, 1, _cur_key(user_id), _key(user_id, ""), count, _ttl())
 
 
