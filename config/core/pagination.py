@@ -230,7 +230,9 @@ def next_link(request: Request, cursor: str | None, limit: int) -> str | None:
     """This request's URL with `cursor` and `limit` replaced (None when there is no next)."""
     if not cursor:
         return None
-    params = request.query_params.copy()
+    # The query's keys in order, each with its last value (what urlencode takes from a
+    # QueryDict), without QueryDict.copy()'s deep copy.
+    params = dict(request.query_params.items())
     params["cursor"] = cursor
     params["limit"] = str(limit)
     return request.build_absolute_uri(request.path) + "?" + urlencode(params, doseq=True)
