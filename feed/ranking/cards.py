@@ -209,7 +209,9 @@ def _own_cameos(state: dict, now: datetime) -> dict | None:
     return None
 
 
-def plan_save(plan: CardPlan, *, card_served_at: datetime | None, batch: Batch | None = None):
+def plan_save(
+    plan: CardPlan, *, card_served_at: datetime | None, batch: Batch | None = None
+) -> None:
     """Writes the card state back if it changed; with `batch`, queued there (the caller sends
     it with the page's other writes)."""
     if not plan.changed and card_served_at is None:
