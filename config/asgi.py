@@ -7,7 +7,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup(set_prefix=False)
 
-from .core.handlers import OneHopASGIHandler  # noqa: E402
+from .core.handlers import OneHopASGIHandler, settle_heap  # noqa: E402
 
 # Django's ASGIHandler, with the middleware chain and view run in one thread hop.
 django_asgi_app = OneHopASGIHandler()
@@ -29,3 +29,6 @@ application = ProtocolTypeRouter(
         "websocket": OriginValidator(TokenAuthMiddleware(URLRouter(websocket_urls))),
     }
 )
+
+# Last: what is loaded now lives as long as the process (config.core.handlers.settle_heap).
+settle_heap()
