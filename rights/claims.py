@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -29,19 +30,20 @@ from config.core.errors import Forbidden, Invalid, NotFound
 from config.core.states import StateMachine
 
 from .catalogue import AssetMatch, is_member
-from .ledger import TransferSpec, account_for, clearing_account, transfers_apply
+from .ledger import AccountKey, TransferSpec, accounts_for, transfers_apply
 from .models import (
     AccountKind,
     AssetPolicy,
     Claim,
     ClaimStatus,
     DisputeHold,
+    LedgerAccount,
     OwnerType,
     RevenueEvent,
     Transfer,
     TransferType,
 )
-from .split import Contributor, Party, SplitPolicy, split_plan
+from .split import Contributor, Part, Party, SplitPolicy, split_plan
 
 C = ClaimStatus
 CLAIM_STATES = StateMachine(
@@ -61,8 +63,9 @@ MAX_REASON_CHARS = 1000
 def claims_record(*, video_id, owner, matches: Sequence[AssetMatch]) -> list[Claim]:
     """One claim per asset the video used (inside the worker's video transaction). A licensed
     asset with a per-generation fee is paid it now, by the platform (`licence_fees` clearing
-    account), once per claim."""
-    claims = []
+    account), once per claim: all the fees in one posting, so their accounts are locked in one
+    statement after the claims are written (docs/rights.md "Locks")."""
+    claims, fees = [], []
     for match in matches:
         asset = match.asset
         if asset.policy == AssetPolicy.BLOCKED:
@@ -83,22 +86,34 @@ def claims_record(*, video_id, owner, matches: Sequence[AssetMatch]) -> list[Cla
         )
         claims.append(claim)
         if created and asset.policy == AssetPolicy.LICENSED and asset.fee_micros > 0:
-            currency = settings.RIFF_RIGHTS_FEE_CURRENCY
-            spec = TransferSpec(
-                key=f"licence_fee:{claim.pk}",
-                debit=clearing_account("licence_fees", currency),
-                credit=account_for(
-                    owner_type=OwnerType.HOLDER,
-                    owner_id=str(asset.holder_id),
-                    kind=AccountKind.EARNINGS,
+            fees.append(claim)
+    if fees:
+        currency = settings.RIFF_RIGHTS_FEE_CURRENCY
+        clearing_key = (
+            OwnerType.CLEARING.value,
+            "licence_fees",
+            AccountKind.CLEARING.value,
+            currency,
+        )
+        holder_keys = [
+            (OwnerType.HOLDER.value, str(c.holder_id), AccountKind.EARNINGS.value, currency)
+            for c in fees
+        ]
+        accounts = accounts_for([clearing_key, *holder_keys])
+        transfers_apply(
+            [
+                TransferSpec(
+                    key=f"licence_fee:{claim.pk}",
+                    debit=accounts[clearing_key],
+                    credit=accounts[holder_key],
+                    amount_micros=claim.asset.fee_micros,
                     currency=currency,
-                ),
-                amount_micros=asset.fee_micros,
-                currency=currency,
-                kind="licence_fee",
-                role="ip",
-            )
-            transfers_apply([spec])
+                    kind="licence_fee",
+                    role="ip",
+                )
+                for claim, holder_key in zip(fees, holder_keys, strict=True)
+            ]
+        )
     return claims
 
 
@@ -190,8 +205,7 @@ def claim_transition(*, claim: Claim, to: str, actor, reason: str = "") -> Claim
             holds__settled_at__isnull=True,
             basis__contributors__contains=[{"claim": str(locked.pk)}],
         ).distinct()
-        for event in waiting.order_by("pk"):
-            dispute_settle(event=event)
+        disputes_settle(events=list(waiting))
     return locked
 
 
@@ -202,14 +216,23 @@ def _key(transfer_like) -> tuple:
     return (transfer_like.role, transfer_like.credit_account_id, transfer_like.amount_micros)
 
 
-@transaction.atomic
-def dispute_settle(*, event: RevenueEvent) -> list[Transfer]:
-    """Settles a held event once none of its claims is disputed; nothing while one still is.
-    Runs once: the holds are marked settled under the event's row lock."""
-    RevenueEvent.objects.select_for_update().filter(pk=event.pk).first()
+@dataclass
+class _Settlement:
+    """What settling one held event posts: its pending parts and the parts of the new split
+    (with the keys of their accounts, opened on first use)."""
+
+    event: RevenueEvent
+    holds: list[DisputeHold]
+    pending: list[Transfer]
+    parts: list[tuple[Part, AccountKey]]
+
+
+def _settlement(event: RevenueEvent) -> _Settlement | None:
+    """Under the event's lock: None when it is settled already or a claim of it is still
+    disputed, else the split without the claims that were released."""
     holds = list(DisputeHold.objects.filter(event=event, settled_at__isnull=True))
     if not holds:
-        return []
+        return None
     basis = [Contributor.from_json(c) for c in event.basis["contributors"]]
     ids = [c.claim for c in basis if c.claim]
     statuses = {
@@ -217,7 +240,7 @@ def dispute_settle(*, event: RevenueEvent) -> list[Transfer]:
         for pk, status in Claim.objects.filter(pk__in=ids).values_list("pk", "status")
     }
     if C.DISPUTED in statuses.values():
-        return []
+        return None
     released = {pk for pk, status in statuses.items() if status == C.RELEASED}
     kept = [c for c in basis if not (c.role == "ip" and c.claim in released)]
     parts = split_plan(
@@ -230,45 +253,78 @@ def dispute_settle(*, event: RevenueEvent) -> list[Transfer]:
         .select_related("debit_account", "credit_account")
         .order_by("id")
     )
-    accounts = [
-        account_for(
-            owner_type=p.party.type,
-            owner_id=p.party.id,
-            kind=AccountKind.EARNINGS,
-            currency=event.currency,
-        )
-        for p in parts
-    ]
-    new = [(p, a) for p, a in zip(parts, accounts, strict=True) if p.amount_micros > 0]
-    same = Counter(_key(t) for t in pending) == Counter(
+    return _Settlement(
+        event=event,
+        holds=holds,
+        pending=pending,
+        parts=[
+            (p, (p.party.type, p.party.id, AccountKind.EARNINGS.value, event.currency))
+            for p in parts
+        ],
+    )
+
+
+def _settlement_specs(
+    s: _Settlement, accounts: dict[AccountKey, LedgerAccount]
+) -> list[TransferSpec]:
+    event = s.event
+    new = [(p, accounts[k]) for p, k in s.parts if p.amount_micros > 0]
+    same = Counter(_key(t) for t in s.pending) == Counter(
         (p.role, a.pk, p.amount_micros) for p, a in new
     )
     # A client's own hold (`hold: true`) stays pending until the client releases it.
     if same and event.held:
-        done: list[Transfer] = []
-    elif same:
-        done = transfers_apply(
-            [_resolution(t, TransferType.POST_PENDING, "settle-post") for t in pending]
+        return []
+    if same:
+        return [_resolution(t, TransferType.POST_PENDING, "settle-post") for t in s.pending]
+    specs = [_resolution(t, TransferType.VOID_PENDING, "settle-void") for t in s.pending]
+    debit = s.pending[0].debit_account if s.pending else accounts[_revenue_clearing(event)]
+    specs += [
+        TransferSpec(
+            key=f"revenue:{event.pk}:settled:{i}",
+            debit=debit,
+            credit=account,
+            amount_micros=part.amount_micros,
+            currency=event.currency,
+            kind="split",
+            role=part.role,
+            type=TransferType.PENDING if event.held else TransferType.POSTED,
+            event=event,
         )
-    else:
-        specs = [_resolution(t, TransferType.VOID_PENDING, "settle-void") for t in pending]
-        debit = pending[0].debit_account if pending else clearing_account("revenue", event.currency)
-        specs += [
-            TransferSpec(
-                key=f"revenue:{event.pk}:settled:{i}",
-                debit=debit,
-                credit=account,
-                amount_micros=part.amount_micros,
-                currency=event.currency,
-                kind="split",
-                role=part.role,
-                type=TransferType.PENDING if event.held else TransferType.POSTED,
-                event=event,
-            )
-            for i, (part, account) in enumerate(new)
-        ]
-        done = transfers_apply(specs)
-    DisputeHold.objects.filter(pk__in=[h.pk for h in holds]).update(settled_at=timezone.now())
+        for i, (part, account) in enumerate(new)
+    ]
+    return specs
+
+
+def _revenue_clearing(event: RevenueEvent) -> AccountKey:
+    return (OwnerType.CLEARING.value, "revenue", AccountKind.CLEARING.value, event.currency)
+
+
+@transaction.atomic
+def disputes_settle(*, events: Sequence[RevenueEvent]) -> list[Transfer]:
+    """Settles the held events none of whose claims is disputed any more; nothing for the
+    others. Each runs once: its holds are marked settled under its row lock.
+
+    Every settlement is posted by one `transfers_apply`, so the decision locks all the
+    accounts it touches in one statement, in account order, after the events (in id order):
+    settled one posting at a time, it would hold the first event's accounts while waiting
+    for the next event's, against the account order (docs/rights.md "Locks").
+    """
+    ids = sorted({e.pk for e in events})
+    if not ids:
+        return []
+    # NO KEY: a posting that only references the event (a client's release of its parts)
+    # never waits for this lock.
+    locked = list(
+        RevenueEvent.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+    )
+    settlements = [s for event in locked if (s := _settlement(event)) is not None]
+    keys: list[AccountKey] = [k for s in settlements for _, k in s.parts]
+    keys += [_revenue_clearing(s.event) for s in settlements if not s.pending]
+    accounts = accounts_for(keys) if keys else {}
+    done = transfers_apply([spec for s in settlements for spec in _settlement_specs(s, accounts)])
+    holds = [h.pk for s in settlements for h in s.holds]
+    DisputeHold.objects.filter(pk__in=holds).update(settled_at=timezone.now())
     return done
 
 

@@ -5,7 +5,9 @@ Every write goes through `transfers_apply()`, which
   and raises 422 `idempotency_mismatch` when one differs;
 - locks every account it touches with SELECT ... FOR UPDATE in ascending id order, whatever
   order the transfers name them in, so two concurrent postings over the same accounts queue
-  instead of deadlocking;
+  instead of deadlocking. That needs one posting per transaction, after its other locks: a
+  second posting would lock its accounts after the first one's, out of id order (a caller
+  with several postings passes all their transfers at once; docs/rights.md "Locks");
 - checks overdrafts and pending state under those locks, inserts the transfers and moves the
   cached sums of each account in the same transaction.
 """

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 
 from config.core import hooks
 from config.core.errors import BACKEND_DOWN_ERRORS, Conflict, Invalid, NotFound
@@ -143,10 +143,6 @@ def _replay(source: str, key: str, **fields) -> RecordedEvent | None:
     return RecordedEvent(event=event, transfers=transfers, replayed=True)
 
 
-# How often a recording PostgreSQL chose as a deadlock's victim is run again (below).
-DEADLOCK_ATTEMPTS = 3
-
-
 def revenue_event_record(
     *,
     source: str,
@@ -156,42 +152,6 @@ def revenue_event_record(
     currency: str,
     held: bool = False,
     created_by=None,
-) -> RecordedEvent:
-    """Records revenue of a post once per (source, key) and posts its split (`_record`).
-
-    PostgreSQL aborts one of two transactions that wait for each other's row locks; the ledger
-    property test saw it between concurrent recordings and the operations beside them (the
-    cycle is not yet explained: docs/rights.md). Recording is idempotent per (source, key), so
-    an aborted recording that owns its transaction is run again, up to DEADLOCK_ATTEMPTS times;
-    inside a caller's transaction the caller's work is lost too, so it raises."""
-    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
-        try:
-            return _record(
-                source=source,
-                key=key,
-                post_id=post_id,
-                amount_micros=amount_micros,
-                currency=currency,
-                held=held,
-                created_by=created_by,
-            )
-        except OperationalError as exc:
-            deadlock = getattr(exc.__cause__, "sqlstate", None) == "40P01"
-            nested = transaction.get_connection().in_atomic_block
-            if not deadlock or nested or attempt == DEADLOCK_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _record(
-    *,
-    source: str,
-    key: str,
-    post_id: uuid.UUID | str,
-    amount_micros: int,
-    currency: str,
-    held: bool,
-    created_by,
 ) -> RecordedEvent:
     """Records revenue of a post once per (source, key) and posts its split.
 

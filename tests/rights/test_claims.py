@@ -7,9 +7,7 @@ import csv
 import io
 import uuid
 
-import psycopg
 import pytest
-from django.db import OperationalError, transaction
 
 from accounts.services import user_delete
 from config.core.errors import Conflict
@@ -336,51 +334,3 @@ def test_takedowns_and_revocations_keep_claims_and_their_terms(claimed, active_c
     assert str(IPAsset.objects.get(pk=claimed["moth"]["id"]).cameo_id) == str(character.pk)
     assert Claim.objects.filter(pk=claim.pk, policy_version=1, share_bps=1500).exists()
     assert ledger_problems() == []
-
-
-def _deadlock() -> OperationalError:
-    """What Django raises when PostgreSQL picks this transaction as a deadlock's victim."""
-    error = OperationalError("deadlock detected")
-    error.__cause__ = psycopg.errors.DeadlockDetected("deadlock detected")
-    return error
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_recording_chosen_as_a_deadlocks_victim_runs_again(claimed, monkeypatch):
-    from rights import services
-
-    real, calls = services.transfers_apply, []
-
-    def once_a_victim(specs, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise _deadlock()
-        return real(specs, **kwargs)
-
-    monkeypatch.setattr(services, "transfers_apply", once_a_victim)
-    recorded = record(claimed["post"], "deadlocked")
-    assert len(calls) == 2 and not recorded.replayed
-    # The aborted attempt left nothing: one event, its transfers once.
-    assert RevenueEvent.objects.filter(key="deadlocked").count() == 1
-    assert Transfer.objects.filter(event=recorded.event).count() == len(recorded.transfers) > 0
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_deadlock_inside_a_callers_transaction_or_past_the_attempts_raises(claimed, monkeypatch):
-    from rights import services
-
-    calls = []
-
-    def always_a_victim(specs, **kwargs):
-        calls.append(1)
-        raise _deadlock()
-
-    monkeypatch.setattr(services, "transfers_apply", always_a_victim)
-    with pytest.raises(OperationalError):
-        record(claimed["post"], "always")
-    assert len(calls) == services.DEADLOCK_ATTEMPTS
-    calls.clear()
-    with pytest.raises(OperationalError), transaction.atomic():
-        record(claimed["post"], "nested")
-    assert len(calls) == 1
-    assert not RevenueEvent.objects.filter(key__in=["always", "nested"]).exists()
