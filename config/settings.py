@@ -621,6 +621,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's negotiation, answering no Accept, `*/*` and the renderer's own type without
+    # parsing (config.core.negotiation).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.core.negotiation.QuickNegotiation",
     # JSON only (hardened: depth, NaN, NUL; config.core.parsers); uploads opt into multipart.
     "DEFAULT_PARSER_CLASSES": ["config.core.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
