@@ -297,7 +297,7 @@ def test_the_asgi_entry_point_loads_the_views_and_freezes_the_heap():
         "import config.asgi\n"
         "print(gc.get_freeze_count(), 'feed.apis' in sys.modules, 'accounts.apis' in sys.modules)"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "RIFF_DEV": "1"}
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
     )
