@@ -2,11 +2,11 @@
 
 Every statement here is what the ORM itself would send (compiled by Django's own compilers;
 several new rows as one VALUES list, `insert_statement`) or plain SQL over names taken from the
-models; only the transport changes. With Django's
-default psycopg 3 cursor (client-side parameter binding) several statements travel in one
-simple-query message and PostgreSQL runs them in order, each with its own snapshot under READ
-COMMITTED: a `SELECT ... FOR UPDATE` followed by a count sees every row committed before the
-lock was granted, exactly as two separate calls would. With server-side binding
+models; only the transport changes. With Django's default psycopg 3 cursor (client-side
+parameter binding) several statements travel in one simple-query message and PostgreSQL runs
+them in order, each with its own snapshot under READ COMMITTED: a `SELECT ... FOR UPDATE`
+followed by a count sees every row committed before the lock was granted, exactly as two
+separate calls would. With server-side binding
 (`OPTIONS["server_side_binding"]`) one message can't carry several statements, so they are
 sent one by one: same results, more round trips.
 """
@@ -62,23 +62,31 @@ def insert_statement(objs: Sequence[Model], *, using: str = "default") -> Statem
     compiler every time. tests/generation/test_batch.py holds both paths to the compiler."""
     model = type(objs[0])
     fields = _insert_fields(model)
-    sql = _one_row_sql(model, using)
-    if sql is not None:
-        rows = [[f.pre_save(obj, True) for f in fields] for obj in objs]
-        if not any(hasattr(v, "resolve_expression") for row in rows for v in row):
-            connection = connections[using]
-            if len(objs) > 1:
-                sql += (", (" + ", ".join(["%s"] * len(fields)) + ")") * (len(objs) - 1)
-            params = tuple(
-                f.get_db_prep_save(v, connection)
-                for row in rows
-                for f, v in zip(fields, row, strict=True)
-            )
-            _mark_saved(objs, using)
-            return sql, params
-    statement = _compiled(model, fields, objs, using)
-    _mark_saved(objs, using)
+    statement = _from_kept_text(model, fields, objs, using)
+    if statement is None:
+        statement = _compiled(model, fields, objs, using)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = using
     return statement
+
+
+def _from_kept_text(model, fields: list, objs: Sequence[Model], using: str) -> Statement | None:
+    """The statement on the model's kept one-row text, None when it can't serve (an expression
+    among the values, a model whose text depends on them)."""
+    sql = _one_row_sql(model, using)
+    if sql is None:
+        return None
+    rows = [[f.pre_save(obj, True) for f in fields] for obj in objs]
+    if any(hasattr(v, "resolve_expression") for row in rows for v in row):
+        return None
+    connection = connections[using]
+    if len(objs) > 1:
+        sql += (", (" + ", ".join(["%s"] * len(fields)) + ")") * (len(objs) - 1)
+    params = tuple(
+        f.get_db_prep_save(v, connection) for row in rows for f, v in zip(fields, row, strict=True)
+    )
+    return sql, params
 
 
 @functools.cache
@@ -108,9 +116,3 @@ def _one_row_sql(model: type[Model], using: str) -> str | None:
     if len(params) != len(fields) or not sql.endswith(row):
         return None
     return sql
-
-
-def _mark_saved(objs: Sequence[Model], using: str) -> None:
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = using

@@ -26,6 +26,6 @@ class QuickNegotiation(DefaultContentNegotiation):
                 renderer = renderers[0]
                 if accept is None or accept == "*/*":
                     return renderer, renderer.media_type
-                if accept == renderer.media_type and ";" not in accept:
+                if accept == renderer.media_type:
                     return renderer, accept
         return super().select_renderer(request, renderers, format_suffix)

@@ -26,10 +26,11 @@ def fund(account: LedgerAccount, amount: int) -> None:
     transfers_apply([TransferSpec(f"fund-{account.pk}", source, account, amount, "USD", "test")])
 
 
-def run(workers) -> list[BaseException]:
-    errors: list[BaseException] = []
+def worker(fn, errors: list[BaseException]) -> threading.Thread:
+    """A thread running `fn` on a connection of its own, closed after; what it raises goes
+    into `errors`."""
 
-    def wrap(fn):
+    def wrap():
         try:
             fn()
         except BaseException as exc:
@@ -37,7 +38,12 @@ def run(workers) -> list[BaseException]:
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=wrap, args=(w,)) for w in workers]
+    return threading.Thread(target=wrap)
+
+
+def run(workers) -> list[BaseException]:
+    errors: list[BaseException] = []
+    threads = [worker(w, errors) for w in workers]
     for t in threads:
         t.start()
     for t in threads:

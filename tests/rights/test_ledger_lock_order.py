@@ -41,6 +41,7 @@ from rights.models import (
     Transfer,
 )
 from rights.services import revenue_event_record
+from tests.rights.test_ledger_concurrency import worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 AMOUNT = 10_000_000  # platform 2,000,000; net 8,000,000: Moth Lady 15 % = 1,200,000
@@ -136,18 +137,7 @@ def test_a_decision_settling_two_events_and_a_recording_never_deadlock(
                 )  # fmt: skip
             )
 
-    def thread(fn):
-        def run():
-            try:
-                fn()
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        return threading.Thread(target=run)
-
-    decider, recorder = thread(decide), thread(record)
+    decider, recorder = worker(decide, errors), worker(record, errors)
     decider.start()
     assert locked_accounts.wait(WAIT)
     # The decision holds its first account locks: the recording runs until it waits for one.
