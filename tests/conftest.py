@@ -72,6 +72,16 @@ def redis_sends(monkeypatch) -> list[int]:
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    # config.core.redis's own connections (commands_run) send here.
+    from config.core import redis as riff_redis
+
+    raw = riff_redis._send
+
+    def counted_raw(link, packed):
+        sent.append(1)
+        return raw(link, packed)
+
+    monkeypatch.setattr(riff_redis, "_send", counted_raw)
     return sent
 
 

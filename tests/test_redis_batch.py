@@ -98,54 +98,103 @@ def test_stamps_are_made_once_kept_and_a_key_named_twice_has_one():
     assert got["t:other"] == first[3] and got["t:third"] == client.get("t:third")
 
 
+def _thread_link(client):
+    from config.core import redis as riff_redis
+
+    return riff_redis._local.links[client]
+
+
+def _client_id(client) -> int:
+    return command_run(client, "CLIENT", "ID")
+
+
+def test_each_thread_keeps_its_own_connection():
+    """command_run writes and reads on a connection of the calling thread's own, the same one
+    call after call; another thread gets another."""
+    import threading
+
+    client = redis_client()
+    first = _client_id(client)
+    assert _client_id(client) == first
+    link = _thread_link(client)
+    other = []
+    worker = threading.Thread(target=lambda: other.append(_client_id(client)))
+    worker.start()
+    worker.join()
+    assert other and other[0] != first
+    assert _thread_link(client) is link and _client_id(client) == first
+
+
 def test_connections_the_server_dropped_are_replaced(monkeypatch):
-    """command_run packs and reads on a pooled connection itself. One the server closed while
-    idle (a restart) is reopened when taken from the pool; one that fails mid-call fails that
-    call with redis-py's error and is closed, so the next call opens a new one."""
+    """One the server closed while idle (a restart, CLIENT KILL) is reopened before sending, so
+    the call succeeds; one that fails mid-call fails that call with redis-py's error and is
+    closed, so the next call opens a new one."""
+
     import redis as redis_lib
     from django.conf import settings
 
-    from config.core.redis import command_run
-
     client = redis_client()
     assert command_run(client, "SET", "t:k", "v") == b"OK"
-    pool = client.connection_pool
-    ids = []
-    for conn in pool._available_connections:
-        conn.send_command("CLIENT", "ID")
-        ids.append(conn.read_response())
+    killed = _client_id(client)
     killer = redis_lib.Redis.from_url(settings.REDIS_URL)
-    for client_id in ids:
-        assert killer.client_kill_filter(_id=client_id) == 1
+    assert killer.client_kill_filter(_id=killed) == 1
     killer.close()
     assert command_run(client, "GET", "t:k") == b"v"
+    assert _client_id(client) != killed
 
-    conn = pool._available_connections[-1]
+    link = _thread_link(client)
 
-    def broken(*args, **kwargs):
-        raise redis_lib.exceptions.ConnectionError("reset by peer")
+    class Broken:
+        def sendall(self, data):
+            raise ConnectionResetError("reset by peer")
 
-    monkeypatch.setattr(conn, "read_response", broken)
-    with pytest.raises(redis_lib.exceptions.ConnectionError):
+        def fileno(self):
+            return link.sock.fileno()
+
+    monkeypatch.setattr(link, "sock", Broken())
+    with pytest.raises(redis_lib.exceptions.ConnectionError, match="reset by peer"):
         command_run(client, "GET", "t:k")
-    assert conn._sock is None  # closed, not handed to the next caller half-read
-    monkeypatch.undo()
+    assert link.conn._sock is None  # closed, not used again half-read
     assert command_run(client, "GET", "t:k") == b"v"
+
+    link = _thread_link(client)
+
+    class Slow:
+        def sendall(self, data):
+            pass
+
+        def recv(self, size):
+            raise TimeoutError("timed out")
+
+    monkeypatch.setattr(link, "sock", Slow())
+    with pytest.raises(redis_lib.exceptions.TimeoutError):
+        command_run(client, "GET", "t:k")
+    assert link.conn._sock is None
+    assert command_run(client, "GET", "t:k") == b"v"
+
+
+def test_a_server_that_is_gone_is_a_connection_error(settings):
+    import redis as redis_lib
+
+    from config.core.redis import _client
+
+    with pytest.raises(redis_lib.exceptions.ConnectionError):
+        command_run(_client("redis://127.0.0.1:1/0"), "GET", "t:k")
 
 
 def test_a_reply_error_keeps_the_connection():
     import redis as redis_lib
 
-    from config.core.redis import command_run
-
     client = redis_client()
     command_run(client, "SET", "t:k", "v")
-    pool = client.connection_pool
-    before = set(map(id, pool._available_connections))
+    before = _client_id(client)
     with pytest.raises(redis_lib.exceptions.ResponseError):
         command_run(client, "INCR", "t:k")
-    assert set(map(id, pool._available_connections)) == before
-    assert all(c._sock is not None for c in pool._available_connections)
+    assert _client_id(client) == before
+    with pytest.raises(redis_lib.exceptions.NoScriptError):
+        command_run(client, "EVALSHA", "0" * 40, 0)
+    assert command_run(client, "GET", "t:k") == b"v"
+    assert _client_id(client) == before
 
 
 def test_commands_ride_the_batch_and_come_back_raw(redis_sends):

@@ -20,6 +20,8 @@ import asyncio
 import functools
 import hashlib
 import logging
+import os
+import select
 import sys
 import threading
 import time
@@ -31,6 +33,7 @@ from django.conf import settings
 from django.core.cache.backends.redis import RedisCache
 from django.utils.functional import cached_property
 from prometheus_client import Counter
+from redis._parsers.base import BaseParser
 
 logger = logging.getLogger(__name__)
 
@@ -117,34 +120,99 @@ def script_sha(script: str) -> str:
     return hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
 
 
+class _Link:
+    """A connection to one Redis that one thread owns, written and read raw: the socket
+    redis-py's `Connection` opened (TLS, AUTH and SELECT done its way), a hiredis reader of our
+    own, and a poll that tells whether the server closed it while it sat idle."""
+
+    __slots__ = ("conn", "sock", "reader", "idle")
+
+    def __init__(self, client: redis.Redis) -> None:
+        conn = client.connection_pool.make_connection()
+        conn.connect()
+        self.conn = conn
+        self.sock = conn._sock  # ours alone from here: conn's own parser is never used
+        # Error replies come back as the exceptions redis-py raises for them (NoScriptError...).
+        self.reader = hiredis.Reader(
+            protocolError=redis.exceptions.InvalidResponse, replyError=BaseParser.parse_error
+        )
+        self.idle = select.poll()
+        self.idle.register(self.sock, select.POLLIN)
+
+    def stale(self) -> bool:
+        """Whether anything is readable before we asked: the server closed the connection (a
+        restart, CLIENT KILL, an idle timeout) or left bytes no reply of ours accounts for."""
+        return bool(self.idle.poll(0))
+
+    def read(self):
+        while True:
+            reply = self.reader.gets()
+            if reply is not False:
+                return reply
+            data = self.sock.recv(65536)
+            if not data:
+                raise redis.exceptions.ConnectionError("Connection closed by server.")
+            self.reader.feed(data)
+
+    def close(self) -> None:
+        self.conn.disconnect()
+
+
+# Each thread's links, by client. Threads are few and long-lived (the ASGI handler's request
+# threads, uvicorn's event loop, Celery's pool), so each holds one connection per Redis.
+_local = threading.local()
+
+
+def _forget_links() -> None:
+    global _local
+    _local = threading.local()  # a forked child starts with none of its parent's connections
+
+
+os.register_at_fork(after_in_child=_forget_links)
+
+
+def _link(client: redis.Redis) -> _Link:
+    links = _local.__dict__.setdefault("links", {})
+    link = links.get(client)
+    if link is not None and link.stale():
+        link.close()
+        link = None
+    if link is None:
+        link = links[client] = _Link(client)
+    return link
+
+
+def _send(link: _Link, packed: list[bytes]) -> None:
+    link.sock.sendall(packed[0] if len(packed) == 1 else b"".join(packed))
+
+
 def commands_run(client: redis.Redis, packed: list[bytes]) -> list:
-    """Commands already packed (`hiredis.pack_command`), sent in one packet on one of `client`'s
-    pooled connections, their replies read raw: for commands whose replies need no parsing of
-    redis-py's (a script's array, a list, a count). An error reply is returned in its place as
-    the exception object, after every reply was read.
+    """Commands already packed (`hiredis.pack_command`), sent in one packet on this thread's
+    own connection to `client`'s server, their replies read raw: for commands whose replies
+    need no parsing of redis-py's (a script's array, a list, a count). An error reply is
+    returned in its place as the exception object, after every reply was read.
 
     redis-py's own path (`execute_command`, pipelines) encodes each argument in Python and goes
     through its retry, observability and response-callback layers: for the 23 arguments of an
-    authenticated request's one EVALSHA, 104-133 us of client CPU against 78-87 us this way
-    (docs/bench-feed.md). A connection or timeout error raises redis-py's exception and drops
-    the connection (the next call opens a new one, as redis-py's client does with no retries
-    configured)."""
-    pool = client.connection_pool
-    conn = pool.get_connection()
+    authenticated request's one EVALSHA, 104-133 us of client CPU against 78-87 us through its
+    pool here, and taking a pooled connection (a lock, a pid check, a readability poll, the
+    hand-back) was still 13 us of a round trip's 41: a thread keeps its own connection instead
+    (`_Link`; docs/bench-feed.md). A connection the server closed while idle is replaced before
+    sending, as the pool did. A connection or timeout error mid-call raises redis-py's
+    exception and closes the connection, so the next call opens a new one (redis-py's client
+    does the same with no retries configured)."""
+    link = _link(client)
     try:
-        conn.send_packed_command(packed, check_health=False)
-        replies = []
-        for _ in packed:
-            try:
-                replies.append(conn.read_response())
-            except redis.exceptions.ResponseError as error:
-                replies.append(error)
-        return replies
-    except BaseException:
-        conn.disconnect()
+        _send(link, packed)
+        return [link.read() for _ in packed]
+    except BaseException as error:
+        _local.links.pop(client, None)
+        link.close()
+        if isinstance(error, TimeoutError):
+            raise redis.exceptions.TimeoutError(f"Timeout reading from Redis: {error}") from error
+        if isinstance(error, OSError):
+            raise redis.exceptions.ConnectionError(f"Error talking to Redis: {error}") from error
         raise
-    finally:
-        pool.release(conn)
 
 
 def command_run(client: redis.Redis, *args):
