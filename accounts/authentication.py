@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import HTTP_HEADER_ENCODING, authentication, exceptions
 
 from config.core.throttles import user_windows_preload
 
@@ -12,7 +12,12 @@ from .tokens import token_authenticate
 def _bearer(request, keyword: str) -> str | None:
     """The credential of `Authorization: <keyword> <credential>`, None without that header, or
     AuthenticationFailed when the header is malformed."""
-    header = authentication.get_authorization_header(request).split()
+    # DRF's get_authorization_header, read from META: `request.headers` builds a mapping of
+    # every header to answer it.
+    header = request.META.get("HTTP_AUTHORIZATION", b"")
+    if isinstance(header, str):
+        header = header.encode(HTTP_HEADER_ENCODING)
+    header = header.split()
     if not header or header[0].lower() != keyword.encode():
         return None
     if len(header) != 2:
