@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.core.errors import Invalid
+from config.core.jsonbody import json_response
 from config.core.pagination import page_of, paginated_response
 from config.core.throttles import ScopedThrottle
 from config.core.uploads import upload_file
@@ -114,8 +116,8 @@ class LogoutAllApi(APIView):
 
 class MeApi(APIView):
     @extend_schema(responses={200: MeOut})
-    def get(self, request: Request) -> Response:
-        return Response(me_out(request.user, request))
+    def get(self, request: Request) -> HttpResponse:
+        return json_response(me_out(request.user, request))
 
     @extend_schema(request=MeIn, responses={200: MeOut, 400: ERRORS[400]})
     def patch(self, request: Request) -> Response:

@@ -32,6 +32,7 @@ from django.core.files.storage import default_storage
 
 from cameos.models import Cameo
 from config.core.fields import iso_datetime
+from config.core.jsonbody import json_plain
 from config.core.media import signed_query
 from config.core.sql import fetchall
 from generation.serializers import media_path
@@ -366,18 +367,6 @@ def json_bytes(value) -> bytes:
     for fragment, part in zip(fragments, parts[1:], strict=True):
         out += (fragment, part)
     return b"".join(out)
-
-
-# DRF's JSONRenderer's settings (compact, UTF-8 as it is, no NaN), made once: `json.dumps` with
-# arguments builds an encoder per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def json_plain(value) -> bytes:
-    """`json_bytes` of a value that holds no `RawJSON` (no walk looking for fragments: for one
-    post's JSON, that walk cost as much as the encoding)."""
-    text = _ENCODER.encode(value)
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
 
 
 # Where a fragment goes: its JSON text is `"\u0000<word>\u0000"` (json.dumps escapes NUL).

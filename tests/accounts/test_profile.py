@@ -179,7 +179,7 @@ def test_me_is_exactly_the_me_serializer(make_user, teen_birth_date, avatar):
 
     from accounts.serializers import MeOut, me_out
 
-    user = make_user(username="mirror", display_name="Mïrror ✨", bio="a <b>bio</b>")
+    user = make_user(username="mirror", display_name="Mïrror ✨", bio="a <b>bio</b>\u2028")
     if avatar:
         user.avatar_large, user.avatar_small = "avatars/l.webp", "avatars/s.webp"
         user.birth_date = teen_birth_date
@@ -192,3 +192,9 @@ def test_me_is_exactly_the_me_serializer(make_user, teen_birth_date, avatar):
     assert r.json()["username"] == "mirror" and r.json()["avatar_url"] == (
         "http://testserver/media/avatars/l.webp" if avatar else None
     )
+    # Written without DRF's renderer (config.core.jsonbody): the very bytes and type it writes.
+    rendered = JSONRenderer().render(
+        MeOut(user, context={"request": APIRequestFactory().get("/api/v1/me")}).data
+    )
+    assert r.content == rendered and b"\\u2028" in rendered
+    assert r["Content-Type"] == "application/json"
