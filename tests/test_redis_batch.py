@@ -19,7 +19,22 @@ def _queue(target) -> None:
     target.expire("t:missing", 120)  # no such key: False
 
 
-def test_a_batch_answers_what_a_pipeline_answers():
+def _run(batch: Batch, scripted: bool) -> list:
+    """A batch's replies, sent as plain commands or (with a stamps read queued last, which only
+    the script can run) as the script; the stamps read's own reply left out."""
+    if not scripted:
+        return list(batch.execute())
+    batch.stamps("t:stamp-of:", 60, "t:a-stamp")
+    replies = list(batch.execute())
+    assert len(replies[-1]) == 1 and replies[-1][0]
+    return replies[:-1]
+
+
+SCRIPTED = pytest.mark.parametrize("scripted", [False, True], ids=["plain", "script"])
+
+
+@SCRIPTED
+def test_a_batch_answers_what_a_pipeline_answers(scripted):
     client = redis_client()
     pipe = client.pipeline(transaction=False)
     _queue(pipe)
@@ -29,13 +44,14 @@ def test_a_batch_answers_what_a_pipeline_answers():
 
     batch = Batch(client)
     _queue(batch)
-    assert batch.execute() == expected
+    assert _run(batch, scripted) == expected
     # The commands ran: the values and expiries are in Redis.
     assert client.get("t:stamp") == b"a" and 0 < client.ttl("t:stamp") <= 60
     assert client.get("t:count") == b"2" and 60 < client.ttl("t:count") <= 120
 
 
-def test_sorted_set_reads_answer_as_a_pipelines_do():
+@SCRIPTED
+def test_sorted_set_reads_answer_as_a_pipelines_do(scripted):
     client = redis_client()
     client.zadd("t:inbox", {"a": 1.5, "b": 2.25, "c": 3.0})
 
@@ -52,14 +68,16 @@ def test_sorted_set_reads_answer_as_a_pipelines_do():
     assert expected[0] == [(b"c", 3.0), (b"b", 2.25)] and expected[3:] == [3, 0]
     batch = Batch(client)
     queue(batch, {})
-    assert batch.execute() == expected
+    assert _run(batch, scripted) == expected
 
 
-def test_a_batch_is_one_send(redis_sends):
+@SCRIPTED
+def test_a_batch_is_one_send(redis_sends, scripted):
     batch = Batch(redis_client())
     _queue(batch)
+    batch.command("PING")
     redis_sends.clear()
-    batch.execute()
+    _run(batch, scripted)
     assert len(redis_sends) == 1
 
 
@@ -69,7 +87,25 @@ def test_a_batch_survives_a_server_that_forgot_its_scripts():
     batch = Batch(client)
     batch.incr("t:count")
     batch.get("t:count")
-    assert batch.execute() == [1, b"1"]
+    assert _run(batch, scripted=True) == [1, b"1"]
+
+
+@SCRIPTED
+def test_a_failing_command_fails_the_batch_and_the_connection_stays_in_step(scripted):
+    client = redis_client()
+    client.set("t:text", "not a number")
+    batch = Batch(client)
+    batch.get("t:text")
+    batch.incr("t:text")
+    after = batch.command("GET", "t:text")
+    with pytest.raises(redis.exceptions.ResponseError):
+        _run(batch, scripted)
+    assert command_run(client, "GET", "t:text") == b"not a number"
+    batch = Batch(client)
+    batch.get("t:text")
+    after = batch.command("GET", "t:text")
+    replies = batch.execute()
+    assert list(replies) == [b"not a number"] and replies.reply(after) == b"not a number"
 
 
 def test_an_empty_batch_sends_nothing(redis_sends):

@@ -256,3 +256,18 @@ def test_a_reader_that_cached_the_old_rows_before_the_commit_re_reads_after_it(
         assert read_meanwhile[0] is not None  # the old row, cached under a fresh stamp
         assert hash_token(raw) in authcache._entries
     assert token_authenticate(raw) is None
+
+
+def test_rows_read_under_a_missing_stamp_are_used_once_and_not_kept(user, monkeypatch):
+    """The stamp's SET NX and GET are two commands (config.core.redis.Batch): a change
+    committing between them leaves the GET nothing. Rows kept under no stamp would match the
+    next request that also finds none, so they are not kept."""
+    raw = token_issue(user=user)
+    key_hash = hash_token(raw)
+    read = authcache.stamp_read
+    monkeypatch.setattr(authcache, "stamp_read", lambda replies: None)
+    assert token_authenticate(raw).user_id == user.pk
+    assert authcache.entry_get(key_hash) is None
+    monkeypatch.setattr(authcache, "stamp_read", read)
+    assert token_authenticate(raw).user_id == user.pk
+    assert authcache.entry_get(key_hash) is not None and authcache.entry_get(key_hash).stamp
