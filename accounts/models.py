@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import date
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -135,11 +137,32 @@ class User(AbstractBaseUser, PermissionsMixin):
         """13–17 today. Computed from the birth date so it ends on the 18th birthday."""
         if self.birth_date is None:
             return False
-        return age_on(self.birth_date, timezone.localdate()) < settings.RIFF_ADULT_AGE
+        return age_on(self.birth_date, local_today()) < settings.RIFF_ADULT_AGE
 
 
 def age_on(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+# (zone, today's date there, when the next day starts there as a time.time()).
+_today: tuple = (None, date.min, float("-inf"))
+
+
+def local_today() -> date:
+    """`timezone.localdate()` in the default time zone (TIME_ZONE; Riff activates no other),
+    worked out once a day: every feed page and `GET /me` asks (`is_teen`), and converting the
+    time to a zone through the active-zone look-up was ~5 % of `GET /me` (docs/bench-feed.md).
+    The day ends at the zone's next midnight (where a change of offset skips midnight, at the
+    instant the new day starts); a changed TIME_ZONE is a new zone, worked out anew."""
+    global _today
+    zone = timezone.get_default_timezone()
+    known, day, ends = _today
+    if known is zone and time.time() < ends:
+        return day
+    day = timezone.localdate(timezone.now(), timezone=zone)
+    ends = datetime.combine(day + timedelta(days=1), dtime.min, tzinfo=zone).timestamp()
+    _today = (zone, day, ends)
+    return day
 
 
 class Invite(models.Model):
