@@ -98,14 +98,12 @@ def token_authenticate(
         # Read after the stamp was taken: a change that commits from here on deletes it.
         rows = _read(key_hash, now)
         token = None
-        if rows is None:
-            pass
-        elif stamp is None:
+        if rows is not None and stamp is None:
             # The stamp went between its SET NX and its GET (a change committing right then):
             # rows cached under no stamp could be matched by a later request that also saw
             # none, so these are used once and not kept.
             token = _live(rows, now)
-        else:
+        elif rows is not None:
             fresh = _entry(rows, stamp)
             authcache.entry_put(key_hash, fresh)
             token = _live(rows, now, key_hash=key_hash, entry=fresh)
