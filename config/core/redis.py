@@ -252,46 +252,49 @@ class Batch:
     (`commands_run`). Should the server have forgotten the batch's script, the script runs
     again, with its text, after those commands: keep them independent of the script's."""
 
-    __slots__ = ("client", "keys", "args", "ops", "extras")
+    __slots__ = ("client", "keys", "args", "ops", "plain", "extras")
 
     def __init__(self, client: redis.Redis):
         self.client = client
         self.keys: list = []
         self.args: list = []
         self.ops: list[str] = []
+        self.plain: list[tuple | None] = []  # each command as itself; None: the script's alone
         self.extras: list[tuple] = []
 
-    def _queue(self, op: str, key, *args) -> None:
+    def _queue(self, op: str, key, plain: tuple | None, *args) -> None:
         self.ops.append(op)
         self.keys.append(key)
         self.args += (op, *args)
+        self.plain.append(plain)
 
     def get(self, key) -> None:
-        self._queue("g", key)
+        self._queue("g", key, ("GET", key))
 
     def incr(self, key) -> None:
-        self._queue("i", key)
+        self._queue("i", key, ("INCR", key))
 
     def expire(self, key, seconds: int) -> None:
-        self._queue("e", key, int(seconds))
+        self._queue("e", key, ("EXPIRE", key, int(seconds)), int(seconds))
 
     def set(self, key, value, *, nx: bool, ex: int) -> None:
         if not nx:
             raise ValueError("a batch sets only with NX")
-        self._queue("s", key, value, int(ex))
+        self._queue("s", key, ("SET", key, value, "NX", "EX", int(ex)), value, int(ex))
 
     def stamps(self, prefix: str, ex: int, joined: str) -> None:
         """config.core.stamps' read of the space-separated keys `joined`; the reply is the list
         of their stamps."""
-        self._queue("m", "-", prefix, int(ex), joined)
+        self._queue("m", "-", None, prefix, int(ex), joined)
 
     def zrevrangebyscore(self, key, max_score, min_score, *, num: int) -> None:
         """The first `num` members from `max_score` down, with their scores: the reply is a
         list of (member, float score), as redis-py's `withscores=True` answers."""
-        self._queue("z", key, max_score, min_score, int(num))
+        plain = ("ZREVRANGEBYSCORE", key, max_score, min_score, "WITHSCORES", "LIMIT", 0, int(num))
+        self._queue("z", key, plain, max_score, min_score, int(num))
 
     def zcard(self, key) -> None:
-        self._queue("c", key)
+        self._queue("c", key, ("ZCARD", key))
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -308,7 +311,7 @@ class Batch:
         """The replies of the queued commands, in order; those of `command` in `.extras`."""
         if not self.keys and not self.extras:
             return Replies()
-        if self.keys and "m" not in self.ops:
+        if self.keys and None not in self.plain:
             return self._execute_plain()
         packed = []
         if self.keys:
@@ -338,47 +341,21 @@ class Batch:
         """A batch of plain commands only (no stamps read), sent as those commands, one packet:
         Redis runs five plain commands in about a third of the CPU of one script call that
         runs them (9 us), and the client packs and reads them for less too. They are not
-        atomic as a script is; nothing queued this way relies on that (a token's stamp read
-        as missing right after its SET NX is never cached: accounts.tokens)."""
-        plain = _plain_commands(self.ops, self.keys, self.args)
-        packed = [hiredis.pack_command(args) for args in (*plain, *self.extras)]
+        atomic as a script is, and nothing queued this way relies on that: a token's stamp
+        read as missing right after its SET NX is never cached (accounts.tokens); a Following
+        inbox's EXPIRE, range and size were always read unlocked by feed.inbox.read too (a
+        rebuild replaces the inbox in one MULTI; only an account's deletion drops it)."""
+        packed = [hiredis.pack_command(args) for args in (*self.plain, *self.extras)]
         raw = commands_run(self.client, packed)
         count = len(self.ops)
         for reply in raw[:count]:
             if isinstance(reply, Exception):
                 raise reply  # as the script's call would have failed as a whole
-        replies = Replies(_answer(op, reply) for op, reply in zip(self.ops, raw, strict=False))
+        replies = Replies(
+            _answer(op, reply) for op, reply in zip(self.ops, raw[:count], strict=True)
+        )
         replies.extras = raw[count:]
         return replies
-
-
-# What each batch letter takes from ARGV after itself.
-_ARITY = {"g": 0, "i": 0, "e": 1, "s": 2, "m": 3, "z": 3, "c": 0}
-
-
-def _plain_commands(ops: list[str], keys: list, args: list) -> list[tuple]:
-    """The batch's commands as themselves, as the script would call them (no `m`)."""
-    commands = []
-    at = 0
-    for op, key in zip(ops, keys, strict=True):
-        given = args[at + 1 : at + 1 + _ARITY[op]]
-        at += 1 + _ARITY[op]
-        if op == "g":
-            commands.append(("GET", key))
-        elif op == "i":
-            commands.append(("INCR", key))
-        elif op == "e":
-            commands.append(("EXPIRE", key, *given))
-        elif op == "s":
-            commands.append(("SET", key, given[0], "NX", "EX", given[1]))
-        elif op == "z":
-            high, low, num = given
-            commands.append(("ZREVRANGEBYSCORE", key, high, low, "WITHSCORES", "LIMIT", 0, num))
-        elif op == "c":
-            commands.append(("ZCARD", key))
-        else:
-            raise ValueError(f"no plain command for batch op {op!r}")
-    return commands
 
 
 class Replies(list):
