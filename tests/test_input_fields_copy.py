@@ -103,3 +103,17 @@ def test_other_fields_are_deep_copied():
     assert copied.child is not nested.child and copied.child.parent is copied
     files = serializers.FileField()
     assert _field_copy(files) is not files
+
+
+def test_a_literal_mutable_default_is_not_shared():
+    for field in (
+        serializers.ListField(child=serializers.CharField(), default=[]),
+        serializers.CharField(default=[]),
+        serializers.ListField(child=serializers.ListField(child=serializers.CharField())),
+    ):
+        copied = _field_copy(field)
+        assert copied is not field
+        if isinstance(field.default, list):
+            assert copied.default == [] and copied.default is not field.default
+    plain = serializers.ListField(child=serializers.CharField(), required=False)
+    assert _field_copy(plain).child.parent is not plain

@@ -55,14 +55,25 @@ def _field_copy(field):
     a `ListField` of one: DRF rebuilds each field from its arguments (validators and all),
     which was 60 % of validating `POST /generations`' body (docs/bench-feed.md). Anything else
     (nested serializers, files, JSON) is deep-copied as DRF does."""
-    if isinstance(field, _SHALLOW_COPIED):
+    if _plain(field):
         return _unbound(field)
-    if type(field) is serializers.ListField and isinstance(field.child, _SHALLOW_COPIED):
+    listed_plainly = type(field) is serializers.ListField and not _shared_default(field)
+    if listed_plainly and _plain(field.child):
         listed = _unbound(field)
         listed.child = _unbound(field.child)
         listed.child.bind(field_name="", parent=listed)  # as ListField.__init__ binds it
         return listed
     return copy.deepcopy(field)
+
+
+def _shared_default(field) -> bool:
+    # A literal list or dict default would be shared by every request's copy (and the data a
+    # view is given): such a field is deep-copied, as DRF does.
+    return isinstance(field.default, (list, dict, set))
+
+
+def _plain(field) -> bool:
+    return isinstance(field, _SHALLOW_COPIED) and not _shared_default(field)
 
 
 def _unbound(field):
