@@ -34,8 +34,6 @@ def refuse_unknown_fields(data: Any, allowed) -> None:
         raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in names})
 
 
-# No docstrings on these two bases: drf-spectacular would show them as the description of
-# every component that inherits them.
 # Field classes whose instances a request changes only through `bind` (its name, parent,
 # label and source), so a shallow copy is as good as DRF's deep one: their validators, error
 # messages and choices are read, never written, while validating.
@@ -85,6 +83,8 @@ def _unbound(field):
     return copied
 
 
+# No docstrings on these two bases: drf-spectacular would show them as the description of
+# every component that inherits them.
 class InputSerializer(serializers.Serializer):
     # A request body: only the declared, writable fields are accepted (nested ones too).
 

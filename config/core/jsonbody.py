@@ -1,10 +1,11 @@
 """JSON bodies written without DRF's Response and renderer, byte for byte what they write.
 
-For the hottest reads (`GET /me`, feed pages: docs/bench-feed.md): a DRF `Response` is a
-template response rendered by the middleware chain's end, its renderer picked per request;
-building and rendering one was ~10 % of `GET /me`. Their bodies are plain data (dicts, lists,
-str, numbers, bools, None), so a view returns `json_response(data)` and DRF's view machinery
-(authentication, throttles, the error envelope, `Allow`) is unchanged around it.
+For the hottest reads (docs/bench-feed.md): a DRF `Response` is a template response rendered
+by the middleware chain's end, its renderer picked per request; building and rendering one
+was ~10 % of `GET /me`. A body of plain data (dicts, lists, str, numbers, bools, None) goes
+out as `json_response(data)` (`GET /me`), and DRF's view machinery (authentication,
+throttles, the error envelope, `Allow`) is unchanged around it. Feed pages splice cached
+posts' JSON into theirs with `json_plain` (feed.hydrate, feed.feeds.feed_response).
 """
 
 from __future__ import annotations
