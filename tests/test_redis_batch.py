@@ -218,6 +218,28 @@ def test_a_server_that_is_gone_is_a_connection_error(settings):
         command_run(_client("redis://127.0.0.1:1/0"), "GET", "t:k")
 
 
+def test_links_opened_or_tried_do_not_use_up_the_pools_limit():
+    """A link is never given back to redis-py's pool, so it must not count against the pool's
+    `max_connections`: past that many links made or tried (an outage, dropped connections),
+    every call would fail with MaxConnectionsError, Redis up or not."""
+    import redis as redis_lib
+
+    from config.core.redis import _client
+
+    gone = _client("redis://127.0.0.1:1/0")
+    for _ in range(gone.connection_pool.max_connections + 5):
+        with pytest.raises(redis_lib.exceptions.ConnectionError) as raised:
+            command_run(gone, "GET", "t:k")
+        assert not isinstance(raised.value, redis_lib.exceptions.MaxConnectionsError)
+    client = redis_client()
+    command_run(client, "SET", "t:k", "v")
+    for _ in range(client.connection_pool.max_connections + 5):
+        _thread_link(client).close()  # the next call finds it closed and opens another
+        assert command_run(client, "GET", "t:k") == b"v"
+    # The pool's own connections (redis-py's calls) are still there to take.
+    assert client.get("t:k") == b"v"
+
+
 def test_a_reply_error_keeps_the_connection():
     import redis as redis_lib
 

@@ -128,7 +128,12 @@ class _Link:
     __slots__ = ("conn", "sock", "reader", "idle")
 
     def __init__(self, client: redis.Redis) -> None:
-        conn = client.connection_pool.make_connection()
+        # Made as the pool makes its own, but not counted against the pool's limit: a link is
+        # never given back to the pool, so `make_connection` (which counts every connection it
+        # makes, connected or not) would refuse all links after `max_connections` (100 by
+        # default) had been opened or tried over the process's life, e.g. during an outage.
+        pool = client.connection_pool
+        conn = pool.connection_class(**pool.connection_kwargs)
         conn.connect()
         self.conn = conn
         self.sock = conn._sock  # ours alone from here: conn's own parser is never used
