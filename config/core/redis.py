@@ -430,7 +430,14 @@ def recently_degraded(seconds: float = 10.0) -> bool:
 def publish(task: Any, *args: Any, **options: Any) -> None:
     """Sends a Celery task now, giving up after about TIMEOUT_SECONDS when the broker is down
     (raises kombu.exceptions.OperationalError). For tasks whose message something re-sends, or
-    whose loss is harmless. Never stores the result (CELERY_TASK_IGNORE_RESULT says why)."""
+    whose loss is harmless. Never stores the result (CELERY_TASK_IGNORE_RESULT says why).
+
+    Written straight to the broker when Celery would write nothing else (config.core.broker:
+    one `LPUSH` instead of kombu's producer); else through `apply_async`."""
+    from .broker import lean_send
+
+    if lean_send(task, args, options) is not None:
+        return
     task.apply_async(
         args=args, ignore_result=True, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **options
     )
