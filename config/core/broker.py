@@ -219,6 +219,8 @@ def lean_send(task, args: tuple, options: dict[str, Any]) -> str | None:
     or returns None having sent nothing: then the caller sends it through Celery."""
     if options.keys() - {"queue"}:
         return None
+    # `shared_task` hands out a proxy, which works out its task on every attribute and hash.
+    task = getattr(task, "_get_current_object", lambda: task)()
     queue_name = options.get("queue")
     if queue_name is not None and not isinstance(queue_name, str):
         return None
