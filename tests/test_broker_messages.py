@@ -6,6 +6,7 @@ import base64
 import importlib
 import inspect
 import json
+import time
 import uuid
 
 import pytest
@@ -236,3 +237,47 @@ def test_argsrepr_is_saferepr_for_every_shape():
     for args in samples:
         expected = saferepr(args, app.amqp.argsrepr_maxsize, maxlevels=app.conf.task_repr_maxlevels)
         assert broker._argsrepr(args, app) == expected, args
+
+
+def _events(pubsub, count: int) -> list[tuple[bytes, dict]]:
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < count and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+        if message and message["type"] == "pmessage":
+            got.append((message["channel"], json.loads(message["data"])))
+    return got
+
+
+def _event_normalised(message: dict) -> dict:
+    body = json.loads(base64.b64decode(message["body"]))
+    assert body["uuid"] == body["root_id"]
+    uuid.UUID(message["properties"]["delivery_tag"])
+    assert isinstance(body.pop("clock"), int) and abs(body.pop("timestamp") - time.time()) < 60
+    body.update(uuid="<id>", root_id="<id>")
+    props = {**message["properties"], "delivery_tag": "<tag>"}
+    return {**message, "body": body, "properties": props}
+
+
+def test_the_task_sent_event_is_the_one_celery_publishes(queues, monkeypatch):
+    from feed.tasks import feed_order_refresh
+
+    monkeypatch.setattr(app.conf, "task_send_sent_event", True)
+    pubsub = queues.pubsub()
+    pubsub.psubscribe("*celeryev*")
+    try:
+        assert pubsub.get_message(timeout=2)["type"] == "psubscribe"
+        _celery_send(feed_order_refresh, (ID,))
+        (theirs,) = _events(pubsub, 1)
+        sent_id = broker.lean_send(feed_order_refresh, (ID,), {})
+        (ours,) = _events(pubsub, 1)
+    finally:
+        pubsub.close()
+    _newest(queues, "default")
+    _newest(queues, "default")
+    assert ours[0] == theirs[0]  # the channel: /<db>.celeryev/task.sent
+    assert json.loads(base64.b64decode(ours[1]["body"]))["uuid"] == sent_id
+    assert _event_normalised(ours[1]) == _event_normalised(theirs[1])
+    # The dispatcher's logical clock moves on with each event, whoever sent it.
+    clocks = [json.loads(base64.b64decode(m["body"]))["clock"] for _, m in (theirs, ours)]
+    assert clocks[1] > clocks[0]

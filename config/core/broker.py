@@ -18,8 +18,9 @@ expires, priority...), a task with execution options of its own, a call from ins
 task (the message would carry its parent's ids), a queue Celery has not set up yet (its first
 send creates it), `before_task_publish`/`after_task_publish` receivers, eager mode, another
 serializer, protocol or compression, a broker other than `REDIS_URL`'s Redis, or transport
-options that move keys (a key prefix, priority steps). With `task_send_sent_event` on, the
-`task-sent` event is still sent, through Celery's own event dispatcher.
+options that move keys (a key prefix, priority steps, fan-out prefixes). With
+`task_send_sent_event` on, the `task-sent` event Celery's dispatcher would publish goes in the
+same round trip (a `PUBLISH` on the channel kombu's transport uses for the event exchange).
 
 A broker that does not answer raises kombu's `OperationalError`, as Celery's send does with
 `PUBLISH_RETRY_POLICY` (no retries): callers already treat that as "the broker is down".
@@ -31,6 +32,7 @@ import base64
 import functools
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +42,7 @@ import redis
 from celery import signals
 from celery.utils.nodenames import anon_nodename
 from celery.utils.saferepr import saferepr
+from celery.utils.time import utcoffset
 from django.conf import settings
 from kombu.exceptions import OperationalError
 
@@ -68,6 +71,8 @@ class _Plan:
     delivery_mode: int
     timelimit: tuple
     sent_event: bool
+    # Whether the `task-sent` event, when asked for, can be written as `_sent_event` does.
+    event_plain: bool
 
 
 def _broker_plain(conf) -> bool:
@@ -111,12 +116,14 @@ def _plan(task, queue_name: str | None) -> _Plan | None:
         return None
     if queue.exchange.type != "direct" or queue.max_priority:
         return None
+    dispatcher = app.amqp._event_dispatcher
     mode = queue.exchange.delivery_mode or conf.task_default_delivery_mode
     return _Plan(
         queue_name=queue_name,
         delivery_mode={"persistent": 2, "transient": 1}.get(mode, mode),
         timelimit=(task.time_limit, task.soft_time_limit),
         sent_event=bool(conf.task_send_sent_event),
+        event_plain=dispatcher.exchange.type == "fanout" and dispatcher.serializer == "json",
     )
 
 
@@ -238,22 +245,60 @@ def lean_send(task, args: tuple, options: dict[str, Any]) -> str | None:
     if task.typing:
         # Celery's own check: arguments that don't fit the task raise here, not on a worker.
         task.__header__(*args)
-    task_id = str(uuid.uuid4())
-    message, sent = message_for(task, args, plan, task_id)
-    _push(plan.queue_name, json.dumps(message))
     # A change made after the plan (tests, the bench's) is in the configuration's changes: a
     # dict look-up, where reading the setting itself walks Celery's chain of mappings (~7 us).
-    if app.conf.changes.get("task_send_sent_event", plan.sent_event):
-        with app.producer_or_acquire() as producer:
-            app.amqp._event_dispatcher.publish("task-sent", sent, producer, retry=False)
+    event = app.conf.changes.get("task_send_sent_event", plan.sent_event)
+    if event and not plan.event_plain:
+        return None
+    task_id = str(uuid.uuid4())
+    message, sent = message_for(task, args, plan, task_id)
+    commands = [("LPUSH", plan.queue_name, json.dumps(message))]
+    if event:
+        commands.append(_sent_event(app, sent))
+    _push(commands)
     return task_id
 
 
-def _push(queue_name: str, payload: str) -> None:
-    packed = [hiredis.pack_command(("LPUSH", queue_name, payload))]
+def _sent_event(app, fields: dict) -> tuple:
+    """The `PUBLISH` of the `task-sent` event Celery's dispatcher would send for `fields`, on
+    the channel kombu's Redis transport publishes the fanout exchange's messages to."""
+    dispatcher = app.amqp._event_dispatcher
+    with dispatcher.mutex:
+        clock = dispatcher.clock.forward()
+    event = {
+        "hostname": dispatcher.hostname,
+        "utcoffset": utcoffset(),
+        "pid": dispatcher.pid,
+        "clock": clock,
+        **fields,
+        "timestamp": time.time(),
+        "type": "task-sent",
+    }
+    exchange = dispatcher.exchange.name
+    message = {
+        "body": base64.b64encode(json.dumps(event).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {"hostname": dispatcher.hostname},
+        "properties": {
+            "body_encoding": "base64",
+            "delivery_info": {"exchange": exchange, "routing_key": "task.sent"},
+            "delivery_mode": 1,
+            "delivery_tag": str(uuid.uuid4()),
+            "priority": 0,
+        },
+    }
+    db = redis_client().connection_pool.connection_kwargs.get("db", 0)
+    return ("PUBLISH", f"/{db}.{exchange}/task.sent", json.dumps(message))
+
+
+def _push(commands: list[tuple]) -> None:
+    """The commands in one round trip; the message's `LPUSH` goes first."""
+    packed = [hiredis.pack_command(command) for command in commands]
     try:
-        (reply,) = commands_run(redis_client(), packed)
+        replies = commands_run(redis_client(), packed)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
         raise OperationalError(f"the broker did not take the message: {error}") from error
-    if isinstance(reply, Exception):
-        raise OperationalError(f"the broker refused the message: {reply}") from reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise OperationalError(f"the broker refused the message: {reply}") from reply
