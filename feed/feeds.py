@@ -107,13 +107,15 @@ def _db_page(
     return rows[:limit], len(rows) > limit
 
 
-def rows_by_ids(viewer_id, ids: list, *, followed: bool = False) -> list[Row]:
+def rows_by_ids(
+    viewer_id, ids: list, *, followed: bool = False, stamps: dict | None = None
+) -> list[Row]:
     """The visible posts among `ids`, in that order (`followed`: by authors the viewer
     follows): from this process's caches when their stamps allow (feed.postcache), else one
-    statement."""
+    statement. `stamps`: some read already in this request (postcache.rows_for)."""
     rows = None
     if postcache.enabled():
-        rows = postcache.rows_for(viewer_id, ids, followed=followed)
+        rows = postcache.rows_for(viewer_id, ids, followed=followed, stamps=stamps)
     if rows is None:
         rows = posts_page(viewer_id=viewer_id, ids=ids, followed_by=viewer_id if followed else None)
     return rows
@@ -147,10 +149,18 @@ def feed_preload(request: Request, batch, user_id):
         scan = _inbox_start(before)
         position = len(batch)
         inbox.read_queue(batch, user_id=user_id, before=scan, count=limit + 1)
+        # A first page's stamps, guessed from the viewer's last one in this process.
+        take = (
+            stamps_queue(batch, postcache.following_keys(user_id))
+            if before is None and postcache.enabled()
+            else None
+        )
 
         def keep_inbox(replies: list) -> None:
             part = replies[position : position + inbox.READ_COMMANDS]
             setattr(request, PRELOADED_INBOX, (scan, limit + 1, part))
+            if take is not None:
+                setattr(request, PRELOADED_STAMPS, take(replies))
 
         return keep_inbox
     if not postcache.enabled():
@@ -204,6 +214,9 @@ def following_page(request: Request) -> FeedPage:
     # Where the inbox scan stands: (score, id) of the last entry read, visible or not.
     scan = _inbox_start(before)
     use_db = True
+    # The stamps that rode the token check (a first page's guess: feed_preload), for the
+    # first read only.
+    stamps = getattr(request, PRELOADED_STAMPS, None)
     for _ in range(5):
         got = _inbox_read(request, user, scan, want - len(posts))
         if got is None:  # Redis unavailable: the database serves the page
@@ -211,9 +224,13 @@ def following_page(request: Request) -> FeedPage:
         entries, truncated = got
         asked = want - len(posts)
         if entries:
+            ids = [pid for pid, _ in entries]
+            if before is None and not posts and postcache.enabled():
+                postcache.following_seen(user.pk, ids)
             # Visibility and the follow are checked again here: the inbox may hold posts since
             # removed, blocked, or by someone no longer followed.
-            posts += rows_by_ids(user.pk, [pid for pid, _ in entries], followed=True)
+            posts += rows_by_ids(user.pk, ids, followed=True, stamps=stamps)
+            stamps = None
             scan = (entries[-1][1], entries[-1][0])
         if len(posts) >= want:
             use_db = False

@@ -129,7 +129,10 @@ _cards = StampedCache(max_entries=50_000, max_age=60)
 _authors = StampedCache(max_entries=50_000, max_age=60)
 _viewers = StampedCache(max_entries=20_000, max_age=60)
 _window = StampedCache(max_entries=1, max_age=60)
-CACHES = (_cards, _authors, _viewers, _window)
+# Following: the inbox ids each viewer's last first page checked, by viewer id; only a guess
+# of which stamps the next first page will check (`following_keys`), never served from.
+_following = StampedCache(max_entries=20_000, max_age=60)
+CACHES = (_cards, _authors, _viewers, _window, _following)
 
 
 def forget_all() -> None:
@@ -144,7 +147,7 @@ def _configure() -> None:
         cache.max_age = age
     for cache in (_cards, _authors):
         cache.max_entries = entries
-    _viewers.max_entries = max(entries // 2, 1)
+    _viewers.max_entries = _following.max_entries = max(entries // 2, 1)
 
 
 # Everything a page needs of some posts that the caches could not answer, in one statement:
@@ -342,13 +345,35 @@ class _Page:
         return window
 
 
-def rows_for(viewer, ids: list, *, followed: bool = False) -> list[Row] | None:
+def rows_for(
+    viewer, ids: list, *, followed: bool = False, stamps: dict | None = None
+) -> list[Row] | None:
     """The rows `feed.hydrate.posts_page(viewer_id=viewer, ids=ids, followed_by=...)` answers,
     from this process's caches where their stamps allow, reading what they lack in one
     statement (a lighter one when only the viewer's likes, blocks or follows are missing).
-    None when Redis can't be reached."""
+    None when Redis can't be reached. `stamps`: some already read in this request (a guess
+    that rode the token check's round trip: `following_keys`); the rest are read here."""
     _configure()
-    return _Page(viewer).rows([str(i) for i in ids], followed=followed)
+    page = _Page(viewer)
+    if stamps:
+        page.stamps.update(stamps)
+    return page.rows([str(i) for i in ids], followed=followed)
+
+
+def following_keys(viewer) -> list[str]:
+    """The stamps a Following first page will likely check: those of the posts (and their
+    authors) the viewer's last first page in this process read from the inbox, with the
+    viewer's graph stamp. Read on the token check's round trip (feed.feeds.feed_preload), so a
+    first page whose inbox head has not moved makes no round trip of its own for stamps; a
+    stamp the guess missed is read by `rows_for` as before."""
+    _configure()
+    ids = _following.peek(str(viewer))
+    return _Page(viewer).keys_for(list(ids)) if ids else [graph_stamp(str(viewer))]
+
+
+def following_seen(viewer, ids: list) -> None:
+    """The inbox ids a first page of `viewer`'s checked (`following_keys`' next guess)."""
+    _following.put(str(viewer), (), tuple(str(i) for i in ids))
 
 
 def latest_keys(viewer, before: tuple | None, limit: int) -> list[str]:
