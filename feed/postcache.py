@@ -6,7 +6,8 @@ post, its author, its video, its counters and the viewer's like, under the visib
 page's cost beyond `GET /me` (docs/bench-feed.md). Here each process keeps what pages are made
 of, each piece valid while its stamps in Redis are the ones it read before it read the piece
 (config.core.stamps), and a page whose pieces are all good makes one Redis round trip for the
-stamps (Latest's rides the token check's: feed.feeds.feed_preload) and none to PostgreSQL:
+stamps (Latest's and a Following first page's ride the token check's: feed.feeds.feed_preload)
+and none to PostgreSQL:
 
 - a post's *card*: its row, its video and its counts (stamp `post:<id>`, dropped by any save
   or delete of the post, of its video, and by every counter change: likes, comments, remixes,
