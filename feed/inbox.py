@@ -88,12 +88,13 @@ READ_COMMANDS = 3  # what read_queue adds
 
 def read_queue(target, *, user_id, before: tuple[float, str] | None, count: int) -> None:
     """Queues a read of the inbox on a pipeline or a `config.core.redis.Batch`: EXPIRE answers
-    whether it exists and keeps it alive, then up to `count` entries (over-read: entries with
-    the cursor's own score are filtered by `read_parse`) and the inbox's size."""
+    whether it exists and keeps it alive, then up to `count` entries (after a cursor, over-read:
+    entries with the cursor's own score that it already passed are filtered by `read_parse`)
+    and the inbox's size. A first page filters nothing, so it reads exactly `count`."""
     key = inbox_key(user_id)
     max_score = "+inf" if before is None else before[0]
     target.expire(key, INBOX_TTL)
-    target.zrevrangebyscore(key, max_score, "(0", num=count + 50)
+    target.zrevrangebyscore(key, max_score, "(0", num=count if before is None else count + 50)
     target.zcard(key)
 
 
