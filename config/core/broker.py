@@ -2,7 +2,7 @@
 
 `config.core.redis.publish` sends most of Riff's tasks from inside a request: the generation job
 after admission commits, For You's order refresh, an embedding after a post. Celery's
-`apply_async` spent 370 us of the publishing process's CPU on each (the router, a producer
+`apply_async` spent 350-390 us of the publishing process's CPU on each (the router, a producer
 taken from its pool, kombu's retry wrapper, the channel, its declare cache, serialisation in
 three layers; 16 % of an admission's CPU, docs/bench-feed.md). What it finally sends to Redis is
 one `LPUSH` of a JSON envelope onto the queue's list. `lean_send` writes that same message
@@ -242,9 +242,10 @@ def lean_send(task, args: tuple, options: dict[str, Any]) -> str | None:
     app = task.app
     if app.current_worker_task is not None:
         return None
-    if task.typing:
+    header = getattr(task, "__header__", None) if task.typing else None
+    if header is not None:
         # Celery's own check: arguments that don't fit the task raise here, not on a worker.
-        task.__header__(*args)
+        header(*args)
     # A change made after the plan (tests, the bench's) is in the configuration's changes: a
     # dict look-up, where reading the setting itself walks Celery's chain of mappings (~7 us).
     event = app.conf.changes.get("task_send_sent_event", plan.sent_event)

@@ -6,7 +6,11 @@ cost", run alternately on two checkouts against one seeded database (a `seed_fee
     RIFF_DEV=1 DATABASE_URL=postgres://.../riff_bench_200k REDIS_URL=redis://... \\
       python -m config.devtools.bench.quick inproc [--requests 600] [--runs 5]
     ... python -m config.devtools.bench.quick server [--connections 4] [--seconds 5]
+    ... python -m config.devtools.bench.quick publish [--requests 600] [--runs 5]
 
+- `publish`: the CPU of one task message through `config.core.broker.lean_send` and through
+  Celery's `apply_async`, with the `task-sent` event off and on (`--requests` sends, `--runs`
+  alternating times; a queue of its own, deleted at the end). No database needed.
 - `inproc`: Django's test client in this process (`DEBUG=0`), the CPU time of this process per
   request (`time.process_time`), each kind `--runs` times; prints min and median. No server,
   no sockets to the client: the request's own Python and its database and Redis round trips.
@@ -91,6 +95,64 @@ def inproc(tokens: list[str], kinds: list[str], requests: int, runs: int) -> Non
             f"{kind:10s} CPU ms/request  min {min(values):.3f}  "
             f"median {statistics.median(values):.3f}  ({listed})"
         )
+
+
+def publish(sends: int, runs: int) -> None:
+    """CPU of this process per task message: `config.core.broker.lean_send` against Celery's
+    `apply_async` (as `config.core.redis.publish` calls it), without and with the `task-sent`
+    event, alternating, each `runs` times. The messages go to a queue of this run's own,
+    deleted at the end (nothing consumes them)."""
+    import uuid
+
+    from config.celery import app
+    from config.core.broker import forget_plans, lean_send
+    from config.core.redis import PUBLISH_RETRY_POLICY, redis_client
+    from feed.tasks import feed_order_refresh
+
+    queue = f"bench-quick-{uuid.uuid4().hex[:8]}"
+    app.amqp.queues.select_add(queue)
+    arg = str(uuid.uuid4())
+    sent_event = app.conf.task_send_sent_event
+
+    def lean() -> None:
+        if lean_send(feed_order_refresh, (arg,), {"queue": queue}) is None:
+            raise SystemExit("the lean path said no: see config/core/broker.py")
+
+    def celery() -> None:
+        feed_order_refresh.apply_async(
+            args=(arg,),
+            ignore_result=True,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+            queue=queue,
+        )
+
+    def timed(send) -> float:
+        started = time.process_time()
+        for _ in range(sends):
+            send()
+        return (time.process_time() - started) / sends * 1e6
+
+    try:
+        for event in (False, True):
+            app.conf.task_send_sent_event = event
+            forget_plans()
+            figures: dict[str, list[float]] = {"lean": [], "celery": []}
+            timed(lean), timed(celery)  # warm both
+            for _ in range(runs):
+                figures["lean"].append(timed(lean))
+                figures["celery"].append(timed(celery))
+            for name, values in figures.items():
+                listed = " ".join(f"{v:.0f}" for v in values)
+                print(
+                    f"{name:6s} task-sent event {'on ' if event else 'off'} CPU us/send  "
+                    f"min {min(values):.0f}  median {statistics.median(values):.0f}  ({listed})"
+                )
+    finally:
+        app.conf.task_send_sent_event = sent_event
+        forget_plans()
+        redis_client().delete(queue)
+        app.amqp.queues.pop(queue, None)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -187,7 +249,7 @@ def server(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("inproc", "server"))
+    parser.add_argument("mode", choices=("inproc", "server", "publish"))
     parser.add_argument("--kinds", default="healthz,me,latest,following,for_you")
     parser.add_argument("--viewers", type=int, default=300)
     parser.add_argument("--requests", type=int, default=600)
@@ -202,6 +264,9 @@ def main() -> None:
     import django
 
     django.setup()
+    if args.mode == "publish":
+        publish(args.requests, args.runs)
+        return
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = set(kinds) - set(PATHS) - ({ADMISSION} if args.mode == "server" else set())
     if unknown:
