@@ -79,7 +79,7 @@ def _broker_plain(conf) -> bool:
     """Whether this process's Celery configuration writes messages the way `lean_send` does."""
     return (
         str(conf.broker_url) == settings.REDIS_URL
-        and str(conf.broker_url).startswith(("redis://", "rediss://", "unix://"))
+        and str(conf.broker_url).startswith(("redis://", "rediss://"))
         and not conf.task_always_eager
         and conf.task_protocol == 2
         and conf.task_serializer == "json"
@@ -112,8 +112,6 @@ def _plan(task, queue_name: str | None) -> _Plan | None:
     if queue is None:
         # Not set up yet: Celery's first send to it does that. Raised, so not cached.
         raise _QueueUnknown(queue_name)
-    if queue.name != queue_name:
-        return None
     if queue.exchange.type != "direct" or queue.max_priority:
         return None
     dispatcher = app.amqp._event_dispatcher
