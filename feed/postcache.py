@@ -15,7 +15,12 @@ and none to PostgreSQL:
 - an author's row: name, display name, avatar, active (`user:<id>`, accounts);
 - what the viewer has to do with them: a block either way and a follow, per author (under
   `graph:<id>`, accounts), and a like, per post (a like or unlike changes the post's count, so
-  its card's stamp goes and the like is read again with it);
+  its card's stamp goes and the like is read again with it). Once a page needs a fact the
+  process lacks, the viewer's *whole* sets are read instead, in one statement: every post they
+  like, everyone a block stands between them and, everyone they follow (under `graph:<id>`
+  and `likes:<id>`, which `like_set` drops), so later pages, whatever posts they show, need no
+  statement for the viewer (For You's pages are mostly posts new to the viewer). A viewer with
+  more than `WHOLE_LIMIT` of any of them is answered per post, as before;
 - Latest's *window*: the newest `WINDOW` live posts (`latest`, dropped by any post's save or
   delete: a new post, a removal, a restore).
 
@@ -67,6 +72,16 @@ def post_stamp(post_id) -> str:
 
 
 LATEST_STAMP = stamp_key("latest", "all")
+_LIKES_KEY = stamp_key("likes", "")
+
+
+def likes_stamp(user_id) -> str:
+    """Which posts the user likes: dropped by each of their likes and unlikes (`like_set`)."""
+    return f"{_LIKES_KEY}{user_id}"
+
+
+def likes_changed(user_id) -> None:
+    stamps_drop([likes_stamp(user_id)])
 
 
 # --- what changes drop ------------------------------------------------------------------------
@@ -115,15 +130,28 @@ class Author:
 
 
 @dataclass(frozen=True, slots=True)
+class Whole:
+    """A viewer's whole sets (ids as text): the posts they like, the users a block stands
+    between them and (either way), the users they follow."""
+
+    likes: frozenset
+    blocked: frozenset
+    follows: frozenset
+
+
+@dataclass(slots=True)
 class Viewer:
-    """What pages learned of one viewer while their graph stamp stayed the same. The dicts
-    only grow; a new stamp starts a new entry."""
+    """What pages learned of one viewer while their graph and likes stamps stayed the same.
+    The dicts only grow; new stamps start a new entry."""
 
     # post id -> (the post's stamp it was read under, liked): a like changes the post's count,
     # so its stamp, and the fact is read again with the card. Kept with the stamp, not just
     # under the viewer's: another viewer's page may have read the card again first.
     liked: dict
     authors: dict  # author id -> (a block either way, followed)
+    # The whole sets once read (`_Page._whole`); False: more than WHOLE_LIMIT of one of them,
+    # so the dicts above answer.
+    whole: Whole | None | bool = None
 
 
 _cards = StampedCache(max_entries=50_000, max_age=60)
@@ -189,6 +217,20 @@ _FACTS_SQL = (
     "WHERE f.follower_id = %(viewer)s AND f.followee_id = ANY(%(authors)s)"
 )
 
+# A viewer's whole sets, each read up to one more than WHOLE_LIMIT (more: the per-post facts
+# answer for them). The limits are written in: a bound LIMIT is planned on every execution.
+WHOLE_LIMIT = 5000
+_WHOLE_SQL = " UNION ALL ".join(
+    f"(SELECT '{kind}', {column}::text FROM {table} WHERE {owner} = %(viewer)s "  # noqa: S608
+    f"LIMIT {WHOLE_LIMIT + 1})"
+    for kind, column, table, owner in (
+        ("l", "post_id", "feed_like", "user_id"),
+        ("b", "blocked_id", "accounts_block", "blocker_id"),
+        ("B", "blocker_id", "accounts_block", "blocked_id"),
+        ("f", "followee_id", "accounts_follow", "follower_id"),
+    )
+)
+
 # The limit is written in, not bound: a generic plan for an unknown LIMIT sorts every post.
 _WINDOW_SQL = (
     "SELECT p.id, p.created_at, p.id::text FROM feed_post p WHERE p.state = 'live' "  # noqa: S608
@@ -197,6 +239,17 @@ _WINDOW_SQL = (
 
 
 # --- reading ----------------------------------------------------------------------------------
+
+
+def viewer_keys(viewer) -> list[str]:
+    """The stamps of what the viewer has to do with any post: their graph and their likes."""
+    return [graph_stamp(viewer), likes_stamp(viewer)]
+
+
+def stamp_prefixes() -> tuple[str, str]:
+    """What a post's and a user's stamp keys start with (the id follows): for scripts that
+    build the keys of a page's posts in Redis (feed.ranking.snapshot)."""
+    return _POST_KEY, _USER_KEY
 
 
 class _Page:
@@ -220,14 +273,14 @@ class _Page:
     def keys_for(self, ids: list[str]) -> list[str]:
         """The stamps `rows` checks for `ids`, as far as this process knows them now: the
         viewer's, the posts', and the authors of the cards it holds."""
-        keys = [graph_stamp(self.viewer)]
+        keys = viewer_keys(self.viewer)
         keys += [_POST_KEY + i for i in ids]
         peek = _cards.peek
         keys += [_USER_KEY + card.author for card in map(peek, ids) if card is not None]
         return keys
 
     def _viewer(self) -> Viewer:
-        stamp = (self.stamps[graph_stamp(self.viewer)],)
+        stamp = (self.stamps[graph_stamp(self.viewer)], self.stamps[likes_stamp(self.viewer)])
         entry = _viewers.get(self.viewer, stamp)
         if entry is None:
             entry = Viewer(liked={}, authors={})
@@ -237,11 +290,12 @@ class _Page:
     def rows(self, ids: list[str], *, followed: bool) -> list[Row] | None:
         """The visible rows among `ids`, in that order; None when Redis can't be reached."""
         stamps = self.stamps
-        held = graph_stamp(self.viewer) in stamps and all(_POST_KEY + i in stamps for i in ids)
-        if not held and not self.read_stamps(self.keys_for(ids)):
+        # Only the stamps not read yet in this request (none, when a guess or a script read
+        # them with an earlier round trip): the authors' too, for cards this process holds.
+        if not self.read_stamps(self.keys_for(ids)):
             return None
         viewer = self._viewer()
-        likes, graph = viewer.liked, viewer.authors
+        likes, graph, whole = viewer.liked, viewer.authors, viewer.whole
         cards, authors, needed, facts = {}, {}, [], []
         for i in ids:
             stamp = stamps[_POST_KEY + i]
@@ -255,12 +309,16 @@ class _Page:
                 needed.append(i)
                 continue
             cards[i], authors[card.author] = card, author
+            if whole:
+                continue
             like = likes.get(i)
             if like is None or like[0] != stamp or card.author not in graph:
                 facts.append(i)
         if needed:
             self._read(needed, cards, authors, graph, likes)
-        if facts:
+        if facts and whole is None:
+            whole = self._whole(viewer)
+        if facts and not whole:
             self._facts(facts, cards, graph, likes)
         rows = []
         for i in ids:
@@ -268,10 +326,15 @@ class _Page:
             if card is None or not card.live:  # gone, or not live
                 continue
             author = authors[card.author]
-            blocked, follows = graph[card.author]
+            if whole:
+                liked = i in whole.likes
+                blocked, follows = card.author in whole.blocked, card.author in whole.follows
+            else:
+                liked = likes[i][1]
+                blocked, follows = graph[card.author]
             if not author.active or blocked or (followed and not follows):
                 continue
-            values = (*card.head, *author.fields, *card.tail, likes[i][1])
+            values = (*card.head, *author.fields, *card.tail, liked)
             rows.append(
                 Row(id=card.id, created_at=card.created_at, values=values, handles=card.handles)
             )
@@ -314,6 +377,23 @@ class _Page:
             authors[author_id] = author
             likes[pid] = (self.stamps[post_stamp(pid)], r[31])
             graph[author_id] = (r[32], r[33])
+
+    def _whole(self, viewer: Viewer) -> Whole | bool:
+        """Reads the viewer's whole sets (under the graph and likes stamps this request read
+        first) and keeps them on the entry; False when one of them has more than
+        WHOLE_LIMIT ids."""
+        sets: dict[str, set] = {"l": set(), "b": set(), "B": set(), "f": set()}
+        for kind, ident in fetchall(_WHOLE_SQL, {"viewer": uuid.UUID(self.viewer)}):
+            sets[kind].add(ident)
+        if any(len(found) > WHOLE_LIMIT for found in sets.values()):
+            viewer.whole = False
+        else:
+            viewer.whole = Whole(
+                likes=frozenset(sets["l"]),
+                blocked=frozenset(sets["b"] | sets["B"]),
+                follows=frozenset(sets["f"]),
+            )
+        return viewer.whole
 
     def _facts(self, ids, cards, graph, likes) -> None:
         """The viewer's likes of these posts and blocks and follows of their authors, for
@@ -369,7 +449,7 @@ def following_keys(viewer) -> list[str]:
     stamp the guess missed is read by `rows_for` as before."""
     _configure()
     ids = _following.peek(str(viewer))
-    return _Page(viewer).keys_for(list(ids)) if ids else [graph_stamp(str(viewer))]
+    return _Page(viewer).keys_for(list(ids) if ids else [])
 
 
 def following_seen(viewer, ids: list) -> None:

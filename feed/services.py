@@ -34,7 +34,7 @@ from .models import (
     Post,
     PostState,
 )
-from .postcache import posts_changed
+from .postcache import likes_changed, posts_changed
 from .ranking.snapshot import drop_quietly as order_drop
 from .serving import serve_id_parse
 
@@ -334,13 +334,15 @@ def like_set(*, user: User, post: Post, liked: bool) -> bool:
                 Like.objects.create(post=post, user=user)
         except IntegrityError:
             return False
-        # The post's count changes, so its cached card goes, and the like is read with it
-        # (feed.postcache).
+        # The post's count changes, so its cached card goes, and the like is read with it; so
+        # do the liker's whole likes (feed.postcache).
         counter_add(post_id=post.pk, field="likes", delta=1)
+        likes_changed(user.pk)
         return True
     deleted, _ = Like.objects.filter(post=post, user=user).delete()
     if deleted:
         counter_add(post_id=post.pk, field="likes", delta=-1)
+        likes_changed(user.pk)
     return bool(deleted)
 
 

@@ -85,17 +85,23 @@ def stamps_read(keys: list[str]) -> list[bytes] | None:
         return None
 
 
-def stamps_queue(batch: Batch, keys: list[str]) -> Callable[[list], dict[str, bytes]]:
-    """Queues the read of these stamps on a `Batch` another round trip makes anyway (token
-    authentication's); returns what turns that batch's replies into {key: stamp}."""
+def stamps_args() -> tuple[str, int]:
+    """The value prefix and expiry of one stamps read made inside a round trip of the caller's
+    (`stamps_queue`, or a script of its own that calls STAMPS_LUA's `stamps`)."""
     if _pending and not recently_degraded():
         # Ahead of the read: a round trip more, only after a blip. Not within the seconds after
         # a failure (each request would wait out a timeout here and then again in the batch);
         # stamps read then may trust this process's entries for a change it made in the blip,
         # until the retry timer or this flush deletes them.
         flush_pending()
+    return secrets.token_hex(6) + ":", TTL_SECONDS
+
+
+def stamps_queue(batch: Batch, keys: list[str]) -> Callable[[list], dict[str, bytes]]:
+    """Queues the read of these stamps on a `Batch` another round trip makes anyway (token
+    authentication's); returns what turns that batch's replies into {key: stamp}."""
     position = len(batch)
-    batch.stamps(secrets.token_hex(6) + ":", TTL_SECONDS, _joined(keys))
+    batch.stamps(*stamps_args(), _joined(keys))
     return lambda replies: dict(zip(keys, replies[position], strict=True))
 
 

@@ -20,8 +20,7 @@ from config.core.errors import BACKEND_DOWN_ERRORS, Invalid, backend_unavailable
 from config.core.pagination import cursor_opens, decode_cursor, encode_cursor, parse_limit
 from config.core.redis import Batch, degraded, publish, redis_client
 
-from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items
-from ..hydrate import posts_page
+from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items, rows_by_ids
 from .cards import card_item, plan_load, plan_save, plan_state_parse, plan_state_read
 from .rerank import rerank
 from .scoring import score_all
@@ -34,8 +33,8 @@ from .snapshot import (
     snapshot_save,
     snapshot_size_read,
     snapshot_slice,
-    snapshot_slice_parse,
     snapshot_slice_read,
+    snapshot_slice_stamped_parse,
 )
 from .sources import context_for, gather, load_candidates
 
@@ -46,8 +45,8 @@ logger = logging.getLogger(__name__)
 MAX_SLICES = 3
 
 
-def build_order(user) -> list[tuple[str, str]]:
-    """The ranked `(post_id, reason)` list of a new session."""
+def build_order(user) -> list[tuple[str, str, str]]:
+    """The ranked `(post_id, reason, author_id)` list of a new session."""
     ctx = context_for(user)
     cands = load_candidates(ctx, gather(ctx))
     score_all(cands, now=ctx.now, steer=ctx.steer)
@@ -60,7 +59,8 @@ def build_order(user) -> list[tuple[str, str]]:
         diversity=settings.RIFF_FEED_DIVERSITY,
         in_network_share=settings.RIFF_FEED_IN_NETWORK_SHARE if ctx.personalized else 0.0,
     )
-    return [(str(c.id), c.reason) for c in ranked]
+    # The author rides along for the stamps a slice's read takes (ranking.snapshot).
+    return [(str(c.id), c.reason, str(c.author_id)) for c in ranked]
 
 
 def for_you_page(request: Request) -> FeedPage:
@@ -130,13 +130,18 @@ def _opening_queue(batch: Batch, *, user_id, session: str | None, offset: int, l
     stands). Returns what `_opening_parse` needs."""
     if session is not None:
         size_at = snapshot_size_read(batch, user_id=user_id, session=session)
-        # The loop's first slice below: the same bounds.
+        # The loop's first slice below: the same bounds, with its stamps (feed.postcache).
         slice_at = snapshot_slice_read(
-            batch, user_id=user_id, session=session, start=offset, stop=offset + limit + 5
+            batch,
+            user_id=user_id,
+            session=session,
+            start=offset,
+            stop=offset + limit + 5,
+            stamped=True,
         )
         positions = (size_at, slice_at)
     else:
-        positions = (current_open_read(batch, user_id=user_id, count=limit + 5),)
+        positions = (current_open_read(batch, user_id=user_id, count=limit + 5, stamped=True),)
     return (session, offset, limit), positions, plan_state_read(batch, user_id=user_id)
 
 
@@ -190,19 +195,21 @@ def _for_you_page(request: Request) -> FeedPage:
     cur: Current | None | bool = False
     prefetched: list | None = None
     opening: list | None = None
+    # The first slice's stamps (its posts', their authors', the viewer's), read with it.
+    stamps = opening_stamps = None
     if session is not None:
         total = int(opened[0] or 0)
-        prefetched = snapshot_slice_parse(opened[1])
+        prefetched, stamps = snapshot_slice_stamped_parse(opened[1], user_id=user.pk)
         if not total:
             # The session expired: a fresh start (what was seen sinks, see session_start).
-            session, prefetched = None, None
+            session, prefetched, stamps = None, None, None
     else:
-        cur, opening = current_open_parse(opened[0])
+        cur, opening, opening_stamps = current_open_parse(opened[0], user_id=user.pk)
     if session is None:
         session, offset, total = session_start(user, limit=limit, cur=cur)
         if cur and opening is not None and (session, offset) == (cur.session, cur.pos):
             # The session continues the current order: its first slice came with the opening.
-            prefetched = opening
+            prefetched, stamps = opening, opening_stamps
     plan = plan_load(user, state=state)
     posts, reasons, slots = [], [], []  # slots: ("post", index) or ("card", item)
     for _ in range(MAX_SLICES):
@@ -216,10 +223,11 @@ def _for_you_page(request: Request) -> FeedPage:
         if not chunk:
             break
         # Visibility is decided again as the slice is served: a post removed, or an author
-        # blocked, since the order was ranked is skipped here (feed.hydrate, one query).
-        visible = {
-            str(row.id): row for row in posts_page(viewer_id=user.pk, ids=[pid for pid, _ in chunk])
-        }
+        # blocked, since the order was ranked is skipped here (from the process's caches
+        # under their stamps, feed.postcache, else feed.hydrate's one statement).
+        ids = [pid for pid, _ in chunk]
+        visible = {str(row.id): row for row in rows_by_ids(user.pk, ids, stamps=stamps)}
+        stamps = None
         for pid, reason in chunk:
             if len(slots) >= limit:
                 break

@@ -27,7 +27,10 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
-from config.core.redis import Batch, command_run, degraded, redis_client
+from config.core.redis import STAMPS_LUA, Batch, command_run, degraded, redis_client
+from config.core.stamps import stamps_args
+
+from .. import postcache
 
 
 def _key(user_id, session: str) -> str:
@@ -55,13 +58,15 @@ class Current:
         return time.time() - self.built
 
 
-def snapshot_save(*, user_id, entries: list[tuple[str, str]]) -> str:
-    """Stores a new order and makes it the viewer's current one; returns its session id."""
+def snapshot_save(*, user_id, entries: list[tuple[str, ...]]) -> str:
+    """Stores a new order and makes it the viewer's current one; returns its session id.
+    Entries are `(post_id, reason, author_id)` (or without the author): the author lets a
+    slice's read take its authors' stamps too (`_SLICE_STAMPS`)."""
     session = secrets.token_hex(8)
     key, ttl = _key(user_id, session), _ttl()
     pipe = redis_client().pipeline(transaction=True)
     if entries:
-        pipe.rpush(key, *(f"{pid}|{reason}" for pid, reason in entries))
+        pipe.rpush(key, *("|".join(entry) for entry in entries))
         pipe.expire(key, ttl)
     pipe.delete(_cur_key(user_id))
     pipe.hset(
@@ -78,11 +83,64 @@ def current(*, user_id) -> Current | None:
     return current_parse(redis_client().hgetall(_cur_key(user_id)))
 
 
+# The stamps a page of a slice checks (feed.postcache), read in the script that reads the
+# slice, so the page makes no round trip of its own for them: the viewer's (ARGV[a], joined),
+# each entry's post (ARGV[a + 1] .. its id) and, when the entry names it, its author's
+# (ARGV[a + 2] .. the author's id), read and set when missing with the value prefix and expiry
+# ARGV[a + 3], ARGV[a + 4] (config.core.stamps). No viewer keys: nothing is read (false).
+# `_slice_stamp_keys` is the same walk in Python.
+_SLICE_STAMPS = (
+    STAMPS_LUA
+    + """
+local function slice_stamps(slice, a)
+  if not slice or ARGV[a] == '' then return false end
+  local parts = {ARGV[a]}
+  for i = 1, #slice do
+    parts[#parts + 1] = ARGV[a + 1] .. string.match(slice[i], '^[^|]*')
+    local author = string.match(slice[i], '^[^|]*|[^|]*|([^|]+)$')
+    if author then parts[#parts + 1] = ARGV[a + 2] .. author end
+  end
+  return stamps(table.concat(parts, ' '), ARGV[a + 3], ARGV[a + 4])
+end
+"""
+)
+
+
+def _stamp_args(user_id, stamped: bool) -> list:
+    """ARGV for `slice_stamps`: empty viewer keys when the page won't use the caches."""
+    if not stamped or not postcache.enabled():
+        return ["", "", "", "", 0]
+    post_prefix, user_prefix = postcache.stamp_prefixes()
+    return [" ".join(postcache.viewer_keys(user_id)), post_prefix, user_prefix, *stamps_args()]
+
+
+def _slice_stamp_keys(user_id, raw: list) -> list[str]:
+    post_prefix, user_prefix = postcache.stamp_prefixes()
+    keys = postcache.viewer_keys(user_id)
+    for item in raw:
+        parts = item.decode().split("|")
+        keys.append(post_prefix + parts[0])
+        if len(parts) == 3 and parts[2]:
+            keys.append(user_prefix + parts[2])
+    return keys
+
+
+def slice_stamps_parse(user_id, raw, stamps) -> dict | None:
+    """{stamp key: stamp} of a slice read with its stamps; None when none were read."""
+    if not isinstance(raw, list) or not isinstance(stamps, list):
+        return None
+    keys = _slice_stamp_keys(user_id, raw)
+    return dict(zip(keys, stamps, strict=True)) if len(keys) == len(stamps) else None
+
+
 # A first page's opening read: the viewer's current order and, when there is one, the slice a
-# new session would start with (from `pos`), so a session that continues the order reads its
-# first slice in the round trip that opens the page. The order's key is built in the script
-# from the session it names (ARGV[1] is its prefix): one Redis instance, not a cluster.
-_OPEN = """
+# new session would start with (from `pos`) and its stamps, so a session that continues the
+# order reads its first slice in the round trip that opens the page. The order's key is built
+# in the script from the session it names (ARGV[1] is its prefix): one Redis instance, not a
+# cluster.
+_OPEN = (
+    _SLICE_STAMPS
+    + """
 local cur = redis.call('HGETALL', KEYS[1])
 local session, pos
 for i = 1, #cur, 2 do
@@ -93,24 +151,39 @@ if not session or not pos or not string.match(session, '^%w+$') then return {cur
 local key = ARGV[1] .. session
 local slice = redis.call('LRANGE', key, pos, pos + tonumber(ARGV[2]) - 1)
 redis.call('EXPIRE', key, ARGV[3])
-return {cur, slice}
+return {cur, slice, slice_stamps(slice, 4)}
 """
+)
 
 
-def current_open_read(batch: Batch, *, user_id, count: int) -> int:
+def current_open_read(batch: Batch, *, user_id, count: int, stamped: bool = False) -> int:
     """Queues the read of the viewer's current order and of its next `count` entries from
-    where the viewer's sessions stand; `current_open_parse` reads the reply (at the index this
-    returns, `Replies.reply`)."""
-    return batch.command("EVAL", _OPEN, 1, _cur_key(user_id), _key(user_id, ""), count, _ttl())
+    where the viewer's sessions stand (`stamped`: and their stamps); `current_open_parse`
+    reads the reply (at the index this returns, `Replies.reply`)."""
+    return batch.command(
+        "EVAL",
+        _OPEN,
+        1,
+        _cur_key(user_id),
+        _key(user_id, ""),
+        count,
+        _ttl(),
+        *_stamp_args(user_id, stamped),
+    )
 
 
-def current_open_parse(reply) -> tuple[Current | None, list[tuple[str, str]] | None]:
-    """`(current order, its entries from pos)`; the entries are None without an order."""
-    raw, entries = reply if isinstance(reply, list | tuple) and len(reply) == 2 else ([], None)
+def current_open_parse(
+    reply, *, user_id=None
+) -> tuple[Current | None, list[tuple[str, str]] | None, dict | None]:
+    """`(current order, its entries from pos, their stamps)`; the entries are None without an
+    order, the stamps None when they were not read."""
+    ok = isinstance(reply, list | tuple) and len(reply) in (2, 3)
+    raw, entries = (reply[0], reply[1]) if ok else ([], None)
     cur = current_parse(dict(zip(raw[::2], raw[1::2], strict=False)) if raw else {})
     if cur is None or entries is None:
-        return cur, None
-    return cur, snapshot_slice_parse(entries)
+        return cur, None, None
+    stamps = slice_stamps_parse(user_id, entries, reply[2]) if len(reply) == 3 else None
+    return cur, snapshot_slice_parse(entries), stamps
 
 
 def current_parse(raw: dict) -> Current | None:
@@ -151,21 +224,45 @@ def snapshot_slice(*, user_id, session: str, start: int, stop: int) -> list[tupl
     return snapshot_slice_parse(batch.execute().reply(at) if at is not None else None)
 
 
-def snapshot_slice_read(batch: Batch, *, user_id, session: str, start: int, stop: int):
+_SLICE = (
+    _SLICE_STAMPS
+    + """
+local slice = redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {slice, slice_stamps(slice, 4)}
+"""
+)
+
+
+def snapshot_slice_read(
+    batch: Batch, *, user_id, session: str, start: int, stop: int, stamped: bool = False
+):
     """Queues `snapshot_slice` on `batch`: the index of the reply `snapshot_slice_parse` reads,
-    None for a session id that is not one of ours (nothing is asked)."""
+    None for a session id that is not one of ours (nothing is asked). `stamped`: the slice's
+    stamps come with it (one script; `snapshot_slice_stamped_parse` reads that reply)."""
     if not isinstance(session, str) or not session.isalnum():
         return None
     key = _key(user_id, session)
+    if stamped:
+        args = (start, stop - 1, _ttl(), *_stamp_args(user_id, True))
+        return batch.command("EVAL", _SLICE, 1, key, *args)
     at = batch.command("LRANGE", key, start, stop - 1)
     batch.command("EXPIRE", key, _ttl())
     return at
 
 
+def snapshot_slice_stamped_parse(raw, *, user_id) -> tuple[list[tuple[str, str]], dict | None]:
+    """The entries and stamps of a `stamped` slice read."""
+    if not isinstance(raw, list | tuple) or len(raw) != 2:
+        return [], None
+    return snapshot_slice_parse(raw[0]), slice_stamps_parse(user_id, raw[0], raw[1])
+
+
 def snapshot_slice_parse(raw) -> list[tuple[str, str]]:
+    """`(post_id, reason)` of each entry (an entry's author is for its stamps only)."""
     if not isinstance(raw, list):
         return []
-    return [tuple(item.decode().split("|", 1)) for item in raw]
+    return [tuple(item.decode().split("|", 2)[:2]) for item in raw]
 
 
 def snapshot_size_read(batch: Batch, *, user_id, session: str):

@@ -347,6 +347,85 @@ def test_a_second_viewer_of_held_cards_costs_one_light_statement(user, other, wo
     _same(other, _ids(world), followed=True)
 
 
+def _whole_warm(user, other, world) -> None:
+    """Cards held (read by `other`), then one of `user`'s pages, which reads `user`'s whole
+    sets: likes, blocks either way and follows (feed.postcache.Whole)."""
+    _same(other, _ids(world))
+    _same(other, _ids(world))  # the authors too (kept by a read that took their stamps)
+    with CaptureQueriesContext(connection) as queries:
+        _same(user, _ids(world)[:2])
+    # the whole sets in one statement (then the comparison's own)
+    assert queries[0]["sql"] == postcache._WHOLE_SQL
+
+
+def test_a_viewers_whole_sets_answer_posts_new_to_them(user, other, world, make_post):
+    """For You shows mostly posts the viewer has not been shown: once their sets are read, a
+    page of posts whose cards are held makes no statement, whichever posts it shows."""
+    services.like_set(user=user, post=world["posts"]["stranger"], liked=True)
+    _whole_warm(user, other, world)
+    with CaptureQueriesContext(connection) as queries:
+        rows = postcache.rows_for(user.pk, _ids(world)[2:])
+        followed = postcache.rows_for(user.pk, _ids(world), followed=True)
+    assert len(queries) == 0
+    assert _by_id(rows)[world["posts"]["stranger"].pk].values[-1] is True
+    assert _by_id(rows)[world["posts"]["mine"].pk].values[-1] is False
+    assert {r.id for r in followed} == {world["posts"]["plain"].pk, world["posts"]["cameo"].pk}
+    _same(user, _ids(world))
+    _same(user, _ids(world), followed=True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["like", "unlike", "viewer_blocks", "author_blocks", "follow", "unfollow"],
+)
+def test_the_whole_sets_see_each_change_on_the_next_read(user, other, world, change):
+    """The sets are kept under the viewer's graph and likes stamps: each change below drops
+    one of them (a like also drops the post's card, whose fresh read must not be taken for
+    the like: the row's like comes from the sets)."""
+    posts, stranger = world["posts"], world["stranger"]
+    if change == "unlike":
+        services.like_set(user=user, post=posts["plain"], liked=True)
+    if change == "unfollow":
+        follow_create(follower=user, followee=stranger)
+    _whole_warm(user, other, world)
+    if change in ("like", "unlike"):
+        services.like_set(user=user, post=posts["plain"], liked=change == "like")
+        row = _by_id(_same(user, _ids(world)))[posts["plain"].pk]
+        assert row.values[-1] is (change == "like")
+        return
+    if change == "viewer_blocks":
+        block_create(blocker=user, blocked=stranger)
+    elif change == "author_blocks":
+        block_create(blocker=stranger, blocked=user)
+    elif change == "follow":
+        follow_create(follower=user, followee=stranger)
+    else:
+        follow_delete(follower=user, followee=stranger)
+    shown = {r.id for r in _same(user, _ids(world))}
+    followed = {r.id for r in _same(user, _ids(world), followed=True)}
+    blocked = change.endswith("blocks")
+    assert (posts["stranger"].pk in shown) is not blocked
+    assert (posts["stranger"].pk in followed) is (change == "follow")
+
+
+def test_a_viewer_with_more_than_the_sets_hold_is_answered_per_post(
+    user, other, world, monkeypatch
+):
+    monkeypatch.setattr(postcache, "WHOLE_LIMIT", 1)
+    monkeypatch.setattr(postcache, "_WHOLE_SQL", postcache._WHOLE_SQL.replace("5001", "2"))
+    services.like_set(user=user, post=world["posts"]["plain"], liked=True)
+    services.like_set(user=user, post=world["posts"]["stranger"], liked=True)
+    _same(other, _ids(world))
+    _same(other, _ids(world))
+    _same(user, _ids(world)[:2])  # two likes: more than the sets hold
+    with CaptureQueriesContext(connection) as queries:
+        rows = postcache.rows_for(user.pk, _ids(world)[2:])
+    # the per-post facts, not the sets again
+    assert len(queries) == 1 and "UNION ALL SELECT 'b'" in queries[0]["sql"]
+    assert _by_id(rows)[world["posts"]["stranger"].pk].values[-1] is True
+    _same(user, _ids(world))
+
+
 def test_a_block_made_in_a_redis_blip_holds_once_redis_answers(user, world):
     """A block while this process is skipping Redis (an error seconds ago) can't delete its
     stamps then; they go before the next stamp read, so the cached graph isn't trusted."""
