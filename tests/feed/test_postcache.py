@@ -291,6 +291,28 @@ def test_a_warm_following_page_rides_the_token_checks_round_trip(user, world, ap
     assert [i["post"]["id"] for i in again["results"] + second["results"]] == friend_posts
 
 
+def test_a_warm_for_you_page_reads_its_stamps_with_its_slice(user, other, world, api, redis_sends):
+    """For You's slices are read by a script that reads their stamps too (their posts', their
+    authors', the viewer's), and the viewer's whole sets answer likes and blocks: once the
+    cards are held, a page, first or not, is the opening round trip (on the token check's)
+    and the closing one, and no statement."""
+    services.like_set(user=user, post=world["posts"]["stranger"], liked=True)
+    _same(other, _ids(world))
+    _same(other, _ids(world))  # cards and authors held
+    first = api.get("/api/v1/feed?kind=for_you&limit=1").json()  # ranks the order
+    assert first["next"]
+    redis_sends.clear()
+    with CaptureQueriesContext(connection) as queries:
+        second = api.get(first["next"]).json()
+        third = api.get("/api/v1/feed?kind=for_you&limit=1").json()  # a session goes on
+    assert (len(redis_sends), [q["sql"] for q in queries]) == (4, [])
+    served = [page["results"][0]["post"] for page in (first, second, third)]
+    assert len({post["id"] for post in served}) == 3
+    for post in served:
+        fresh = posts_page(viewer_id=user.pk, ids=[post["id"]])[0]
+        assert (post["liked_by_me"], post["like_count"]) == (fresh.values[-1], fresh.values[22])
+
+
 def _following_ids(api, limit=10) -> list[str]:
     body = api.get(f"/api/v1/feed?kind=following&limit={limit}").json()
     return [item["post"]["id"] for item in body["results"]]
