@@ -108,14 +108,20 @@ def _db_page(
 
 
 def rows_by_ids(
-    viewer_id, ids: list, *, followed: bool = False, stamps: dict | None = None
+    viewer_id,
+    ids: list,
+    *,
+    followed: bool = False,
+    stamps: dict | None = None,
+    known: dict | None = None,
 ) -> list[Row]:
     """The visible posts among `ids`, in that order (`followed`: by authors the viewer
     follows): from this process's caches when their stamps allow (feed.postcache), else one
-    statement. `stamps`: some read already in this request (postcache.rows_for)."""
+    statement. `stamps`: some read already in this request; `known`: the viewer's likes of
+    some of the posts, with no block either way (postcache.rows_for)."""
     rows = None
     if postcache.enabled():
-        rows = postcache.rows_for(viewer_id, ids, followed=followed, stamps=stamps)
+        rows = postcache.rows_for(viewer_id, ids, followed=followed, stamps=stamps, known=known)
     if rows is None:
         rows = posts_page(viewer_id=viewer_id, ids=ids, followed_by=viewer_id if followed else None)
     return rows

@@ -287,8 +287,12 @@ class _Page:
             _viewers.put(self.viewer, stamp, entry)
         return entry
 
-    def rows(self, ids: list[str], *, followed: bool) -> list[Row] | None:
-        """The visible rows among `ids`, in that order; None when Redis can't be reached."""
+    def rows(
+        self, ids: list[str], *, followed: bool, known: dict | None = None
+    ) -> list[Row] | None:
+        """The visible rows among `ids`, in that order; None when Redis can't be reached.
+        `known`: see `rows_for`."""
+        known = known or {}
         stamps = self.stamps
         # Only the stamps not read yet in this request (none, when a guess or a script read
         # them with an earlier round trip): the authors' too, for cards this process holds.
@@ -309,7 +313,7 @@ class _Page:
                 needed.append(i)
                 continue
             cards[i], authors[card.author] = card, author
-            if whole:
+            if whole or i in known:
                 continue
             like = likes.get(i)
             if like is None or like[0] != stamp or card.author not in graph:
@@ -326,7 +330,9 @@ class _Page:
             if card is None or not card.live:  # gone, or not live
                 continue
             author = authors[card.author]
-            if whole:
+            if i in known:
+                liked, blocked, follows = known[i], False, False
+            elif whole:
                 liked = i in whole.likes
                 blocked, follows = card.author in whole.blocked, card.author in whole.follows
             else:
@@ -427,18 +433,26 @@ class _Page:
 
 
 def rows_for(
-    viewer, ids: list, *, followed: bool = False, stamps: dict | None = None
+    viewer,
+    ids: list,
+    *,
+    followed: bool = False,
+    stamps: dict | None = None,
+    known: dict | None = None,
 ) -> list[Row] | None:
     """The rows `feed.hydrate.posts_page(viewer_id=viewer, ids=ids, followed_by=...)` answers,
     from this process's caches where their stamps allow, reading what they lack in one
     statement (a lighter one when only the viewer's likes, blocks or follows are missing).
     None when Redis can't be reached. `stamps`: some already read in this request (a guess
-    that rode the token check's round trip: `following_keys`); the rest are read here."""
+    that rode the token check's round trip: `following_keys`); the rest are read here.
+    `known`: {post id: liked} for posts whose authors no block stands between the viewer and
+    (For You's order, while its facts hold: feed.ranking.snapshot.order_facts_now); not for
+    `followed` pages, which need the follows."""
     _configure()
     page = _Page(viewer)
     if stamps:
         page.stamps.update(stamps)
-    return page.rows([str(i) for i in ids], followed=followed)
+    return page.rows([str(i) for i in ids], followed=followed, known=None if followed else known)
 
 
 def following_keys(viewer) -> list[str]:

@@ -54,9 +54,9 @@ def feed_order_refresh(user_id: str) -> int:
     user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         return 0
-    entries = build_order(user)
-    snapshot_save(user_id=user.pk, entries=entries)
-    return len(entries)
+    order = build_order(user)
+    snapshot_save(user_id=user.pk, entries=order.entries, facts=order.facts)
+    return len(order.entries)
 
 
 @shared_task(name="feed.tasks.post_fanout", acks_late=True, ignore_result=True)

@@ -10,6 +10,7 @@ whole story, weights included.
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import redis
 from django.conf import settings
@@ -21,15 +22,18 @@ from config.core.pagination import cursor_opens, decode_cursor, encode_cursor, p
 from config.core.redis import Batch, degraded, publish, redis_client
 
 from ..feeds import CURSOR_TYPES, FeedPage, feed_scope, latest_page, post_items, rows_by_ids
+from ..models import Like
 from .cards import card_item, plan_load, plan_save, plan_state_parse, plan_state_read
 from .rerank import rerank
 from .scoring import score_all
 from .snapshot import (
     Current,
+    Slice,
     advance,
     current,
     current_open_parse,
     current_open_read,
+    order_facts_now,
     snapshot_save,
     snapshot_size_read,
     snapshot_slice,
@@ -45,8 +49,19 @@ logger = logging.getLogger(__name__)
 MAX_SLICES = 3
 
 
-def build_order(user) -> list[tuple[str, str, str]]:
-    """The ranked `(post_id, reason, author_id)` list of a new session."""
+class Order(NamedTuple):
+    """A ranked order: its entries `(post_id, reason, author_id, liked)` and the viewer's
+    stamps its facts were read under (ranking.snapshot.order_facts_now)."""
+
+    entries: list[tuple[str, str, str, str]]
+    facts: str
+
+
+def build_order(user) -> Order:
+    """The ranked order of a new session."""
+    # Taken before anything is read: the likes below and the blocks the sources skip hold
+    # while these stamps do.
+    facts = order_facts_now(user.pk)
     ctx = context_for(user)
     cands = load_candidates(ctx, gather(ctx))
     score_all(cands, now=ctx.now, steer=ctx.steer)
@@ -59,8 +74,20 @@ def build_order(user) -> list[tuple[str, str, str]]:
         diversity=settings.RIFF_FEED_DIVERSITY,
         in_network_share=settings.RIFF_FEED_IN_NETWORK_SHARE if ctx.personalized else 0.0,
     )
-    # The author rides along for the stamps a slice's read takes (ranking.snapshot).
-    return [(str(c.id), c.reason, str(c.author_id)) for c in ranked]
+    ids = [c.id for c in ranked]
+    liked = set(
+        Like.objects.filter(user=user, post_id__in=ids).values_list("post_id", flat=True)
+        if ids
+        else ()
+    )
+    # The author and the like ride along for the page (ranking.snapshot: its stamps, and
+    # the viewer's like while the facts hold).
+    return Order(
+        entries=[
+            (str(c.id), c.reason, str(c.author_id), "1" if c.id in liked else "") for c in ranked
+        ],
+        facts=facts,
+    )
 
 
 def for_you_page(request: Request) -> FeedPage:
@@ -101,8 +128,9 @@ def session_start(user, *, limit: int, cur: Current | None | bool = False) -> tu
         if cur.age >= settings.RIFF_FEED_ORDER_REFRESH_SECONDS:
             order_refresh_soon(user.pk)
         return cur.session, cur.pos, cur.size
-    entries = build_order(user)
-    return snapshot_save(user_id=user.pk, entries=entries), 0, len(entries)
+    order = build_order(user)
+    session = snapshot_save(user_id=user.pk, entries=order.entries, facts=order.facts)
+    return session, 0, len(order.entries)
 
 
 def order_refresh_soon(user_id) -> None:
@@ -193,23 +221,22 @@ def _for_you_page(request: Request) -> FeedPage:
         )
         opened, state = _opening_parse(batch.execute(), positions, state_at)
     cur: Current | None | bool = False
-    prefetched: list | None = None
-    opening: list | None = None
-    # The first slice's stamps (its posts', their authors', the viewer's), read with it.
-    stamps = opening_stamps = None
+    # The first slice, read with the page's opening (with its stamps and its order's facts).
+    prefetched: Slice | None = None
+    opening: Slice | None = None
     if session is not None:
         total = int(opened[0] or 0)
-        prefetched, stamps = snapshot_slice_stamped_parse(opened[1], user_id=user.pk)
+        prefetched = snapshot_slice_stamped_parse(opened[1], user_id=user.pk)
         if not total:
             # The session expired: a fresh start (what was seen sinks, see session_start).
-            session, prefetched, stamps = None, None, None
+            session, prefetched = None, None
     else:
-        cur, opening, opening_stamps = current_open_parse(opened[0], user_id=user.pk)
+        cur, opening = current_open_parse(opened[0], user_id=user.pk)
     if session is None:
         session, offset, total = session_start(user, limit=limit, cur=cur)
         if cur and opening is not None and (session, offset) == (cur.session, cur.pos):
             # The session continues the current order: its first slice came with the opening.
-            prefetched, stamps = opening, opening_stamps
+            prefetched = opening
     plan = plan_load(user, state=state)
     posts, reasons, slots = [], [], []  # slots: ("post", index) or ("card", item)
     for _ in range(MAX_SLICES):
@@ -217,17 +244,20 @@ def _for_you_page(request: Request) -> FeedPage:
             break
         stop = offset + limit - len(slots) + 5
         if prefetched is not None:
-            chunk, prefetched = prefetched, None  # the first slice, read with the page's opening
+            read, prefetched = prefetched, None
         else:
-            chunk = snapshot_slice(user_id=user.pk, session=session, start=offset, stop=stop)
+            read = Slice(
+                entries=snapshot_slice(user_id=user.pk, session=session, start=offset, stop=stop)
+            )
+        chunk = read.entries
         if not chunk:
             break
         # Visibility is decided again as the slice is served: a post removed, or an author
         # blocked, since the order was ranked is skipped here (from the process's caches
         # under their stamps, feed.postcache, else feed.hydrate's one statement).
         ids = [pid for pid, _ in chunk]
-        visible = {str(row.id): row for row in rows_by_ids(user.pk, ids, stamps=stamps)}
-        stamps = None
+        rows = rows_by_ids(user.pk, ids, stamps=read.stamps, known=read.known)
+        visible = {str(row.id): row for row in rows}
         for pid, reason in chunk:
             if len(slots) >= limit:
                 break

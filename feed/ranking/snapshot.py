@@ -1,14 +1,14 @@
 """The ranked order of For You sessions, kept in Redis ahead of the request.
 
-A viewer's *order* is a ranked list of `post_id|reason` entries in the Redis list
+A viewer's *order* is a ranked list of `post_id|reason|author_id` entries in the Redis list
 `riff:fy:snap:<user>:<session>`; a page reads only its slice (LRANGE), never the whole list.
 `riff:fy:cur:<user>` (a hash) names the viewer's current order: `session`, `size`, `built` (when
 it was ranked) and `pos` (how far the viewer's sessions have read into it).
 
 The cursor is `[session, offset]`, so every page is a slice of one fixed list: posts published
 between pages never shift it, and no page repeats or skips an item. Visibility is re-checked as
-a slice is served (feed.hydrate: a post removed or an author blocked meanwhile is dropped and
-the offset still advances past it).
+a slice is served (feed.postcache under the stamps read with the slice, else feed.hydrate: a
+post removed or an author blocked meanwhile is dropped and the offset still advances past it).
 
 Ranking is the expensive part of For You, so it is not done per scroll session (see
 `feed.ranking.session_start`): a new session continues down the current order from `pos`
@@ -28,7 +28,7 @@ import redis
 from django.conf import settings
 
 from config.core.redis import STAMPS_LUA, Batch, command_run, degraded, redis_client
-from config.core.stamps import stamps_args
+from config.core.stamps import stamps_args, stamps_read
 
 from .. import postcache
 
@@ -58,16 +58,25 @@ class Current:
         return time.time() - self.built
 
 
-def snapshot_save(*, user_id, entries: list[tuple[str, ...]]) -> str:
+def _facts_key(user_id, session: str) -> str:
+    return f"riff:fy:facts:{user_id}:{session}"
+
+
+def snapshot_save(*, user_id, entries: list[tuple[str, ...]], facts: str = "") -> str:
     """Stores a new order and makes it the viewer's current one; returns its session id.
-    Entries are `(post_id, reason, author_id)` (or without the author): the author lets a
-    slice's read take its authors' stamps too (`_SLICE_STAMPS`)."""
+    Entries are `(post_id, reason, author_id, liked)` (`liked`: "1" when the viewer liked the
+    post when it was ranked, else ""; shorter entries are taken too): the author lets a
+    slice's read take its authors' stamps too (`_SLICE_STAMPS`), and `liked` answers the page
+    while `facts`, the viewer's graph and likes stamps taken before the order was ranked
+    (`order_facts_now`), are still the current ones."""
     session = secrets.token_hex(8)
     key, ttl = _key(user_id, session), _ttl()
     pipe = redis_client().pipeline(transaction=True)
     if entries:
         pipe.rpush(key, *("|".join(entry) for entry in entries))
         pipe.expire(key, ttl)
+    if facts:
+        pipe.set(_facts_key(user_id, session), facts, ex=ttl)
     pipe.delete(_cur_key(user_id))
     pipe.hset(
         _cur_key(user_id),
@@ -83,12 +92,24 @@ def current(*, user_id) -> Current | None:
     return current_parse(redis_client().hgetall(_cur_key(user_id)))
 
 
+def order_facts_now(user_id) -> str:
+    """The viewer's graph and likes stamps now (feed.postcache.viewer_keys), taken before an
+    order is ranked: while both stay the same, no block either way has been made since and
+    the viewer liked or unliked nothing, so what the ranking read holds (its candidates skip
+    blocked authors; each entry says whether the viewer liked the post). "" when Redis can't
+    be reached or the caches are off: the order's facts are then never used."""
+    if not postcache.enabled():
+        return ""
+    got = stamps_read(postcache.viewer_keys(user_id))
+    return b" ".join(got).decode() if got else ""
+
+
 # The stamps a page of a slice checks (feed.postcache), read in the script that reads the
 # slice, so the page makes no round trip of its own for them: the viewer's (ARGV[a], joined),
 # each entry's post (ARGV[a + 1] .. its id) and, when the entry names it, its author's
 # (ARGV[a + 2] .. the author's id), read and set when missing with the value prefix and expiry
 # ARGV[a + 3], ARGV[a + 4] (config.core.stamps). No viewer keys: nothing is read (false).
-# `_slice_stamp_keys` is the same walk in Python.
+# `_slice_parse` walks the entries the same way in Python.
 _SLICE_STAMPS = (
     STAMPS_LUA
     + """
@@ -97,7 +118,7 @@ local function slice_stamps(slice, a)
   local parts = {ARGV[a]}
   for i = 1, #slice do
     parts[#parts + 1] = ARGV[a + 1] .. string.match(slice[i], '^[^|]*')
-    local author = string.match(slice[i], '^[^|]*|[^|]*|([^|]+)$')
+    local author = string.match(slice[i], '^[^|]*|[^|]*|([^|]+)')
     if author then parts[#parts + 1] = ARGV[a + 2] .. author end
   end
   return stamps(table.concat(parts, ' '), ARGV[a + 3], ARGV[a + 4])
@@ -114,30 +135,52 @@ def _stamp_args(user_id, stamped: bool) -> list:
     return [" ".join(postcache.viewer_keys(user_id)), post_prefix, user_prefix, *stamps_args()]
 
 
-def _slice_stamp_keys(user_id, raw: list) -> list[str]:
+@dataclass(frozen=True)
+class Slice:
+    """A slice of an order as a page reads it."""
+
+    entries: list[tuple[str, str]]  # (post_id, reason)
+    # {stamp key: stamp} read with it (feed.postcache): the viewer's, each post's and each
+    # named author's; None when none were read.
+    stamps: dict | None = None
+    # {post_id: liked} from the entries, while the order's facts hold (`order_facts_now`):
+    # no block either way since it was ranked, and the viewer's likes as they were. None:
+    # they don't hold (or the order has none), and the page reads the viewer's facts.
+    known: dict | None = None
+
+
+def _slice_parse(user_id, raw, stamps=None, facts=None) -> Slice:
+    """A slice's reply, with its stamps and its order's facts (`_SLICE`, `_OPEN`)."""
+    if not isinstance(raw, list):
+        return Slice(entries=[])
     post_prefix, user_prefix = postcache.stamp_prefixes()
     keys = postcache.viewer_keys(user_id)
+    viewer_keys = len(keys)
+    entries, liked = [], {}
     for item in raw:
         parts = item.decode().split("|")
+        entries.append(tuple(parts[:2]))
         keys.append(post_prefix + parts[0])
-        if len(parts) == 3 and parts[2]:
+        if len(parts) >= 3 and parts[2]:
             keys.append(user_prefix + parts[2])
-    return keys
-
-
-def slice_stamps_parse(user_id, raw, stamps) -> dict | None:
-    """{stamp key: stamp} of a slice read with its stamps; None when none were read."""
-    if not isinstance(raw, list) or not isinstance(stamps, list):
-        return None
-    keys = _slice_stamp_keys(user_id, raw)
-    return dict(zip(keys, stamps, strict=True)) if len(keys) == len(stamps) else None
+        if len(parts) >= 4:
+            liked[parts[0]] = parts[3] == "1"
+    if not isinstance(stamps, list) or len(stamps) != len(keys):
+        return Slice(entries=entries)
+    got = dict(zip(keys, stamps, strict=True))
+    holds = (
+        isinstance(facts, bytes)
+        and len(liked) == len(entries)
+        and facts == b" ".join(stamps[:viewer_keys])
+    )
+    return Slice(entries=entries, stamps=got, known=liked if holds else None)
 
 
 # A first page's opening read: the viewer's current order and, when there is one, the slice a
-# new session would start with (from `pos`) and its stamps, so a session that continues the
-# order reads its first slice in the round trip that opens the page. The order's key is built
-# in the script from the session it names (ARGV[1] is its prefix): one Redis instance, not a
-# cluster.
+# new session would start with (from `pos`) with its stamps and its order's facts, so a
+# session that continues the order reads its first slice in the round trip that opens the
+# page. The order's keys are built in the script from the session it names (ARGV[1] and
+# ARGV[9] are their prefixes): one Redis instance, not a cluster.
 _OPEN = (
     _SLICE_STAMPS
     + """
@@ -151,15 +194,17 @@ if not session or not pos or not string.match(session, '^%w+$') then return {cur
 local key = ARGV[1] .. session
 local slice = redis.call('LRANGE', key, pos, pos + tonumber(ARGV[2]) - 1)
 redis.call('EXPIRE', key, ARGV[3])
-return {cur, slice, slice_stamps(slice, 4)}
+local stamped = slice_stamps(slice, 4)
+if not stamped then return {cur, slice} end
+return {cur, slice, stamped, redis.call('GET', ARGV[9] .. session)}
 """
 )
 
 
 def current_open_read(batch: Batch, *, user_id, count: int, stamped: bool = False) -> int:
     """Queues the read of the viewer's current order and of its next `count` entries from
-    where the viewer's sessions stand (`stamped`: and their stamps); `current_open_parse`
-    reads the reply (at the index this returns, `Replies.reply`)."""
+    where the viewer's sessions stand (`stamped`: and their stamps and the order's facts);
+    `current_open_parse` reads the reply (at the index this returns, `Replies.reply`)."""
     return batch.command(
         "EVAL",
         _OPEN,
@@ -169,21 +214,18 @@ def current_open_read(batch: Batch, *, user_id, count: int, stamped: bool = Fals
         count,
         _ttl(),
         *_stamp_args(user_id, stamped),
+        _facts_key(user_id, ""),
     )
 
 
-def current_open_parse(
-    reply, *, user_id=None
-) -> tuple[Current | None, list[tuple[str, str]] | None, dict | None]:
-    """`(current order, its entries from pos, their stamps)`; the entries are None without an
-    order, the stamps None when they were not read."""
-    ok = isinstance(reply, list | tuple) and len(reply) in (2, 3)
+def current_open_parse(reply, *, user_id=None) -> tuple[Current | None, Slice | None]:
+    """`(current order, its slice from pos)`; the slice is None without an order."""
+    ok = isinstance(reply, list | tuple) and len(reply) in (2, 4)
     raw, entries = (reply[0], reply[1]) if ok else ([], None)
     cur = current_parse(dict(zip(raw[::2], raw[1::2], strict=False)) if raw else {})
     if cur is None or entries is None:
-        return cur, None, None
-    stamps = slice_stamps_parse(user_id, entries, reply[2]) if len(reply) == 3 else None
-    return cur, snapshot_slice_parse(entries), stamps
+        return cur, None
+    return cur, _slice_parse(user_id, entries, *reply[2:4])
 
 
 def current_parse(raw: dict) -> Current | None:
@@ -229,7 +271,9 @@ _SLICE = (
     + """
 local slice = redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {slice, slice_stamps(slice, 4)}
+local stamped = slice_stamps(slice, 4)
+if not stamped then return {slice} end
+return {slice, stamped, redis.call('GET', ARGV[9])}
 """
 )
 
@@ -239,23 +283,24 @@ def snapshot_slice_read(
 ):
     """Queues `snapshot_slice` on `batch`: the index of the reply `snapshot_slice_parse` reads,
     None for a session id that is not one of ours (nothing is asked). `stamped`: the slice's
-    stamps come with it (one script; `snapshot_slice_stamped_parse` reads that reply)."""
+    stamps and its order's facts come with it (one script; `snapshot_slice_stamped_parse`
+    reads that reply)."""
     if not isinstance(session, str) or not session.isalnum():
         return None
     key = _key(user_id, session)
     if stamped:
         args = (start, stop - 1, _ttl(), *_stamp_args(user_id, True))
-        return batch.command("EVAL", _SLICE, 1, key, *args)
+        return batch.command("EVAL", _SLICE, 1, key, *args, _facts_key(user_id, session))
     at = batch.command("LRANGE", key, start, stop - 1)
     batch.command("EXPIRE", key, _ttl())
     return at
 
 
-def snapshot_slice_stamped_parse(raw, *, user_id) -> tuple[list[tuple[str, str]], dict | None]:
-    """The entries and stamps of a `stamped` slice read."""
-    if not isinstance(raw, list | tuple) or len(raw) != 2:
-        return [], None
-    return snapshot_slice_parse(raw[0]), slice_stamps_parse(user_id, raw[0], raw[1])
+def snapshot_slice_stamped_parse(raw, *, user_id) -> Slice:
+    """The entries, stamps and facts of a `stamped` slice read."""
+    if not isinstance(raw, list | tuple) or len(raw) not in (1, 3):
+        return Slice(entries=[])
+    return _slice_parse(user_id, *raw)
 
 
 def snapshot_slice_parse(raw) -> list[tuple[str, str]]:

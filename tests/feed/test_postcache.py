@@ -14,6 +14,7 @@ from accounts.models import User
 from accounts.services import block_create, block_delete, follow_create, follow_delete, user_update
 from cameos.models import Audience
 from cameos.services import cameo_revoke
+from config.core.redis import redis_client
 from feed import postcache, services
 from feed.hydrate import posts_page
 from feed.models import Post
@@ -311,6 +312,41 @@ def test_a_warm_for_you_page_reads_its_stamps_with_its_slice(user, other, world,
     for post in served:
         fresh = posts_page(viewer_id=user.pk, ids=[post["id"]])[0]
         assert (post["liked_by_me"], post["like_count"]) == (fresh.values[-1], fresh.values[22])
+
+
+def test_a_for_you_order_answers_the_viewers_likes_until_they_change(user, other, world, api):
+    """An order keeps whether the viewer liked each post when it was ranked, and the stamps
+    of their graph and likes taken before: while those hold, a page needs nothing of the
+    viewer from PostgreSQL, in a process that never read them either. A like, or a block
+    either way, ends that; the page then reads them (and shows the change)."""
+    from feed.ranking import snapshot
+
+    liked = world["posts"]["stranger"]
+    services.like_set(user=user, post=liked, liked=True)
+    _same(other, _ids(world))
+    _same(other, _ids(world))  # cards and authors held
+    first = api.get("/api/v1/feed?kind=for_you&limit=1").json()  # ranks the order
+    session = snapshot.current(user_id=user.pk).session
+    order = [pid for pid, _ in snapshot.snapshot_read(user_id=user.pk, session=session)]
+    raw = redis_client().lrange(f"riff:fy:snap:{user.pk}:{session}", 0, -1)
+    authors = {str(p.pk): str(p.author_id) for p in world["posts"].values()}
+    assert [r.decode() for r in raw] == [
+        f"{pid}|{reason}|{authors[pid]}|{'1' if pid == str(liked.pk) else ''}"
+        for pid, reason in snapshot.snapshot_read(user_id=user.pk, session=session)
+    ]
+    postcache.forget_all()
+    _same(other, _ids(world))
+    _same(other, _ids(world))  # cards again, but nothing of the viewer
+    with CaptureQueriesContext(connection) as queries:
+        second = api.get(first["next"]).json()
+    assert [q["sql"] for q in queries] == []
+    assert second["results"][0]["post"]["id"] == order[1]
+    # The viewer unlikes the post the next page shows (or likes it): the order's likes go.
+    post = Post.objects.get(pk=order[2])
+    was = post.pk == liked.pk
+    services.like_set(user=user, post=post, liked=not was)
+    third = api.get(second["next"]).json()["results"][0]["post"]
+    assert (third["id"], third["liked_by_me"]) == (order[2], not was)
 
 
 def _following_ids(api, limit=10) -> list[str]:
