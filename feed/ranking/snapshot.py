@@ -1,7 +1,8 @@
 """The ranked order of For You sessions, kept in Redis ahead of the request.
 
-A viewer's *order* is a ranked list of `post_id|reason|author_id` entries in the Redis list
-`riff:fy:snap:<user>:<session>`; a page reads only its slice (LRANGE), never the whole list.
+A viewer's *order* is a ranked list of `post_id|reason|author_id|liked` entries in the Redis
+list `riff:fy:snap:<user>:<session>`; a page reads only its slice (LRANGE), never the whole
+list.
 `riff:fy:cur:<user>` (a hash) names the viewer's current order: `session`, `size`, `built` (when
 it was ranked) and `pos` (how far the viewer's sessions have read into it).
 
