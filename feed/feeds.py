@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.http import HttpResponse
 from rest_framework.request import Request
 
@@ -128,7 +129,7 @@ def rows_by_ids(
 
 
 # Where `feed_preload` leaves, on the DRF request, Latest's stamps and Following's first inbox
-# read.
+# read (with its stamps).
 PRELOADED_STAMPS = "_riff_feed_stamps"
 PRELOADED_INBOX = "_riff_feed_inbox"
 
@@ -136,8 +137,9 @@ PRELOADED_INBOX = "_riff_feed_inbox"
 def feed_preload(request: Request, batch, user_id):
     """What a feed page reads from Redis first, queued on token authentication's round trip
     (accounts.authentication): Latest's stamps, Following's inbox, For You's opening
-    (feed.ranking.for_you_preload). A page served from the caches then makes no round trip
-    of its own (Latest) or one (Following, its stamps; For You, its closing writes).
+    (feed.ranking.for_you_preload), each with the stamps of the page's posts. A page served
+    from the caches then makes no round trip of its own (Latest, Following) or one (For You,
+    its closing writes).
     Returns what keeps the replies on the request; None for requests the view will refuse (it
     says why)."""
     kind = request.query_params.get("kind", "for_you")
@@ -152,21 +154,16 @@ def feed_preload(request: Request, batch, user_id):
     except Invalid:
         return None
     if kind == "following":
+        # The inbox's entries with the stamps of their posts, their authors and the viewer.
         scan = _inbox_start(before)
-        position = len(batch)
-        inbox.read_queue(batch, user_id=user_id, before=scan, count=limit + 1)
-        # A first page's stamps, guessed from the viewer's last one in this process.
-        take = (
-            stamps_queue(batch, postcache.following_keys(user_id))
-            if before is None and postcache.enabled()
-            else None
-        )
+        at = inbox.read_queue(batch, user_id=user_id, before=scan, count=limit + 1)
 
-        def keep_inbox(replies: list) -> None:
-            part = replies[position : position + inbox.READ_COMMANDS]
-            setattr(request, PRELOADED_INBOX, (scan, limit + 1, part))
-            if take is not None:
-                setattr(request, PRELOADED_STAMPS, take(replies))
+        def keep_inbox(replies) -> None:
+            try:
+                reply = replies.reply(at)
+            except redis.RedisError:  # the page reads the inbox again, or the database
+                reply = None
+            setattr(request, PRELOADED_INBOX, (scan, limit + 1, reply))
 
         return keep_inbox
     if not postcache.enabled():
@@ -191,9 +188,9 @@ def _inbox_read(request: Request, user, scan, count: int):
     pre = getattr(request, PRELOADED_INBOX, None)
     if pre is not None:
         setattr(request, PRELOADED_INBOX, None)  # only the first read of the page
-        pre_scan, pre_count, replies = pre
+        pre_scan, pre_count, reply = pre
         if (pre_scan, pre_count) == (scan, count):
-            got = inbox.read_parse(replies, before=scan, count=count)
+            got = inbox.read_parse(reply, user_id=user.pk, before=scan, count=count)
             if got is not None:
                 return got
     return inbox.read(user=user, before=scan, count=count)
@@ -220,23 +217,18 @@ def following_page(request: Request) -> FeedPage:
     # Where the inbox scan stands: (score, id) of the last entry read, visible or not.
     scan = _inbox_start(before)
     use_db = True
-    # The stamps that rode the token check (a first page's guess: feed_preload), for the
-    # first read only.
-    stamps = getattr(request, PRELOADED_STAMPS, None)
     for _ in range(5):
         got = _inbox_read(request, user, scan, want - len(posts))
         if got is None:  # Redis unavailable: the database serves the page
             break
-        entries, truncated = got
+        # The stamps came with the entries (inbox.read_queue).
+        entries, truncated, stamps = got
         asked = want - len(posts)
         if entries:
             ids = [pid for pid, _ in entries]
-            if before is None and not posts and postcache.enabled():
-                postcache.following_seen(user.pk, ids)
             # Visibility and the follow are checked again here: the inbox may hold posts since
             # removed, blocked, or by someone no longer followed.
             posts += rows_by_ids(user.pk, ids, followed=True, stamps=stamps)
-            stamps = None
             scan = (entries[-1][1], entries[-1][0])
         if len(posts) >= want:
             use_db = False

@@ -1,19 +1,24 @@
 """Following inboxes: per-user sorted sets in Redis, filled on write, rebuilt lazily.
 
-`riff:inbox:<user>` holds the newest `INBOX_SIZE` post ids of the people the user follows,
-scored by publish time. A user is *active* while their inbox exists (it expires after
-`INBOX_TTL` without a read), so publishing fans out only to followers who read their Following
-feed recently; everyone else is served from the database and gets an inbox built on their next
-read. The inbox is only an index: every page is re-checked against the database (visibility,
-blocks, whether the viewer still follows the author), so a stale entry can never leak a post.
+`riff:inbox:<user>` holds the newest `INBOX_SIZE` posts of the people the user follows, as
+`post_id|author_id` members (`member`) scored by publish time: the author lets a page's read
+take the stamps of the post's author in the same round trip (`read_queue`). Members written
+before the author was (a bare `post_id`) are still read; their authors' stamps are read by the
+page. A user is *active* while their inbox exists (it expires after `INBOX_TTL` without a
+read), so publishing fans out only to followers who read their Following feed recently;
+everyone else is served from the database and gets an inbox built on their next read. The
+inbox is only an index: every page is re-checked (visibility, blocks, whether the viewer still
+follows the author: feed.postcache under stamps, or the database), so a stale entry can never
+leak a post.
 """
 
 from __future__ import annotations
 
 import redis
 
-from config.core.redis import degraded, redis_client
+from config.core.redis import Batch, degraded, redis_client
 
+from . import postcache
 from .models import Post, PostState
 
 INBOX_SIZE = 1000
@@ -29,10 +34,16 @@ def score(post: Post) -> float:
     return post.created_at.timestamp()
 
 
-def fanout(*, post_id, created_at, follower_ids: list) -> int:
+def member(post_id, author_id) -> str:
+    """A post's inbox member. Post ids are UUIDs of one length, so members of one score sort
+    as their post ids do (the cursor's tie-break, `read_parse`)."""
+    return f"{post_id}|{author_id}"
+
+
+def fanout(*, post_id, author_id, created_at, follower_ids: list) -> int:
     """Adds the post to the inboxes of the followers whose inbox is alive; returns how many."""
     client = redis_client()
-    member, value = str(post_id), created_at.timestamp()
+    entry, value = member(post_id, author_id), created_at.timestamp()
     added = 0
     try:
         for i in range(0, len(follower_ids), FANOUT_CHUNK):
@@ -44,7 +55,7 @@ def fanout(*, post_id, created_at, follower_ids: list) -> int:
             pipe = client.pipeline(transaction=False)
             for uid in alive:
                 key = inbox_key(uid)
-                pipe.zadd(key, {member: value})
+                pipe.zadd(key, {entry: value})
                 pipe.zremrangebyrank(key, 0, -INBOX_SIZE - 1)
             pipe.execute()
             added += len(alive)
@@ -59,14 +70,14 @@ def rebuild(*, user) -> bool:
     rows = list(
         Post.objects.filter(state=PostState.LIVE, author__follower_set__follower=user)
         .order_by("-created_at", "-id")
-        .values_list("id", "created_at")[:INBOX_SIZE]
+        .values_list("id", "created_at", "author_id")[:INBOX_SIZE]
     )
     key = inbox_key(user.pk)
     try:
         pipe = redis_client().pipeline(transaction=True)
         pipe.delete(key)
         # A sentinel keeps an empty inbox alive (someone who follows nobody yet).
-        pipe.zadd(key, {"~": 0.0, **{str(pk): at.timestamp() for pk, at in rows}})
+        pipe.zadd(key, {"~": 0.0, **{member(pk, a): at.timestamp() for pk, at, a in rows}})
         pipe.expire(key, INBOX_TTL)
         pipe.execute()
     except redis.RedisError:
@@ -83,61 +94,72 @@ def drop(*, user_id) -> None:
         degraded("feed_inbox", f"(drop for {user_id})")
 
 
-READ_COMMANDS = 3  # what read_queue adds
+# EXPIRE answers whether the inbox exists and keeps it alive; then up to ARGV[3] entries from
+# ARGV[2] down, the inbox's size and, for a page that uses the caches, the stamps it will check
+# (feed.postcache.page_stamps, ARGV[4..8]): the viewer's, each post's and each named author's.
+_READ = (
+    postcache.PAGE_STAMPS_LUA
+    + """
+local alive = redis.call('EXPIRE', KEYS[1], ARGV[1])
+local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '(0', 'WITHSCORES', 'LIMIT', 0,
+  ARGV[3])
+local size = redis.call('ZCARD', KEYS[1])
+if alive == 0 then return {alive, rows, size} end
+local ids, authors = {}, {}
+for i = 1, #rows, 2 do
+  ids[#ids + 1] = string.match(rows[i], '^[^|]*')
+  authors[#authors + 1] = string.match(rows[i], '^[^|]*|([^|]+)') or false
+end
+return {alive, rows, size, page_stamps(ids, authors, 4)}
+"""
+)
 
 
-def read_queue(target, *, user_id, before: tuple[float, str] | None, count: int) -> None:
-    """Queues a read of the inbox on a pipeline or a `config.core.redis.Batch`: EXPIRE answers
-    whether it exists and keeps it alive, then up to `count` entries (after a cursor, over-read:
-    entries with the cursor's own score that it already passed are filtered by `read_parse`)
-    and the inbox's size. A first page filters nothing, so it reads exactly `count`."""
-    key = inbox_key(user_id)
+def read_queue(batch, *, user_id, before: tuple[float, str] | None, count: int) -> int:
+    """Queues a read of the inbox on a `config.core.redis.Batch` (one script, `_READ`): up to
+    `count` entries (after a cursor, over-read: entries with the cursor's own score that it
+    already passed are filtered by `read_parse`), with the stamps the page will check. A first
+    page filters nothing, so it reads exactly `count`. Returns the reply's index."""
     max_score = "+inf" if before is None else before[0]
-    target.expire(key, INBOX_TTL)
-    target.zrevrangebyscore(key, max_score, "(0", num=count if before is None else count + 50)
-    target.zcard(key)
+    num = count if before is None else count + 50
+    args = (INBOX_TTL, max_score, num, *postcache.script_stamp_args(user_id))
+    return batch.command("EVAL", _READ, 1, inbox_key(user_id), *args)
 
 
-def read_parse(replies: list, *, before: tuple[float, str] | None, count: int):
-    """What `read` answers, from the replies of `read_queue`'s commands; None when the inbox
-    did not exist (the caller rebuilds it)."""
-    alive, rows, size = replies
+def read_parse(reply, *, user_id, before: tuple[float, str] | None, count: int):
+    """What `read` answers, from the reply of `read_queue`'s script; None when the inbox did
+    not exist (the caller rebuilds it)."""
+    if not isinstance(reply, list | tuple) or len(reply) not in (3, 4):
+        return None
+    alive, rows, size = reply[:3]
     if not alive:
         return None
-    out = []
-    for raw, value in rows:
-        pid = raw.decode()
-        if before is not None and value == before[0] and pid >= before[1]:
+    out, pairs = [], []
+    for i in range(0, len(rows), 2):
+        parts = rows[i].decode().split("|")
+        pairs.append((parts[0], parts[1] if len(parts) > 1 else None))
+        value = float(rows[i + 1])
+        if before is not None and value == before[0] and parts[0] >= before[1]:
             continue
-        out.append((pid, value))
-    return out[:count], size - 1 >= INBOX_SIZE
-
-
-class _Pipe:
-    """`read_queue`'s commands on a redis-py pipeline."""
-
-    def __init__(self, pipe) -> None:
-        self.pipe = pipe
-
-    def expire(self, key, seconds) -> None:
-        self.pipe.expire(key, seconds)
-
-    def zrevrangebyscore(self, key, max_score, min_score, *, num: int) -> None:
-        self.pipe.zrevrangebyscore(key, max_score, min_score, start=0, num=num, withscores=True)
-
-    def zcard(self, key) -> None:
-        self.pipe.zcard(key)
+        out.append((parts[0], value))
+    stamps = None
+    if len(reply) == 4 and isinstance(reply[3], list):
+        keys = postcache.script_stamp_keys(user_id, pairs)
+        if len(keys) == len(reply[3]):
+            stamps = dict(zip(keys, reply[3], strict=True))
+    return out[:count], size - 1 >= INBOX_SIZE, stamps
 
 
 def read(*, user, before: tuple[float, str] | None, count: int):
     """Up to `count` `(post_id, score)` entries strictly after `before` = (score, post_id) in
-    newest-first order, and whether the inbox was truncated (older posts may exist only in the
-    database). None when the inbox can't be used (Redis down)."""
+    newest-first order, whether the inbox was truncated (older posts may exist only in the
+    database), and the stamps of the entries read ({key: stamp}, feed.postcache; None when
+    not read). None when the inbox can't be used (Redis down)."""
     try:
         for attempt in range(2):
-            pipe = redis_client().pipeline(transaction=False)
-            read_queue(_Pipe(pipe), user_id=user.pk, before=before, count=count)
-            got = read_parse(pipe.execute(), before=before, count=count)
+            batch = Batch(redis_client())
+            at = read_queue(batch, user_id=user.pk, before=before, count=count)
+            got = read_parse(batch.execute().reply(at), user_id=user.pk, before=before, count=count)
             if got is not None:
                 return got
             if attempt or not rebuild(user=user):

@@ -6,8 +6,8 @@ post, its author, its video, its counters and the viewer's like, under the visib
 page's cost beyond `GET /me` (docs/bench-feed.md). Here each process keeps what pages are made
 of, each piece valid while its stamps in Redis are the ones it read before it read the piece
 (config.core.stamps), and a page whose pieces are all good makes one Redis round trip for the
-stamps (Latest's and a Following first page's ride the token check's: feed.feeds.feed_preload)
-and none to PostgreSQL:
+stamps (every kind's ride the token check's: feed.feeds.feed_preload; Following's and For
+You's are read by the script that reads the page's ids) and none to PostgreSQL:
 
 - a post's *card*: its row, its video and its counts (stamp `post:<id>`, dropped by any save
   or delete of the post, of its video, and by every counter change: likes, comments, remixes,
@@ -15,12 +15,10 @@ and none to PostgreSQL:
 - an author's row: name, display name, avatar, active (`user:<id>`, accounts);
 - what the viewer has to do with them: a block either way and a follow, per author (under
   `graph:<id>`, accounts), and a like, per post (a like or unlike changes the post's count, so
-  its card's stamp goes and the like is read again with it). Once a page needs a fact the
-  process lacks, the viewer's *whole* sets are read instead, in one statement: every post they
-  like, everyone a block stands between them and, everyone they follow (under `graph:<id>`
-  and `likes:<id>`, which `like_set` drops), so later pages, whatever posts they show, need no
-  statement for the viewer (For You's pages are mostly posts new to the viewer). A viewer with
-  more than `WHOLE_LIMIT` of any of them is answered per post, as before;
+  its card's stamp goes and the like is read again with it). For You's pages, mostly posts
+  new to the viewer, take the likes from the viewer's order instead while the viewer's graph
+  and `likes:<id>` stamps (the latter dropped by `like_set`) are those it was ranked under
+  (`known`, feed.ranking.snapshot);
 - Latest's *window*: the newest `WINDOW` live posts (`latest`, dropped by any post's save or
   delete: a new post, a removal, a restore).
 
@@ -45,8 +43,9 @@ from datetime import datetime
 from django.conf import settings
 
 from accounts.stamps import graph_stamp, user_stamp
+from config.core.redis import STAMPS_LUA
 from config.core.sql import fetchall
-from config.core.stamps import StampedCache, stamp_key, stamps_drop, stamps_read
+from config.core.stamps import StampedCache, stamp_key, stamps_args, stamps_drop, stamps_read
 
 from .hydrate import COUNTS_JOIN, Row
 
@@ -130,38 +129,22 @@ class Author:
 
 
 @dataclass(frozen=True, slots=True)
-class Whole:
-    """A viewer's whole sets (ids as text): the posts they like, the users a block stands
-    between them and (either way), the users they follow."""
-
-    likes: frozenset
-    blocked: frozenset
-    follows: frozenset
-
-
-@dataclass(slots=True)
 class Viewer:
-    """What pages learned of one viewer while their graph and likes stamps stayed the same.
-    The dicts only grow; new stamps start a new entry."""
+    """What pages learned of one viewer while their graph stamp stayed the same. The dicts
+    only grow; a new stamp starts a new entry."""
 
     # post id -> (the post's stamp it was read under, liked): a like changes the post's count,
     # so its stamp, and the fact is read again with the card. Kept with the stamp, not just
     # under the viewer's: another viewer's page may have read the card again first.
     liked: dict
     authors: dict  # author id -> (a block either way, followed)
-    # The whole sets once read (`_Page._whole`); False: more than WHOLE_LIMIT of one of them,
-    # so the dicts above answer.
-    whole: Whole | None | bool = None
 
 
 _cards = StampedCache(max_entries=50_000, max_age=60)
 _authors = StampedCache(max_entries=50_000, max_age=60)
 _viewers = StampedCache(max_entries=20_000, max_age=60)
 _window = StampedCache(max_entries=1, max_age=60)
-# Following: the inbox ids each viewer's last first page checked, by viewer id; only a guess
-# of which stamps the next first page will check (`following_keys`), never served from.
-_following = StampedCache(max_entries=20_000, max_age=60)
-CACHES = (_cards, _authors, _viewers, _window, _following)
+CACHES = (_cards, _authors, _viewers, _window)
 
 
 def forget_all() -> None:
@@ -176,7 +159,7 @@ def _configure() -> None:
         cache.max_age = age
     for cache in (_cards, _authors):
         cache.max_entries = entries
-    _viewers.max_entries = _following.max_entries = max(entries // 2, 1)
+    _viewers.max_entries = max(entries // 2, 1)
 
 
 # Everything a page needs of some posts that the caches could not answer, in one statement:
@@ -217,20 +200,6 @@ _FACTS_SQL = (
     "WHERE f.follower_id = %(viewer)s AND f.followee_id = ANY(%(authors)s)"
 )
 
-# A viewer's whole sets, each read up to one more than WHOLE_LIMIT (more: the per-post facts
-# answer for them). The limits are written in: a bound LIMIT is planned on every execution.
-WHOLE_LIMIT = 5000
-_WHOLE_SQL = " UNION ALL ".join(
-    f"(SELECT '{kind}', {column}::text FROM {table} WHERE {owner} = %(viewer)s "  # noqa: S608
-    f"LIMIT {WHOLE_LIMIT + 1})"
-    for kind, column, table, owner in (
-        ("l", "post_id", "feed_like", "user_id"),
-        ("b", "blocked_id", "accounts_block", "blocker_id"),
-        ("B", "blocker_id", "accounts_block", "blocked_id"),
-        ("f", "followee_id", "accounts_follow", "follower_id"),
-    )
-)
-
 # The limit is written in, not bound: a generic plan for an unknown LIMIT sorts every post.
 _WINDOW_SQL = (
     "SELECT p.id, p.created_at, p.id::text FROM feed_post p WHERE p.state = 'live' "  # noqa: S608
@@ -246,10 +215,45 @@ def viewer_keys(viewer) -> list[str]:
     return [graph_stamp(viewer), likes_stamp(viewer)]
 
 
-def stamp_prefixes() -> tuple[str, str]:
-    """What a post's and a user's stamp keys start with (the id follows): for scripts that
-    build the keys of a page's posts in Redis (feed.ranking.snapshot)."""
-    return _POST_KEY, _USER_KEY
+# For the scripts that read a page's ids (For You's order, Following's inbox) and the stamps
+# the page will check in the same round trip: `page_stamps(ids, authors, a)`, where `ids` and
+# `authors` are Lua lists (an author may be false: not known), reads the viewer's stamps
+# (ARGV[a], joined), each post's (ARGV[a + 1] .. id) and each known author's (ARGV[a + 2] ..
+# id), setting missing ones with the value prefix and expiry ARGV[a + 3], ARGV[a + 4]
+# (config.core.stamps). With no viewer keys it reads nothing (false). `script_stamp_keys` is
+# the same list in Python.
+PAGE_STAMPS_LUA = (
+    STAMPS_LUA
+    + """
+local function page_stamps(ids, authors, a)
+  if ARGV[a] == '' then return false end
+  local parts = {ARGV[a]}
+  for i = 1, #ids do
+    parts[#parts + 1] = ARGV[a + 1] .. ids[i]
+    if authors[i] then parts[#parts + 1] = ARGV[a + 2] .. authors[i] end
+  end
+  return stamps(table.concat(parts, ' '), ARGV[a + 3], ARGV[a + 4])
+end
+"""
+)
+
+
+def script_stamp_args(viewer, use: bool = True) -> list:
+    """The five ARGV of `page_stamps`: empty viewer keys (nothing read) when the page won't use
+    the caches."""
+    if not use or not enabled():
+        return ["", "", "", "", 0]
+    return [" ".join(viewer_keys(viewer)), _POST_KEY, _USER_KEY, *stamps_args()]
+
+
+def script_stamp_keys(viewer, pairs) -> list[str]:
+    """The keys `page_stamps` read, in order, for `(post id, author id or None)` pairs."""
+    keys = viewer_keys(viewer)
+    for pid, author in pairs:
+        keys.append(_POST_KEY + pid)
+        if author:
+            keys.append(_USER_KEY + author)
+    return keys
 
 
 class _Page:
@@ -280,7 +284,7 @@ class _Page:
         return keys
 
     def _viewer(self) -> Viewer:
-        stamp = (self.stamps[graph_stamp(self.viewer)], self.stamps[likes_stamp(self.viewer)])
+        stamp = (self.stamps[graph_stamp(self.viewer)],)
         entry = _viewers.get(self.viewer, stamp)
         if entry is None:
             entry = Viewer(liked={}, authors={})
@@ -294,12 +298,12 @@ class _Page:
         `known`: see `rows_for`."""
         known = known or {}
         stamps = self.stamps
-        # Only the stamps not read yet in this request (none, when a guess or a script read
+        # Only the stamps not read yet in this request (none, when a script read
         # them with an earlier round trip): the authors' too, for cards this process holds.
         if not self.read_stamps(self.keys_for(ids)):
             return None
         viewer = self._viewer()
-        likes, graph, whole = viewer.liked, viewer.authors, viewer.whole
+        likes, graph = viewer.liked, viewer.authors
         cards, authors, needed, facts = {}, {}, [], []
         for i in ids:
             stamp = stamps[_POST_KEY + i]
@@ -313,16 +317,14 @@ class _Page:
                 needed.append(i)
                 continue
             cards[i], authors[card.author] = card, author
-            if whole or i in known:
+            if i in known:
                 continue
             like = likes.get(i)
             if like is None or like[0] != stamp or card.author not in graph:
                 facts.append(i)
         if needed:
             self._read(needed, cards, authors, graph, likes)
-        if facts and whole is None:
-            whole = self._whole(viewer)
-        if facts and not whole:
+        if facts:
             self._facts(facts, cards, graph, likes)
         rows = []
         for i in ids:
@@ -332,9 +334,6 @@ class _Page:
             author = authors[card.author]
             if i in known:
                 liked, blocked, follows = known[i], False, False
-            elif whole:
-                liked = i in whole.likes
-                blocked, follows = card.author in whole.blocked, card.author in whole.follows
             else:
                 liked = likes[i][1]
                 blocked, follows = graph[card.author]
@@ -384,23 +383,6 @@ class _Page:
             likes[pid] = (self.stamps[post_stamp(pid)], r[31])
             graph[author_id] = (r[32], r[33])
 
-    def _whole(self, viewer: Viewer) -> Whole | bool:
-        """Reads the viewer's whole sets (under the graph and likes stamps this request read
-        first) and keeps them on the entry; False when one of them has more than
-        WHOLE_LIMIT ids."""
-        sets: dict[str, set] = {"l": set(), "b": set(), "B": set(), "f": set()}
-        for kind, ident in fetchall(_WHOLE_SQL, {"viewer": uuid.UUID(self.viewer)}):
-            sets[kind].add(ident)
-        if any(len(found) > WHOLE_LIMIT for found in sets.values()):
-            viewer.whole = False
-        else:
-            viewer.whole = Whole(
-                likes=frozenset(sets["l"]),
-                blocked=frozenset(sets["b"] | sets["B"]),
-                follows=frozenset(sets["f"]),
-            )
-        return viewer.whole
-
     def _facts(self, ids, cards, graph, likes) -> None:
         """The viewer's likes of these posts and blocks and follows of their authors, for
         posts whose cards are good: a lighter statement than `_read` (a viewer's first page
@@ -443,8 +425,9 @@ def rows_for(
     """The rows `feed.hydrate.posts_page(viewer_id=viewer, ids=ids, followed_by=...)` answers,
     from this process's caches where their stamps allow, reading what they lack in one
     statement (a lighter one when only the viewer's likes, blocks or follows are missing).
-    None when Redis can't be reached. `stamps`: some already read in this request (a guess
-    that rode the token check's round trip: `following_keys`); the rest are read here.
+    None when Redis can't be reached. `stamps`: some already read in this request (by the
+    script that read the page's ids: Following's inbox, For You's order); the rest are read
+    here.
     `known`: {post id: liked} for posts whose authors no block stands between the viewer and
     (For You's order, while its facts hold: feed.ranking.snapshot.order_facts_now); not for
     `followed` pages, which need the follows."""
@@ -453,22 +436,6 @@ def rows_for(
     if stamps:
         page.stamps.update(stamps)
     return page.rows([str(i) for i in ids], followed=followed, known=None if followed else known)
-
-
-def following_keys(viewer) -> list[str]:
-    """The stamps a Following first page will likely check: those of the posts (and their
-    authors) the viewer's last first page in this process read from the inbox, with the
-    viewer's graph stamp. Read on the token check's round trip (feed.feeds.feed_preload), so a
-    first page whose inbox head has not moved makes no round trip of its own for stamps; a
-    stamp the guess missed is read by `rows_for` as before."""
-    _configure()
-    ids = _following.peek(str(viewer))
-    return _Page(viewer).keys_for(list(ids) if ids else [])
-
-
-def following_seen(viewer, ids: list) -> None:
-    """The inbox ids a first page of `viewer`'s checked (`following_keys`' next guess)."""
-    _following.put(str(viewer), (), tuple(str(i) for i in ids))
 
 
 def latest_keys(viewer, before: tuple | None, limit: int) -> list[str]:

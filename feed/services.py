@@ -174,7 +174,12 @@ def _enqueue_fanout(post: Post) -> None:
         return
     follower_ids = list(followers.values_list("follower_id", flat=True))
     transaction.on_commit(
-        lambda: inbox.fanout(post_id=post.pk, created_at=post.created_at, follower_ids=follower_ids)
+        lambda: inbox.fanout(
+            post_id=post.pk,
+            author_id=post.author_id,
+            created_at=post.created_at,
+            follower_ids=follower_ids,
+        )
     )
 
 

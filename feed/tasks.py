@@ -74,7 +74,10 @@ def post_fanout(post_id: str) -> int:
         "follower_id", flat=True
     )
     return inbox.fanout(
-        post_id=post.pk, created_at=post.created_at, follower_ids=list(follower_ids)
+        post_id=post.pk,
+        author_id=post.author_id,
+        created_at=post.created_at,
+        follower_ids=list(follower_ids),
     )
 
 

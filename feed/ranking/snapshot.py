@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
-from config.core.redis import STAMPS_LUA, Batch, command_run, degraded, redis_client
-from config.core.stamps import stamps_args, stamps_read
+from config.core.redis import Batch, command_run, degraded, redis_client
+from config.core.stamps import stamps_read
 
 from .. import postcache
 
@@ -106,34 +106,23 @@ def order_facts_now(user_id) -> str:
 
 
 # The stamps a page of a slice checks (feed.postcache), read in the script that reads the
-# slice, so the page makes no round trip of its own for them: the viewer's (ARGV[a], joined),
-# each entry's post (ARGV[a + 1] .. its id) and, when the entry names it, its author's
-# (ARGV[a + 2] .. the author's id), read and set when missing with the value prefix and expiry
-# ARGV[a + 3], ARGV[a + 4] (config.core.stamps). No viewer keys: nothing is read (false).
+# slice, so the page makes no round trip of its own for them (ARGV[a..a + 4]:
+# postcache.PAGE_STAMPS_LUA): each entry's post and, when the entry names it, its author.
 # `_slice_parse` walks the entries the same way in Python.
 _SLICE_STAMPS = (
-    STAMPS_LUA
+    postcache.PAGE_STAMPS_LUA
     + """
 local function slice_stamps(slice, a)
-  if not slice or ARGV[a] == '' then return false end
-  local parts = {ARGV[a]}
+  if not slice then return false end
+  local ids, authors = {}, {}
   for i = 1, #slice do
-    parts[#parts + 1] = ARGV[a + 1] .. string.match(slice[i], '^[^|]*')
-    local author = string.match(slice[i], '^[^|]*|[^|]*|([^|]+)')
-    if author then parts[#parts + 1] = ARGV[a + 2] .. author end
+    ids[i] = string.match(slice[i], '^[^|]*')
+    authors[i] = string.match(slice[i], '^[^|]*|[^|]*|([^|]+)') or false
   end
-  return stamps(table.concat(parts, ' '), ARGV[a + 3], ARGV[a + 4])
+  return page_stamps(ids, authors, a)
 end
 """
 )
-
-
-def _stamp_args(user_id, stamped: bool) -> list:
-    """ARGV for `slice_stamps`: empty viewer keys when the page won't use the caches."""
-    if not stamped or not postcache.enabled():
-        return ["", "", "", "", 0]
-    post_prefix, user_prefix = postcache.stamp_prefixes()
-    return [" ".join(postcache.viewer_keys(user_id)), post_prefix, user_prefix, *stamps_args()]
 
 
 @dataclass(frozen=True)
@@ -154,26 +143,19 @@ def _slice_parse(user_id, raw, stamps=None, facts=None) -> Slice:
     """A slice's reply, with its stamps and its order's facts (`_SLICE`, `_OPEN`)."""
     if not isinstance(raw, list):
         return Slice(entries=[])
-    post_prefix, user_prefix = postcache.stamp_prefixes()
-    keys = postcache.viewer_keys(user_id)
-    viewer_keys = len(keys)
-    entries, liked = [], {}
+    entries, pairs, liked = [], [], {}
     for item in raw:
         parts = item.decode().split("|")
         entries.append(tuple(parts[:2]))
-        keys.append(post_prefix + parts[0])
-        if len(parts) >= 3 and parts[2]:
-            keys.append(user_prefix + parts[2])
+        pairs.append((parts[0], parts[2] if len(parts) >= 3 else None))
         if len(parts) >= 4:
             liked[parts[0]] = parts[3] == "1"
+    keys = postcache.script_stamp_keys(user_id, pairs)
     if not isinstance(stamps, list) or len(stamps) != len(keys):
         return Slice(entries=entries)
     got = dict(zip(keys, stamps, strict=True))
-    holds = (
-        isinstance(facts, bytes)
-        and len(liked) == len(entries)
-        and facts == b" ".join(stamps[:viewer_keys])
-    )
+    viewer = b" ".join(got[key] for key in postcache.viewer_keys(user_id))
+    holds = isinstance(facts, bytes) and len(liked) == len(entries) and facts == viewer
     return Slice(entries=entries, stamps=got, known=liked if holds else None)
 
 
@@ -214,7 +196,7 @@ def current_open_read(batch: Batch, *, user_id, count: int, stamped: bool = Fals
         _key(user_id, ""),
         count,
         _ttl(),
-        *_stamp_args(user_id, stamped),
+        *postcache.script_stamp_args(user_id, stamped),
         _facts_key(user_id, ""),
     )
 
@@ -290,7 +272,7 @@ def snapshot_slice_read(
         return None
     key = _key(user_id, session)
     if stamped:
-        args = (start, stop - 1, _ttl(), *_stamp_args(user_id, True))
+        args = (start, stop - 1, _ttl(), *postcache.script_stamp_args(user_id))
         return batch.command("EVAL", _SLICE, 1, key, *args, _facts_key(user_id, session))
     at = batch.command("LRANGE", key, start, stop - 1)
     batch.command("EXPIRE", key, _ttl())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -60,15 +61,20 @@ def test_following_builds_an_inbox_and_pages_in_order(user, network):
     client = client_for(user)
     assert not redis_client().exists(inbox.inbox_key(user.pk))
     assert scroll(client, "following", 10) == network["expected"]
-    # The first read built the inbox (25 posts + the sentinel).
-    assert redis_client().zcard(inbox.inbox_key(user.pk)) == 26
+    # The first read built the inbox (25 posts + the sentinel), each post with its author.
+    members = redis_client().zrange(inbox.inbox_key(user.pk), 0, -1)
+    authors = dict(Post.objects.values_list("pk", "author_id"))
+    assert sorted(m.decode() for m in members) == sorted(
+        ["~", *(inbox.member(pid, authors[uuid.UUID(pid)]) for pid in network["expected"])]
+    )
 
 
 def test_publish_fans_out_to_live_inboxes(user, network, make_post, transactional_db):
     client = client_for(user)
     scroll(client, "following", 50)  # alive now
     fresh = make_post(network["makers"][0])
-    assert redis_client().zscore(inbox.inbox_key(user.pk), str(fresh.pk)) is not None
+    entry = inbox.member(fresh.pk, fresh.author_id)
+    assert redis_client().zscore(inbox.inbox_key(user.pk), entry) is not None
     assert scroll(client, "following", 50)[0] == str(fresh.pk)
 
 
@@ -126,7 +132,7 @@ def test_big_accounts_fan_out_on_a_worker_task(
     client = client_for(user)
     scroll(client, "following", 50)  # alive now
     fresh = make_post(network["makers"][0])
-    key = inbox.inbox_key(user.pk)
-    assert redis_client().zscore(key, str(fresh.pk)) is None  # not inline
+    key, entry = inbox.inbox_key(user.pk), inbox.member(fresh.pk, fresh.author_id)
+    assert redis_client().zscore(key, entry) is None  # not inline
     assert tasks.post_fanout(str(fresh.pk)) == 1  # the task body, as the worker runs it
-    assert redis_client().zscore(key, str(fresh.pk)) is not None
+    assert redis_client().zscore(key, entry) is not None
