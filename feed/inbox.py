@@ -107,8 +107,9 @@ local size = redis.call('ZCARD', KEYS[1])
 if alive == 0 then return {alive, rows, size} end
 local ids, authors = {}, {}
 for i = 1, #rows, 2 do
-  ids[#ids + 1] = string.match(rows[i], '^[^|]*')
-  authors[#authors + 1] = string.match(rows[i], '^[^|]*|([^|]+)') or false
+  local pid, author = string.match(rows[i], '^([^|]*)|?([^|]*)')
+  ids[#ids + 1] = pid
+  authors[#authors + 1] = author ~= '' and author
 end
 return {alive, rows, size, page_stamps(ids, authors, 4)}
 """

@@ -227,12 +227,13 @@ PAGE_STAMPS_LUA = (
     + """
 local function page_stamps(ids, authors, a)
   if ARGV[a] == '' then return false end
-  local parts = {ARGV[a]}
+  local keys = {}
+  for key in string.gmatch(ARGV[a], '%S+') do keys[#keys + 1] = key end
   for i = 1, #ids do
-    parts[#parts + 1] = ARGV[a + 1] .. ids[i]
-    if authors[i] then parts[#parts + 1] = ARGV[a + 2] .. authors[i] end
+    keys[#keys + 1] = ARGV[a + 1] .. ids[i]
+    if authors[i] then keys[#keys + 1] = ARGV[a + 2] .. authors[i] end
   end
-  return stamps(table.concat(parts, ' '), ARGV[a + 3], ARGV[a + 4])
+  return stamps_of(keys, ARGV[a + 3], ARGV[a + 4])
 end
 """
 )

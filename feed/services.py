@@ -339,8 +339,9 @@ def like_set(*, user: User, post: Post, liked: bool) -> bool:
                 Like.objects.create(post=post, user=user)
         except IntegrityError:
             return False
-        # The post's count changes, so its cached card goes, and the like is read with it; so
-        # do the liker's whole likes (feed.postcache).
+        # The post's count changes, so its cached card goes, and the like is read with it; the
+        # liker's likes stamp goes too (For You's orders keep their likes under it:
+        # feed.postcache, ranking.snapshot).
         counter_add(post_id=post.pk, field="likes", delta=1)
         likes_changed(user.pk)
         return True

@@ -62,14 +62,15 @@ def redis_client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
-# config.core.stamps' read, as a Lua function for scripts: the stamps of the space-separated
-# keys `joined`, each set to `prefix`..i where missing. One MGET for all (most exist); a SET only
-# for the missing ones (a script runs alone, so no NX is needed; a key named twice gets one
-# value).
+# config.core.stamps' read, as Lua functions for scripts: `stamps_of` answers the stamps of the
+# keys in the list `keys`, each set to `prefix`..i where missing; `stamps` those of the
+# space-separated keys `joined`. One MGET for all (most exist); a SET only for the missing ones
+# (a script runs alone, so no NX is needed; a key named twice gets one value). A script that
+# builds its keys itself hands `stamps_of` the list: joining and splitting them again cost
+# Redis more than the MGET did.
 STAMPS_LUA = """
-local function stamps(joined, prefix, ttl)
-  local keys, out, made = {}, {}, {}
-  for key in string.gmatch(joined, '%S+') do keys[#keys + 1] = key end
+local function stamps_of(keys, prefix, ttl)
+  local out, made = {}, {}
   for s = 1, #keys, 500 do
     local part = redis.call('MGET', unpack(keys, s, math.min(s + 499, #keys)))
     for k = 1, #part do out[s + k - 1] = part[k] end
@@ -86,6 +87,11 @@ local function stamps(joined, prefix, ttl)
     end
   end
   return out
+end
+local function stamps(joined, prefix, ttl)
+  local keys = {}
+  for key in string.gmatch(joined, '%S+') do keys[#keys + 1] = key end
+  return stamps_of(keys, prefix, ttl)
 end
 """
 

@@ -15,9 +15,9 @@ rows between the two then holds a stamp that no longer exists). So:
   answers (`drop_later`); entries are never trusted past their `max_age` in any case
   (docs/operations.md, "When Redis is down").
 
-Kinds are owned by the layer that owns the data (accounts: `user`, `graph`; feed: `post`, `likes`,
-`latest`); readers in upper layers combine them. Raw SQL that changes stamped data must
-drop the stamps itself.
+Kinds are owned by the layer that owns the data (accounts: `user`, `graph`; feed: `post`,
+`likes`, `latest`); readers in upper layers combine them. Raw SQL that changes stamped data
+must drop the stamps itself.
 """
 
 from __future__ import annotations

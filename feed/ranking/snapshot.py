@@ -116,8 +116,9 @@ local function slice_stamps(slice, a)
   if not slice then return false end
   local ids, authors = {}, {}
   for i = 1, #slice do
-    ids[i] = string.match(slice[i], '^[^|]*')
-    authors[i] = string.match(slice[i], '^[^|]*|[^|]*|([^|]+)') or false
+    local pid, author = string.match(slice[i], '^([^|]*)|?[^|]*|?([^|]*)')
+    ids[i] = pid
+    authors[i] = author ~= '' and author
   end
   return page_stamps(ids, authors, a)
 end
