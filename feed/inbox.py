@@ -95,21 +95,30 @@ def drop(*, user_id) -> None:
 
 
 # EXPIRE answers whether the inbox exists and keeps it alive; then up to ARGV[3] entries from
-# ARGV[2] down, the inbox's size and, for a page that uses the caches, the stamps it will check
-# (feed.postcache.page_stamps, ARGV[4..8]): the viewer's, each post's and each named author's.
+# ARGV[2] down, less those a cursor already passed (its score ARGV[9], "" for none, and post id
+# ARGV[10]: entries of that score whose id is not below it) and at most ARGV[11] of them; the
+# inbox's size; and, for a page that uses the caches, the stamps it will check
+# (feed.postcache.page_stamps, ARGV[4..8]): the viewer's, each post's and each named author's,
+# for the entries returned only.
 _READ = (
     postcache.PAGE_STAMPS_LUA
     + """
 local alive = redis.call('EXPIRE', KEYS[1], ARGV[1])
-local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '(0', 'WITHSCORES', 'LIMIT', 0,
+local found = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '(0', 'WITHSCORES', 'LIMIT', 0,
   ARGV[3])
 local size = redis.call('ZCARD', KEYS[1])
-if alive == 0 then return {alive, rows, size} end
-local ids, authors = {}, {}
-for i = 1, #rows, 2 do
-  local pid, author = string.match(rows[i], '^([^|]*)|?([^|]*)')
-  ids[#ids + 1] = pid
-  authors[#authors + 1] = author ~= '' and author
+if alive == 0 then return {alive, found, size} end
+local rows, ids, authors = {}, {}, {}
+local at, after, want = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+for i = 1, #found, 2 do
+  if #ids >= want then break end
+  local pid, author = string.match(found[i], '^([^|]*)|?([^|]*)')
+  if not (at and tonumber(found[i + 1]) == at and pid >= after) then
+    rows[#rows + 1] = found[i]
+    rows[#rows + 1] = found[i + 1]
+    ids[#ids + 1] = pid
+    authors[#authors + 1] = author ~= '' and author
+  end
 end
 return {alive, rows, size, page_stamps(ids, authors, 4)}
 """
@@ -118,18 +127,20 @@ return {alive, rows, size, page_stamps(ids, authors, 4)}
 
 def read_queue(batch, *, user_id, before: tuple[float, str] | None, count: int) -> int:
     """Queues a read of the inbox on a `config.core.redis.Batch` (one script, `_READ`): up to
-    `count` entries (after a cursor, over-read: entries with the cursor's own score that it
-    already passed are filtered by `read_parse`), with the stamps the page will check. A first
-    page filters nothing, so it reads exactly `count`. Returns the reply's index."""
+    `count` entries after `before` (after a cursor, 50 more are read to skip those of the
+    cursor's own score it already passed), with the stamps the page will check. Returns the
+    reply's index (`read_parse`)."""
     max_score = "+inf" if before is None else before[0]
     num = count if before is None else count + 50
-    args = (INBOX_TTL, max_score, num, *postcache.script_stamp_args(user_id))
+    after = ("", "") if before is None else (repr(float(before[0])), str(before[1]))
+    args = (INBOX_TTL, max_score, num, *postcache.script_stamp_args(user_id), *after, count)
     return batch.command("EVAL", _READ, 1, inbox_key(user_id), *args)
 
 
 def read_parse(reply, *, user_id, before: tuple[float, str] | None, count: int):
     """What `read` answers, from the reply of `read_queue`'s script; None when the inbox did
-    not exist (the caller rebuilds it)."""
+    not exist (the caller rebuilds it). The script filtered and capped the entries already;
+    the same rule is applied here again."""
     if not isinstance(reply, list | tuple) or len(reply) not in (3, 4):
         return None
     alive, rows, size = reply[:3]
