@@ -190,7 +190,7 @@ def _inbox_read(request: Request, user, scan, count: int):
         setattr(request, PRELOADED_INBOX, None)  # only the first read of the page
         pre_scan, pre_count, reply = pre
         if (pre_scan, pre_count) == (scan, count):
-            got = inbox.read_parse(reply, user_id=user.pk, before=scan, count=count)
+            got = inbox.read_parse(reply, user_id=user.pk)
             if got is not None:
                 return got
     return inbox.read(user=user, before=scan, count=count)

@@ -36,7 +36,7 @@ def score(post: Post) -> float:
 
 def member(post_id, author_id) -> str:
     """A post's inbox member. Post ids are UUIDs of one length, so members of one score sort
-    as their post ids do (the cursor's tie-break, `read_parse`)."""
+    as their post ids do (the cursor's tie-break, `_READ`)."""
     return f"{post_id}|{author_id}"
 
 
@@ -137,10 +137,10 @@ def read_queue(batch, *, user_id, before: tuple[float, str] | None, count: int) 
     return batch.command("EVAL", _READ, 1, inbox_key(user_id), *args)
 
 
-def read_parse(reply, *, user_id, before: tuple[float, str] | None, count: int):
-    """What `read` answers, from the reply of `read_queue`'s script; None when the inbox did
-    not exist (the caller rebuilds it). The script filtered and capped the entries already;
-    the same rule is applied here again."""
+def read_parse(reply, *, user_id):
+    """What `read` answers, from the reply of `read_queue`'s script (which skipped what the
+    cursor passed and stopped at the count); None when the inbox did not exist (the caller
+    rebuilds it)."""
     if not isinstance(reply, list | tuple) or len(reply) not in (3, 4):
         return None
     alive, rows, size = reply[:3]
@@ -150,16 +150,13 @@ def read_parse(reply, *, user_id, before: tuple[float, str] | None, count: int):
     for i in range(0, len(rows), 2):
         parts = rows[i].decode().split("|")
         pairs.append((parts[0], parts[1] if len(parts) > 1 else None))
-        value = float(rows[i + 1])
-        if before is not None and value == before[0] and parts[0] >= before[1]:
-            continue
-        out.append((parts[0], value))
+        out.append((parts[0], float(rows[i + 1])))
     stamps = None
     if len(reply) == 4 and isinstance(reply[3], list):
         keys = postcache.script_stamp_keys(user_id, pairs)
         if len(keys) == len(reply[3]):
             stamps = dict(zip(keys, reply[3], strict=True))
-    return out[:count], size - 1 >= INBOX_SIZE, stamps
+    return out, size - 1 >= INBOX_SIZE, stamps
 
 
 def read(*, user, before: tuple[float, str] | None, count: int):
@@ -171,7 +168,7 @@ def read(*, user, before: tuple[float, str] | None, count: int):
         for attempt in range(2):
             batch = Batch(redis_client())
             at = read_queue(batch, user_id=user.pk, before=before, count=count)
-            got = read_parse(batch.execute().reply(at), user_id=user.pk, before=before, count=count)
+            got = read_parse(batch.execute().reply(at), user_id=user.pk)
             if got is not None:
                 return got
             if attempt or not rebuild(user=user):
