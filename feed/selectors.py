@@ -15,6 +15,7 @@ from django.db.models import QuerySet, Sum
 
 from accounts.selectors import blocked_user_ids
 from cameos.models import Cameo
+from config.core import lookups  # noqa: F401 - registers `__any` (long id lists)
 from config.core.errors import NotFound
 
 from .models import Comment, Like, Post, PostCounter, PostState
@@ -24,7 +25,7 @@ def posts_visible_to(user, *, blocked: set | None = None) -> QuerySet[Post]:
     qs = Post.objects.filter(state=PostState.LIVE, author__is_active=True)
     blocked = blocked_user_ids(user) if blocked is None else blocked
     if blocked:
-        qs = qs.exclude(author_id__in=blocked)
+        qs = qs.exclude(author_id__any=blocked)
     return qs.select_related("author", "video", "video__owner")
 
 
@@ -59,7 +60,7 @@ def post_counts(post_ids: Iterable) -> dict:
     """{post_id: {likes, comments, remixes, views, completes, see_less}} summed over the
     shards, one query."""
     rows = (
-        PostCounter.objects.filter(post_id__in=list(post_ids))
+        PostCounter.objects.filter(post_id__any=list(post_ids))
         .values("post_id")
         .annotate(
             likes=Sum("likes"),

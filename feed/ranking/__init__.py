@@ -76,7 +76,7 @@ def build_order(user) -> Order:
     )
     ids = [c.id for c in ranked]
     liked = set(
-        Like.objects.filter(user=user, post_id__in=ids).values_list("post_id", flat=True)
+        Like.objects.filter(user=user, post_id__any=ids).values_list("post_id", flat=True)
         if ids
         else ()
     )
