@@ -84,7 +84,7 @@ def test_any_refuses_what_is_not_a_list_of_values(make_user):
 
 def test_uuid_array_literal():
     a, b = uuid.UUID(int=1), uuid.UUID(int=2)
-    assert uuid_array([a, str(b)]) == f"{{{a},{b}}}"
+    assert uuid_array([a, str(b)]) == f"{{{a.hex},{b.hex}}}"
     assert uuid_array([]) == "{}"
     with pytest.raises(ValueError):
         uuid_array(["1,2"])

@@ -34,8 +34,10 @@ def _as_uuid(value) -> uuid.UUID:
 
 def uuid_array(values) -> str:
     """UUIDs (or their text) as one PostgreSQL array literal, for `= ANY(%s::uuid[])`: each is
-    parsed as a UUID first, so the text joined is hex digits and dashes, nothing to quote."""
-    return "{" + ",".join(map(str, map(_as_uuid, values))) + "}"
+    parsed as a UUID first, so the text joined is hex digits only, nothing to quote. (`hex`,
+    32 digits, which PostgreSQL reads as a UUID too, costs a third of `str()`'s formatting:
+    a ranking writes ~4,000.)"""
+    return "{" + ",".join([_as_uuid(v).hex for v in values]) + "}"
 
 
 class AnyOf(Lookup):
