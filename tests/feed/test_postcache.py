@@ -368,6 +368,45 @@ def test_a_for_you_order_answers_the_viewers_likes_until_they_change(user, other
     assert (third["id"], third["liked_by_me"]) == (order[2], not was)
 
 
+def _viewer_part(sql: str) -> bool:
+    return any(table in sql for table in ("feed_like", "accounts_block", "accounts_follow"))
+
+
+def test_a_for_you_page_with_cold_cards_reads_only_the_cards(user, world, api):
+    """Cards a process lacks are read without the viewer's likes, blocks and follows while the
+    order's facts answer those (For You pages show mostly posts new to the process); once the
+    facts no longer hold, the same read takes the viewer's part too, and the page shows it."""
+    from feed.ranking import snapshot
+
+    services.like_set(user=user, post=world["posts"]["stranger"], liked=True)
+    first = api.get("/api/v1/feed?kind=for_you&limit=1").json()  # ranks the order
+    session = snapshot.current(user_id=user.pk).session
+    order = [pid for pid, _ in snapshot.snapshot_read(user_id=user.pk, session=session)]
+    postcache.forget_all()
+    with CaptureQueriesContext(connection) as queries:
+        second = api.get(first["next"]).json()
+    statements = [q["sql"] for q in queries if "feed_post p" in q["sql"]]
+    assert len(statements) == 1 and not _viewer_part(statements[0])
+    assert not any(_viewer_part(q["sql"]) for q in queries)
+    post = second["results"][0]["post"]
+    fresh = posts_page(viewer_id=user.pk, ids=[post["id"]])[0]
+    assert (post["id"], post["liked_by_me"], post["like_count"]) == (
+        order[1],
+        fresh.values[-1],
+        fresh.values[22],
+    )
+    # A like of the next post changes the viewer's likes stamp: the order's facts go, and the
+    # cold read takes the viewer's part (the like shows).
+    nxt = Post.objects.get(pk=order[2])
+    services.like_set(user=user, post=nxt, liked=True)
+    postcache.forget_all()
+    with CaptureQueriesContext(connection) as queries:
+        third = api.get(second["next"]).json()["results"][0]["post"]
+    statements = [q["sql"] for q in queries if "feed_post p" in q["sql"]]
+    assert len(statements) == 1 and _viewer_part(statements[0])
+    assert (third["id"], third["liked_by_me"]) == (order[2], True)
+
+
 def _following_ids(api, limit=10) -> list[str]:
     body = api.get(f"/api/v1/feed?kind=following&limit={limit}").json()
     return [item["post"]["id"] for item in body["results"]]
