@@ -486,6 +486,14 @@ def test_a_short_real_run_measures_every_scenario_without_errors(seeded, tmp_pat
     extra = cleanup["generations_deleted"] - cleanup["admissions_counted_2xx"]
     assert 0 <= extra <= 2 * report["settings"]["connections"]
     assert cleanup["broker_messages_purged"] == cleanup["generations_deleted"]
+    # What earlier runs deleted was vacuumed before this one measured (bench.settle_tables).
+    assert set(cleanup["vacuumed_dead_rows"]) == {
+        "accounts_authtoken",
+        "cameos_cameo",
+        "cameos_cameogrant",
+        "generation_generation",
+        "generation_generationcameo",
+    }
     # Nothing the bench made is left behind.
     assert not AuthToken.objects.filter(user_agent="bench_feed").exists()
     assert not Cameo.objects.filter(handle__startswith="benchfeed").exists()
@@ -543,3 +551,27 @@ def test_report_lines_show_cpu_per_request_when_measured():
     ]
     rep["scenarios"]["me"].pop("cpu")
     assert not [line for line in report.report_lines(rep) if line.startswith("CPU ms")]
+
+
+@pytest.mark.django_db(transaction=True)  # VACUUM runs outside a transaction only
+def test_settle_tables_vacuums_what_a_run_fills_and_empties(make_user):
+    from django.db import connection
+
+    from accounts.models import AuthToken
+    from accounts.tokens import token_issue
+    from config.devtools.bench.feed.admission import settle_tables
+
+    user = make_user()
+    for _ in range(30):
+        token_issue(user=user, user_agent="settle")
+    AuthToken.objects.filter(user_agent="settle").delete()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (started,) = cursor.fetchone()
+    got = settle_tables()
+    assert all(isinstance(n, int) and n >= 0 for n in got.values())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT relname FROM pg_stat_user_tables WHERE last_vacuum >= %s", [started])
+        vacuumed = {row[0] for row in cursor.fetchall()}
+    assert set(got) <= vacuumed
