@@ -10,9 +10,9 @@ first For You visit those were 35-45 % of the ranking's CPU (docs/bench-feed.md)
 `field = ANY(%s)` takes the whole list as one array parameter; PostgreSQL plans it as it plans
 `IN (...)` (it turns an IN list into exactly that). An empty list matches nothing, as
 `__in=[]` does, but the query still runs. A UUID column (every such list here) gets the array
-as one text literal (`'{...}'::uuid[]`), built by joining the UUIDs' text; other fields' values
-are prepared by the field (`get_db_prep_value`) and written by psycopg's array dumper. Import this module where `__any` is used: it registers the
-lookup on every field.
+as one text literal (`'{...}'::uuid[]`, `uuid_array`); other fields' values are prepared by
+the field (`get_db_prep_value`) and written by psycopg's array dumper. Import this module
+where `__any` is used: it registers the lookup on every field.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ class AnyOf(Lookup):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         field = self.lhs.output_field
         if _uuid_column(field):
-            # One text parameter in PostgreSQL's array syntax: a UUID's text is hex digits and
-            # dashes only, so joining needs no quoting, and psycopg quotes one string (in C)
-            # where a list goes element by element through its Python array dumper.
+            # One text parameter in PostgreSQL's array syntax (`uuid_array`: hex digits only,
+            # nothing to quote): psycopg quotes one string, in C, where a list goes element by
+            # element through its Python array dumper.
             return f"{lhs} = ANY(%s::uuid[])", (*lhs_params, uuid_array(self.rhs))
         values = [field.get_db_prep_value(v, connection, prepared=True) for v in self.rhs]
         return f"{lhs} = ANY(%s)", (*lhs_params, values)
