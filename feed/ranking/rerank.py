@@ -41,22 +41,25 @@ def rerank(
 ) -> list[Candidate]:
     """The greedy pass. Per placed post it does O(n) array work: the similarity of every
     candidate to the new post is computed once (a mat-vec) and kept in a ring of the last
-    RECENT_FOR_DIVERSITY rows, and the author decay is a running per-candidate multiplier."""
+    RECENT_FOR_DIVERSITY rows, the author decay is a running per-candidate multiplier, and
+    which authors are at the cap is a per-author flag kept as the window moves (a set
+    membership test of every candidate per position cost more than the rest of a position's
+    work without diversity)."""
     n = len(cands)
     if n == 0:
         return []
     scores = np.array([c.score for c in cands], dtype=np.float64)
     scores = scores / max(scores.max(), 1e-12)
-    has_vec = np.array([c.embedding is not None for c in cands])
-    use_diversity = bool(diversity) and bool(has_vec.any())
+    with_vec = [i for i, c in enumerate(cands) if c.embedding is not None]
+    use_diversity = bool(diversity) and bool(with_vec)
     if use_diversity:
         vectors = np.zeros((n, DIM), dtype=np.float32)
-        for i in np.flatnonzero(has_vec):
-            vectors[i] = cands[i].embedding
+        vectors[with_vec] = np.stack([cands[i].embedding for i in with_vec])
         ring = np.zeros((RECENT_FOR_DIVERSITY, n), dtype=np.float64)
     authors = [c.author_id for c in cands]
     author_index = {a: k for k, a in enumerate(dict.fromkeys(authors))}
     author_of = np.array([author_index[a] for a in authors])
+    capped = np.zeros(len(author_index), dtype=bool)  # authors at the cap in the window
     in_network = np.array([c.in_network for c in cands])
     author_mult = np.ones(n, dtype=np.float64)
     available = np.ones(n, dtype=bool)
@@ -65,10 +68,7 @@ def rerank(
     order: list[int] = []
     in_net_placed = 0
     for _ in range(min(size, n)):
-        eligible = available.copy()
-        capped = [a for a, k in in_window.items() if k >= cap]
-        if capped:
-            eligible &= ~np.isin(author_of, capped)
+        eligible = available & ~capped[author_of]
         if not eligible.any():
             break
         if in_net_placed < in_network_share * (len(order) + 1):
@@ -96,4 +96,6 @@ def rerank(
                 in_window[old] -= 1
                 if not in_window[old]:
                     del in_window[old]
+                capped[old] = in_window[old] >= cap
+            capped[a] = in_window[a] >= cap
     return [cands[i] for i in order]
