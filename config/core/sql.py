@@ -40,15 +40,17 @@ def _cursor(raw: psycopg.Connection) -> psycopg.Cursor:
     return cursor
 
 
-def fetchall(sql: str, params: dict[str, Any] | list[Any]) -> list[tuple]:
+def fetchall(sql: str, params: dict[str, Any] | list[Any], *, prepare: bool = True) -> list[tuple]:
     """Rows of `sql` (psycopg placeholders: `%s` or `%(name)s`) on Django's connection, inside
-    whatever transaction is open there."""
+    whatever transaction is open there. `prepare=False`: planned on every run, as Django's own
+    queries are (for statements whose best plan depends on their values: a generic plan is
+    costed for no value in particular)."""
     connection.ensure_connection()
     if connection.in_atomic_block:
         connection.validate_no_broken_transaction()
     raw = connection.connection
     # None: prepared statements are off for this database (settings, DATABASE_PREPARE).
-    prepare = raw.prepare_threshold is not None
+    prepare = prepare and raw.prepare_threshold is not None
     started = time.monotonic()
     # One server-binding cursor per connection, reused: a new cursor copies the connection's
     # adapters map, which showed in the profile.

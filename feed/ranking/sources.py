@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import Follow, User
 from accounts.selectors import blocked_user_ids
 from cameos.consent import usable_cameos
+from config.core.compiled import CompiledQuery
 from config.core.lookups import uuid_array  # and `__any` (long id lists), registered
 from config.core.sql import fetchall
 from generation.models import Generation
@@ -93,6 +94,27 @@ def preferences_get(user: User) -> FeedPreference | None:
     return FeedPreference.objects.filter(user=user).first()
 
 
+# A ranking's queries are built with the ORM, each compiled once per process
+# (config.core.compiled: building and compiling them cost more than running them).
+def _flat(rows: list[tuple]) -> list:
+    return [row[0] for row in rows]
+
+
+_FOLLOWEES = CompiledQuery(
+    lambda viewer: Follow.objects.filter(follower_id=viewer).values_list("followee_id"),
+    viewer="uuid",
+)
+_SEEN = CompiledQuery(
+    lambda viewer, since: (
+        FeedEvent.objects.filter(user_id=viewer, kind=EventKind.IMPRESSION, created_at__gte=since)
+        .values_list("post_id")
+        .distinct()
+    ),
+    viewer="uuid",
+    since="datetime",
+)
+
+
 def context_for(user: User) -> Context:
     pref = preferences_get(user)
     personalized = pref.personalized if pref is not None else True
@@ -102,54 +124,120 @@ def context_for(user: User) -> Context:
         user=user,
         now=now,
         blocked=blocked_user_ids(user),
-        followees=set(Follow.objects.filter(follower=user).values_list("followee_id", flat=True)),
+        followees=set(_flat(_FOLLOWEES.rows(viewer=user.pk))),
         personalized=personalized,
         steer=from_bytes(pref.steer_embedding) if pref is not None and personalized else None,
-        seen=set(
-            FeedEvent.objects.filter(
-                user_id=user.pk, kind=EventKind.IMPRESSION, created_at__gte=seen_since
-            )
-            .values_list("post_id", flat=True)
-            .distinct()
-        ),
+        seen=set(_flat(_SEEN.rows(viewer=user.pk, since=seen_since))),
     )
+
+
+def _live(since, viewer, blocked):
+    """Recent live posts not by the viewer or anyone blocked either way. `blocked` is always
+    excluded, empty or not (`<> ALL('{}')` holds for every row): one SQL text for both."""
+    return (
+        Post.objects.filter(state=PostState.LIVE, created_at__gte=since)
+        .exclude(author_id=viewer)
+        .exclude(author_id__any=blocked)
+    )
+
+
+_BASE_ARGS = {"since": "datetime", "viewer": "uuid", "blocked": "uuids"}
+
+
+def _newest(qs, limit: int = PER_SOURCE):
+    return qs.order_by("-created_at").values_list("id")[:limit]
+
+
+def _base_args(ctx: Context, *, hours: int | None = None) -> dict:
+    """The arguments of `_live` for this viewer: posts of the candidate window (or the last
+    `hours`)."""
+    since = ctx.now - (
+        timedelta(hours=hours) if hours else timedelta(days=settings.RIFF_FEED_CANDIDATE_DAYS)
+    )
+    return {"since": since, "viewer": ctx.user.pk, "blocked": ctx.blocked}
 
 
 def _base(ctx: Context, *, hours: int | None = None):
     """Recent live posts not by the viewer or anyone blocked either way (ids only)."""
-    since = ctx.now - (
-        timedelta(hours=hours) if hours else timedelta(days=settings.RIFF_FEED_CANDIDATE_DAYS)
-    )
-    qs = Post.objects.filter(state=PostState.LIVE, created_at__gte=since).exclude(
-        author_id=ctx.user.pk
-    )
-    if ctx.blocked:
-        qs = qs.exclude(author_id__any=ctx.blocked)
-    return qs
+    return _live(**_base_args(ctx, hours=hours))
 
 
-def _ids(qs, limit: int = PER_SOURCE) -> list:
-    return list(qs.values_list("id", flat=True)[:limit])
+_FOLLOWING = CompiledQuery(
+    lambda followees, **base: _newest(_live(**base).filter(author_id__any=followees)),
+    followees="uuids",
+    **_BASE_ARGS,
+)
 
 
 def source_following(ctx: Context) -> list:
     if not ctx.followees:
         return []
-    return _ids(_base(ctx).filter(author_id__any=ctx.followees).order_by("-created_at"))
+    return _flat(_FOLLOWING.rows(followees=ctx.followees, **_base_args(ctx)))
+
+
+class _Viewer:
+    """What `usable_cameos` reads of a user: their id."""
+
+    is_authenticated = True
+
+    def __init__(self, pk) -> None:
+        self.pk = pk
+
+
+# The consent rule itself (cameos.consent.usable_cameos), compiled once.
+_GRAPH_CAMEOS = CompiledQuery(
+    lambda viewer, followees: (
+        usable_cameos(_Viewer(viewer))
+        .filter(Q(owner_id=viewer) | Q(owner_id__any=followees))
+        .values_list("pk")[:200]
+    ),
+    viewer="uuid",
+    followees="uuids",
+)
+_GRAPH_POSTS = CompiledQuery(
+    lambda cameos, **base: _newest(_live(**base).filter(cameo_ids__has_any_keys=cameos)),
+    cameos="strs",
+    **_BASE_ARGS,
+)
 
 
 def source_cameo_graph(ctx: Context) -> list:
     """Posts showing the viewer's own cameos or the cameos of people they follow that the
     consent rule lets them use (so every such post is one they could riff on themselves)."""
     cameo_ids = [
-        str(pk)
-        for pk in usable_cameos(ctx.user)
-        .filter(Q(owner_id=ctx.user.pk) | Q(owner_id__any=ctx.followees))
-        .values_list("pk", flat=True)[:200]
+        str(pk) for pk in _flat(_GRAPH_CAMEOS.rows(viewer=ctx.user.pk, followees=ctx.followees))
     ]
     if not cameo_ids:
         return []
-    return _ids(_base(ctx).filter(cameo_ids__has_any_keys=cameo_ids).order_by("-created_at"))
+    return _flat(_GRAPH_POSTS.rows(cameos=cameo_ids, **_base_args(ctx)))
+
+
+def _roots(viewer):
+    made = (
+        Post.objects.filter(author_id=viewer)
+        .order_by("-created_at")
+        .values_list("root_id", flat=True)[:200]
+    )
+    liked = (
+        Like.objects.filter(user_id=viewer)
+        .order_by("-created_at")
+        .values_list("post__root_id", flat=True)[:200]
+    )
+    remixed = Post.objects.filter(
+        pk__in=Generation.objects.filter(owner_id=viewer, remix_of_id__isnull=False)
+        .order_by("-created_at")
+        .values("remix_of_id")[:200]
+    ).values_list("root_id", flat=True)
+    # a UNION of three index scans (an OR of IN-subqueries reads the whole post table)
+    return made.union(liked, remixed)
+
+
+_ROOTS = CompiledQuery(_roots, viewer="uuid")
+_LINEAGE = CompiledQuery(
+    lambda roots, **base: _newest(_live(**base).filter(root_id__any=roots)),
+    roots="uuids",
+    **_BASE_ARGS,
+)
 
 
 def source_remix_lineage(ctx: Context) -> list:
@@ -159,27 +247,10 @@ def source_remix_lineage(ctx: Context) -> list:
     subqueries inline the planner walks every recent post newest first and tests each against
     them, which at a million posts reads the whole candidate window; with a list it reads the
     trees through the root index."""
-    user = ctx.user
-    made = (
-        Post.objects.filter(author_id=user.pk)
-        .order_by("-created_at")
-        .values_list("root_id", flat=True)[:200]
-    )
-    liked = (
-        Like.objects.filter(user=user)
-        .order_by("-created_at")
-        .values_list("post__root_id", flat=True)[:200]
-    )
-    remixed = Post.objects.filter(
-        pk__in=Generation.objects.filter(owner=user, remix_of_id__isnull=False)
-        .order_by("-created_at")
-        .values("remix_of_id")[:200]
-    ).values_list("root_id", flat=True)
-    # a UNION of three index scans (an OR of IN-subqueries reads the whole post table)
-    roots = list(made.union(liked, remixed))
+    roots = _flat(_ROOTS.rows(viewer=ctx.user.pk))
     if not roots:
         return []
-    return _ids(_base(ctx).filter(root_id__any=roots).order_by("-created_at"))
+    return _flat(_LINEAGE.rows(roots=roots, **_base_args(ctx)))
 
 
 TRENDING_CACHE_KEY = "feed:trending:v1"
@@ -313,8 +384,11 @@ def source_cold_start(ctx: Context) -> list:
     return [uuid.UUID(i) for i in ids[:40]]
 
 
+_LATEST = CompiledQuery(lambda **base: _newest(_live(**base), 200), **_BASE_ARGS)
+
+
 def source_latest(ctx: Context) -> list:
-    return _ids(_base(ctx).order_by("-created_at"), 200)
+    return _flat(_LATEST.rows(**_base_args(ctx)))
 
 
 SOURCES = {
@@ -349,6 +423,29 @@ _CANDIDATES_SQL = (
 )
 
 
+_ATTEMPTS = CompiledQuery(
+    lambda ids: (
+        Generation.objects.filter(remix_of_id__any=ids)
+        .values("remix_of_id")
+        .annotate(
+            n=Count("id", distinct=True),
+            cameo=Count("id", filter=Q(cameo_links__isnull=False), distinct=True),
+        )
+        .values_list("remix_of_id", "n", "cameo")
+    ),
+    ids="uuids",
+)
+_DISLIKED = CompiledQuery(
+    lambda viewer, since: Post.objects.filter(
+        pk__in=FeedEvent.objects.filter(
+            user_id=viewer, kind=EventKind.SEE_LESS, created_at__gte=since
+        ).values("post_id")
+    ).values_list("author_id"),
+    viewer="uuid",
+    since="datetime",
+)
+
+
 def load_candidates(ctx: Context, found: dict) -> list[Candidate]:
     """The visible candidates with the signals scoring needs: a fixed handful of queries."""
     if not found:
@@ -370,34 +467,21 @@ def load_candidates(ctx: Context, found: dict) -> list[Candidate]:
     ]
     ids = [c.id for c in cands]
     counts = post_counts(ids)
-    attempts = {
-        row["remix_of_id"]: row
-        for row in Generation.objects.filter(remix_of_id__any=ids)
-        .values("remix_of_id")
-        .annotate(
-            n=Count("id", distinct=True),
-            cameo=Count("id", filter=Q(cameo_links__isnull=False), distinct=True),
-        )
-    }
+    # {post id: (remix generations, those with a cameo)}
+    attempts = {pid: (n, cameo) for pid, n, cameo in _ATTEMPTS.rows(ids=ids)}
     # Authors the viewer said "see less" of recently: their posts sink.
     disliked_authors = set(
-        Post.objects.filter(
-            pk__in=FeedEvent.objects.filter(
-                user_id=ctx.user.pk,
-                kind=EventKind.SEE_LESS,
-                created_at__gte=ctx.now - timedelta(days=30),
-            ).values("post_id")
-        ).values_list("author_id", flat=True)
+        _flat(_DISLIKED.rows(viewer=ctx.user.pk, since=ctx.now - timedelta(days=30)))
     )
     for c in cands:
         count = counts.get(c.id) or {}
-        attempt = attempts.get(c.id) or {}
+        attempted, with_cameo = attempts.get(c.id, (0, 0))
         c.views = count.get("views") or 0
         c.likes = count.get("likes") or 0
         # Every published remix started as a generation with remix_of, but counters are the
         # truth for posts whose generations were purged; take the larger.
-        c.remixes = max(count.get("remixes") or 0, attempt.get("n", 0))
-        c.cameo_uses = attempt.get("cameo", 0)
+        c.remixes = max(count.get("remixes") or 0, attempted)
+        c.cameo_uses = with_cameo
         # all-time, like views: the rates compare counts over the same impressions
         c.completes = count.get("completes") or 0
         c.see_less = count.get("see_less") or 0

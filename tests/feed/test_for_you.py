@@ -392,3 +392,40 @@ def test_trending_is_computed_once_and_shared(user, other, make_user):
 
     assert feed_trending_refresh() == 2
     assert sources.source_trending(sources.context_for(user))[:2] == [hotter.pk, hot.pk]
+
+
+def test_cameo_graph_finds_only_cameos_the_consent_rule_lets_the_viewer_use(
+    user, make_user, active_cameo
+):
+    """The source's cameo list is the consent rule (cameos.consent) compiled once per process:
+    each audience, a grant, a block and the viewer's own cameo, read fresh at each ranking."""
+    from cameos.services import cameo_grant
+    from feed.ranking.sources import context_for, source_cameo_graph
+
+    friend, stranger = make_user(username="friend"), make_user(username="stranger")
+    follow_create(follower=user, followee=friend)
+    shown = {
+        "everyone": active_cameo(friend, audience=Audience.EVERYONE),
+        "approved": active_cameo(friend, audience=Audience.APPROVED),
+        "only_me": active_cameo(friend, audience=Audience.ONLY_ME),
+        "mine": active_cameo(user, audience=Audience.ONLY_ME),
+        "unfollowed": active_cameo(stranger, audience=Audience.EVERYONE),
+    }
+    poster = make_user(username="poster")
+    posts = {name: bulk_posts(poster, 1, cameo_ids=[c.pk])[0].pk for name, c in shown.items()}
+
+    def found() -> set:
+        got = set(source_cameo_graph(context_for(user)))
+        return {name for name, pid in posts.items() if pid in got}
+
+    assert found() == {"everyone", "mine"}
+    cameo_grant(cameo=shown["approved"], user=user, granted_by=friend)
+    assert found() == {"everyone", "mine", "approved"}
+    block_create(blocker=friend, blocked=user)
+    assert found() == {"mine"}
+    follow_create(follower=stranger, followee=friend)
+    # Another viewer of the same process gets their own answer (their own cameo included).
+    assert set(source_cameo_graph(context_for(stranger))) == {
+        posts["everyone"],
+        posts["unfollowed"],
+    }
