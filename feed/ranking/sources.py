@@ -115,9 +115,18 @@ _SEEN = CompiledQuery(
 )
 
 
+_PREFERENCES = CompiledQuery(
+    lambda viewer: FeedPreference.objects.filter(user_id=viewer).values_list(
+        "personalized", "steer_embedding"
+    ),
+    viewer="uuid",
+)
+
+
 def context_for(user: User) -> Context:
-    pref = preferences_get(user)
-    personalized = pref.personalized if pref is not None else True
+    # (personalized, steer embedding) of `preferences_get`, without building the model
+    pref = next(iter(_PREFERENCES.rows(viewer=user.pk)), None)
+    personalized = pref[0] if pref is not None else True
     now = timezone.now()
     seen_since = now - timedelta(hours=settings.RIFF_FEED_SEEN_HOURS)
     return Context(
@@ -126,7 +135,7 @@ def context_for(user: User) -> Context:
         blocked=blocked_user_ids(user),
         followees=set(_flat(_FOLLOWEES.rows(viewer=user.pk))),
         personalized=personalized,
-        steer=from_bytes(pref.steer_embedding) if pref is not None and personalized else None,
+        steer=from_bytes(pref[1]) if pref is not None and personalized else None,
         seen=set(_flat(_SEEN.rows(viewer=user.pk, since=seen_since))),
     )
 

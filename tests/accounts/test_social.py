@@ -138,3 +138,29 @@ def test_cannot_mark_someone_elses_notifications(api, client_of, make_user, othe
     ).json() == {"marked": 0}
     theirs.refresh_from_db()
     assert theirs.read_at is None
+
+
+def test_blocked_user_ids_answers_both_ways_in_one_statement(make_user):
+    """Everyone on the other side of a block, whichever side blocked (one compiled statement,
+    accounts.selectors); an unblock takes effect on the next call."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.selectors import blocked_user_ids
+    from accounts.services import block_create, block_delete
+
+    alice, bob, carol, dave = (make_user(username=n) for n in ("alice", "bob", "carol", "dave"))
+    assert blocked_user_ids(alice) == set()
+    block_create(blocker=alice, blocked=bob)
+    block_create(blocker=carol, blocked=alice)
+    block_create(blocker=bob, blocked=dave)
+    with CaptureQueriesContext(connection) as queries:
+        assert blocked_user_ids(alice) == {bob.pk, carol.pk}
+    assert len(queries) == 1
+    assert blocked_user_ids(bob) == {alice.pk, dave.pk}
+    assert blocked_user_ids(carol) == {alice.pk}
+    assert blocked_user_ids(AnonymousUser()) == set()
+    block_delete(blocker=alice, blocked=bob)
+    assert blocked_user_ids(alice) == {carol.pk}
+    assert blocked_user_ids(bob) == {dave.pk}
