@@ -505,6 +505,9 @@ RIFF_FEED_SNAPSHOT_SIZE = env_int("RIFF_FEED_SNAPSHOT_SIZE", 300)
 # the second age (or used up, or dropped by a preference change or "see less").
 RIFF_FEED_ORDER_REFRESH_SECONDS = env_int("RIFF_FEED_ORDER_REFRESH_SECONDS", 10 * 60)
 RIFF_FEED_ORDER_MAX_AGE_SECONDS = env_int("RIFF_FEED_ORDER_MAX_AGE_SECONDS", 6 * 3600)
+# ... and on a worker too once a session starts with fewer than this many pages (of its size)
+# left after its first: a viewer who keeps scrolling finds the next order ranked already.
+RIFF_FEED_ORDER_LOW_PAGES = env_int("RIFF_FEED_ORDER_LOW_PAGES", 2)
 # Candidates come from posts this recent; impressions this recent count as "seen".
 RIFF_FEED_CANDIDATE_DAYS = env_int("RIFF_FEED_CANDIDATE_DAYS", 14)
 RIFF_FEED_SEEN_HOURS = env_int("RIFF_FEED_SEEN_HOURS", 72)

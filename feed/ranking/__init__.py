@@ -114,10 +114,11 @@ def session_start(user, *, limit: int, cur: Current | None | bool = False) -> tu
 
     The viewer's current order is used when it has at least a page left and is younger than
     `RIFF_FEED_ORDER_MAX_AGE_SECONDS`: the session continues from where the last one stopped,
-    and once the order is `RIFF_FEED_ORDER_REFRESH_SECONDS` old a worker re-ranks it for the
-    next session. Otherwise it is ranked here, in the request (first visit, stale, used up, or
-    dropped by a preference change or a "see less"). `cur`: the current order, when the caller
-    has read it already."""
+    and a worker re-ranks it for the next session once it is `RIFF_FEED_ORDER_REFRESH_SECONDS`
+    old or has fewer than `RIFF_FEED_ORDER_LOW_PAGES` pages left after this one (so a viewer
+    who keeps scrolling finds a new order ready instead of waiting for one). Otherwise it is
+    ranked here, in the request (first visit, stale, used up, or dropped by a preference change
+    or a "see less"). `cur`: the current order, when the caller has read it already."""
     if cur is False:
         cur = current(user_id=user.pk)
     if (
@@ -125,7 +126,11 @@ def session_start(user, *, limit: int, cur: Current | None | bool = False) -> tu
         and cur.size - cur.pos >= limit
         and cur.age < settings.RIFF_FEED_ORDER_MAX_AGE_SECONDS
     ):
-        if cur.age >= settings.RIFF_FEED_ORDER_REFRESH_SECONDS:
+        left = cur.size - cur.pos - limit  # after this page
+        if (
+            cur.age >= settings.RIFF_FEED_ORDER_REFRESH_SECONDS
+            or left < limit * settings.RIFF_FEED_ORDER_LOW_PAGES
+        ):
             order_refresh_soon(user.pk)
         return cur.session, cur.pos, cur.size
     order = build_order(user)
@@ -135,12 +140,11 @@ def session_start(user, *, limit: int, cur: Current | None | bool = False) -> tu
 
 def order_refresh_soon(user_id) -> None:
     """Asks a worker to re-rank the viewer's order, at most once a minute per viewer."""
-    client = redis_client()
-    if not client.set(f"riff:fy:refreshing:{user_id}", 1, nx=True, ex=60):
-        return
     from ..tasks import feed_order_refresh
 
     try:
+        if not redis_client().set(f"riff:fy:refreshing:{user_id}", 1, nx=True, ex=60):
+            return
         publish(feed_order_refresh, str(user_id))
     except BACKEND_DOWN_ERRORS:
         # The order is still served; the next session asks again once the minute is over.
@@ -273,6 +277,11 @@ def _for_you_page(request: Request) -> FeedPage:
                 card = card_item(plan, posts)
                 if card is not None:
                     slots.append(("card", card))
+    if raw and total - offset < limit * settings.RIFF_FEED_ORDER_LOW_PAGES:
+        # A scroll near the end of its order: the next one is ranked on a worker meanwhile, so
+        # the first page after this scroll needn't rank in the request. (Should a newer order
+        # have replaced this one already, the re-rank is wasted once; telling takes a read.)
+        order_refresh_soon(user.pk)
     had_card = any(kind == "card" for kind, _ in slots)
     # ... and one closes it: the card state and how far the viewer read, together.
     batch = Batch(redis_client())

@@ -179,12 +179,14 @@ def test_pages_of_one_session_never_repeat_or_skip(user, posts, make_user):
     assert len(seen) == len(set(seen)) == 12  # the twelve ranked; arrivals wait for a new order
 
 
-def test_a_page_of_an_ordered_session_is_two_redis_round_trips(user, posts, redis_sends):
+def test_a_page_of_an_ordered_session_is_two_redis_round_trips(user, posts, redis_sends, settings):
     """A For You page that continues an order talks to Redis twice: the token check's round
     trip (with the rate limit) also opens it (where the scroll stands, the card state and the
     page's first slice: from the cursor for a later page, from where the current order stands
     for a first page), one more closes it (the card state and how far the viewer read). Each
-    is a connection's send."""
+    is a connection's send. (Near the end of an order a page also asks a worker for the next
+    one: two sends more, once; not here.)"""
+    settings.RIFF_FEED_ORDER_LOW_PAGES = 0
     client = client_for(user)
     body = first_page(client)  # ranks the order (in the request: a first visit)
     sends = redis_sends
@@ -196,3 +198,89 @@ def test_a_page_of_an_ordered_session_is_two_redis_round_trips(user, posts, redi
     again = first_page(client)  # a new session continues down the same order
     assert again["results"]
     assert (next_page, len(sends)) == (2, 2)
+
+
+def test_an_order_nearly_used_up_is_ranked_again_on_a_worker(user, posts, monkeypatch):
+    """Twelve posts, pages of three, RIFF_FEED_ORDER_LOW_PAGES = 2: the session that leaves
+    fewer than six after its first page asks a worker once, and the next session starts on
+    the order the worker ranked, with no ranking in the request."""
+    sent = []
+    monkeypatch.setattr("feed.ranking.publish", lambda task, *args: sent.append((task, args)))
+    client = client_for(user)
+    first_page(client)  # ranked in the request (first visit); 9 left after it
+    first_page(client)  # 6 left after it
+    assert sent == []
+    cur = snapshot.current(user_id=user.pk)
+    first_page(client)  # 3 left after it
+    assert sent == [(tasks.feed_order_refresh, (str(user.pk),))]
+    first_page(client)  # asked once a minute at most
+    assert len(sent) == 1
+    assert tasks.feed_order_refresh(str(user.pk)) == 12
+    fresh = snapshot.current(user_id=user.pk)
+    assert fresh.session != cur.session and fresh.pos == 0
+    calls = []
+    import feed.ranking as ranking
+
+    real = ranking.build_order
+    monkeypatch.setattr(ranking, "build_order", lambda u: calls.append(u) or real(u))
+    page = first_page(client)
+    assert calls == [] and len(page["results"]) == 3
+    assert snapshot.current(user_id=user.pk).pos == 3
+
+
+def test_a_scroll_near_the_end_of_its_order_asks_for_the_next_one(user, posts, monkeypatch):
+    sent = []
+    monkeypatch.setattr("feed.ranking.publish", lambda task, *args: sent.append((task, args)))
+    client = client_for(user)
+    page = first_page(client, limit=2)  # 10 left
+    page = client.get(page["next"]).json()  # 8 left
+    assert sent == []
+    page = client.get(page["next"]).json()  # 6 left
+    page = client.get(page["next"]).json()  # 4 left: two pages
+    assert sent == []
+    page = client.get(page["next"]).json()  # 2 left: under two pages
+    assert sent == [(tasks.feed_order_refresh, (str(user.pk),))]
+    # The scroll goes on down its own order, whatever the worker does.
+    assert len(scroll_from(client, page)) == 2
+    assert len(sent) == 1
+
+
+def scroll_from(client, page) -> list[str]:
+    out = []
+    while page["next"]:
+        page = client.get(page["next"]).json()
+        out += post_ids(page["results"])
+    return out
+
+
+def test_a_refresh_that_cant_be_asked_for_never_fails_the_page(user, posts, monkeypatch):
+    """Redis refusing the once-a-minute mark near the end of an order: the page is served and
+    the refusal recorded."""
+    import redis as redis_lib
+
+    import feed.ranking as ranking
+
+    client = client_for(user)
+    page = first_page(client, limit=5)  # 7 left: the next page leaves 2
+    recorded = []
+    monkeypatch.setattr(ranking, "degraded", lambda *a: recorded.append(a))
+    real = ranking.redis_client
+
+    def refusing():
+        client = real()
+
+        class Refusing:
+            def __getattr__(self, name):
+                return getattr(client, name)
+
+            def set(self, name, *a, **k):
+                if name.startswith("riff:fy:refreshing:"):
+                    raise redis_lib.exceptions.ConnectionError("down")
+                return client.set(name, *a, **k)
+
+        return Refusing()
+
+    monkeypatch.setattr(ranking, "redis_client", refusing)
+    r = client.get(page["next"])
+    assert r.status_code == 200 and len(r.json()["results"]) == 5
+    assert recorded == [("feed_order_refresh", user.pk)]
