@@ -128,8 +128,9 @@ def prepare_frames(
 ) -> list[Image.Image]:
     """Resize and watermark every frame: to exactly `size` (width, height) when given,
     otherwise to `short_side` keeping the aspect. `generation.upscale` picks the filter from the
-    scale: "contour" (crisp flat colours, smooth edges) for the built-in engine's tiny frames,
-    LANCZOS for natural video a little smaller or larger than delivered (docs/upscaling.json).
+    scale and the content: "contour" (crisp flat colours, smooth edges) for tiny frames of flat
+    colours, LANCZOS for textured frames (the engine's own samples among them) and for natural
+    video a little smaller or larger than delivered (docs/upscaling.json).
     The watermark is drawn once per clip, scaled to the frame's short side so it reads the same
     at every size, and blended into each frame where it goes."""
     array = _check_frames(frames)

@@ -1,11 +1,22 @@
-"""Resizing generated frames to the delivered size, with the filter the scale calls for.
+"""Resizing generated frames to the delivered size, with the filter the frames call for.
 
-Two kinds of clip reach the renderer. The built-in engine (riff-world) makes 32x32 frames of
-flat-coloured shapes, delivered at 16x or more (512 px short side, or an exact size such as
-720x1280). Other backends (diffusers and remote models) make natural video a little smaller
-than delivered (480x832 shown at 720x1280: 1.5x), or larger (a downscale). The scale factor
-tells them apart: `upscale` uses "contour" when both axes grow by CONTOUR_MIN_FACTOR or more,
-Pillow's LANCZOS otherwise.
+Two kinds of clip reach the renderer. The built-in engine (riff-world) makes 32x32 frames,
+delivered at 16x or more (512 px short side, or an exact size such as 720x1280). Other
+backends (diffusers and remote models) make natural video a little smaller than delivered
+(480x832 shown at 720x1280: 1.5x), or larger (a downscale). `upscale` uses "contour" when both
+axes grow by CONTOUR_MIN_FACTOR or more and the frames are flat colours (at most
+CONTOUR_MAX_MIXED of their 2x2 cells hold more than one colour: `mixed_share`), Pillow's
+LANCZOS otherwise.
+
+The second condition came from measuring the whole pipeline (issue #31, docs/generation.md,
+2026-12-08). riff-world's scenes are flat-coloured shapes, and the measurement below was made
+on them (8 % of a rendered frame's cells are mixed), but the engine's own samples are not
+flat: one 16-frame sample had 792 distinct colours per 1,024-pixel frame and 99.6 % of its
+cells mixed. Contour computes its snap in every mixed cell, so on those frames it cost 1.3-1.5 s
+per 16 frames at 512x910 (the whole job's overhead over sampling went from 0.47 s to 1.25 s)
+against LANCZOS's 0.1 s; and with nothing flat to keep crisp it bought nothing: on that sample
+box-downscaled 4x and upscaled back, LANCZOS 21.94 dB, bicubic 21.99, contour 21.46, bilinear
+21.37, nearest 21.33 (one clip: a sanity check, not a ranking).
 
 "contour": each output pixel takes whichever colour of its 2x2 nearest source pixels is
 closest to the bilinear interpolation there. Edges stay as crisp and the colours as exact as
@@ -52,21 +63,44 @@ from PIL import Image
 # natural-video backends at under 3x; between the two the choice is a judgement: a model that
 # makes frames a quarter of the delivered size or smaller is making sketches, not footage.
 CONTOUR_MIN_FACTOR = 4.0
+# ... and at most this share of the frames' 2x2 cells may hold more than one colour: contour
+# keeps flat colours crisp, and its cost grows with the mixed cells (all of them: ~60x).
+CONTOUR_MAX_MIXED = 0.5
 
 
-def filter_for(*, in_height: int, in_width: int, height: int, width: int) -> str:
+def mixed_share(frames: np.ndarray) -> float:
+    """The share of `frames`' (uint8 [T, h, w, 3]) 2x2 cells, edges repeated at the borders as
+    `contour` reads them, that hold more than one colour."""
+    t, h, w, _ = frames.shape
+    packed = np.zeros((t, h, w, 4), np.uint8)
+    packed[..., :3] = frames
+    edged = np.pad(packed.view(np.uint32).reshape(t, h, w), ((0, 0), (1, 1), (1, 1)), "edge")
+    corner = edged[:, :-1, :-1]
+    mixed = (corner != edged[:, 1:, :-1]) | (corner != edged[:, :-1, 1:])
+    mixed |= corner != edged[:, 1:, 1:]
+    return float(mixed.mean())
+
+
+def filter_for(
+    *, in_height: int, in_width: int, height: int, width: int, mixed: float = 0.0
+) -> str:
     """The filter, "contour" or "lanczos", for frames of `in_height` x `in_width` shown at
-    `height` x `width` (the smaller of the two axes' factors decides)."""
+    `height` x `width` (the smaller of the two axes' factors decides) whose `mixed_share` is
+    `mixed`."""
     factor = min(height / in_height, width / in_width)
-    return "contour" if factor >= CONTOUR_MIN_FACTOR else "lanczos"
+    if factor >= CONTOUR_MIN_FACTOR and mixed <= CONTOUR_MAX_MIXED:
+        return "contour"
+    return "lanczos"
 
 
 def upscale(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     """`frames` (uint8 [T, h, w, 3]) resized to uint8 [T, height, width, 3] with `filter_for`'s
-    filter."""
-    name = filter_for(
-        in_height=frames.shape[1], in_width=frames.shape[2], height=height, width=width
-    )
+    filter (the frames' mixed share is read only when the scale alone allows contour)."""
+    in_height, in_width = frames.shape[1], frames.shape[2]
+    scale = {"in_height": in_height, "in_width": in_width, "height": height, "width": width}
+    name = filter_for(**scale)
+    if name == "contour":
+        name = filter_for(**scale, mixed=mixed_share(frames))
     if name == "contour":
         return contour(frames, width, height)
     return pillow_resize(frames, width, height, Image.Resampling.LANCZOS)

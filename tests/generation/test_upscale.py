@@ -13,7 +13,14 @@ from skimage import data as photos
 from config.devtools.bench.upscale import FILTERS, psnr, resize, scene_at
 from generation import media
 from generation.engine.world import WorldConfig, make_clip
-from generation.upscale import contour, filter_for, pillow_resize, upscale
+from generation.upscale import (
+    CONTOUR_MAX_MIXED,
+    contour,
+    filter_for,
+    mixed_share,
+    pillow_resize,
+    upscale,
+)
 
 
 def contour_by_definition(frames: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -62,8 +69,14 @@ def colours(frame: np.ndarray) -> set[tuple[int, ...]]:
 )
 def test_upscale_gives_exactly_the_asked_shape_with_the_rule_s_filter(source, size, expected):
     (in_w, in_h), (width, height) = source, size
-    frames = np.random.default_rng(0).integers(0, 256, (2, in_h, in_w, 3), dtype=np.uint8)
-    assert filter_for(in_height=in_h, in_width=in_w, height=height, width=width) == expected
+    # flat colours: two halves (the content rule has its own test below)
+    frames = np.zeros((2, in_h, in_w, 3), np.uint8)
+    frames[:, : max(in_h // 2, 1)] = (200, 30, 30)
+    mixed = mixed_share(frames)
+    assert mixed < 0.1
+    rule = filter_for(in_height=in_h, in_width=in_w, height=height, width=width, mixed=mixed)
+    assert rule == filter_for(in_height=in_h, in_width=in_w, height=height, width=width)
+    assert rule == expected
     out = upscale(frames, width, height)
     assert out.shape == (2, height, width, 3) and out.dtype == np.uint8
     if expected == "lanczos":
@@ -82,6 +95,30 @@ def test_fast_contour_equals_the_definition_pixel_for_pixel(seed, size):
     assert np.array_equal(
         contour(frames, width, height), contour_by_definition(frames, width, height)
     )
+
+
+def test_frames_that_are_not_flat_colours_get_lanczos_at_any_factor():
+    """The engine's samples are textured (every 2x2 cell mixed), unlike the scenes it learnt
+    from: contour would cost ~60x its flat-colour time there and keep nothing crisp."""
+    noisy = np.random.default_rng(5).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    flat = world(3, frames=2)
+    assert mixed_share(noisy) > 0.99
+    assert 0 < mixed_share(flat) < 0.2
+    assert mixed_share(np.full((1, 8, 8, 3), 7, np.uint8)) == 0.0
+    checker = np.zeros((1, 8, 8, 3), np.uint8)
+    checker[0, ::2, ::2] = checker[0, 1::2, 1::2] = 255
+    # 9 x 9 cells with the edges repeated: all mixed but the four corners (one pixel each)
+    assert mixed_share(checker) == 77 / 81
+    for width, height in ((512, 910), (720, 1280)):
+        assert np.array_equal(
+            upscale(noisy, width, height),
+            pillow_resize(noisy, width, height, Image.Resampling.LANCZOS),
+        )
+        assert np.array_equal(upscale(flat, width, height), contour(flat, width, height))
+    scale = {"in_height": 32, "in_width": 32, "height": 512, "width": 512}
+    assert filter_for(**scale, mixed=CONTOUR_MAX_MIXED) == "contour"
+    assert filter_for(**scale, mixed=CONTOUR_MAX_MIXED + 0.01) == "lanczos"
+    assert filter_for(**{**scale, "height": 100, "width": 77}, mixed=0.0) == "lanczos"
 
 
 @st.composite

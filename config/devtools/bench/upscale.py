@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from generation.engine.world import Clip, WorldConfig, make_clip, render
 from generation.media import encode_mp4
-from generation.upscale import CONTOUR_MIN_FACTOR, contour, pillow_resize
+from generation.upscale import CONTOUR_MAX_MIXED, CONTOUR_MIN_FACTOR, contour, pillow_resize
 
 SCALE = 16
 FPS = 8
@@ -304,7 +304,10 @@ def bench_upscale(
         "photos": {"images": list(PHOTOS), "downscale": "Pillow BOX", "by_factor": natural},
         "decision": {
             "contour_min_factor": CONTOUR_MIN_FACTOR,
-            "rule": "contour when both axes grow by the factor or more, else Pillow LANCZOS",
+            "contour_max_mixed": CONTOUR_MAX_MIXED,
+            "rule": "contour when both axes grow by the factor or more and at most "
+            "contour_max_mixed of the frames' 2x2 cells hold more than one colour, else Pillow "
+            "LANCZOS (generation/upscale.py says why)",
         },
         "picture": {"path": str(picture), "seed": seed, "frame": WorldConfig().frames // 2},
         "seconds": round(time.perf_counter() - began, 1),
