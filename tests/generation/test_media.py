@@ -131,3 +131,35 @@ def test_no_manifest_and_garbage():
     assert verify_media(make_video(2.0, audio=False)).has_manifest is False
     assert verify_media(b"\x00garbage" * 100).has_manifest is False
     assert verify_media(b"").has_manifest is False
+
+
+@pytest.mark.parametrize(
+    "size,expected",
+    [((512, 910), (256, 455)), ((512, 512), (256, 256)), ((513, 911), (256, 455))],
+)
+def test_the_animated_preview_is_the_frames_at_256_px(size, expected):
+    """An exact halving is a 2x2 box average (Image.reduce), within a level or two of the
+    BILINEAR resize it replaced; any other step is that resize."""
+    from generation.media import preview_webp
+
+    rng = np.random.default_rng(4)
+    width, height = size
+    # smooth content (gradients and a disc), as the upscaled frames are
+    y, x = np.mgrid[0:height, 0:width]
+    images = []
+    for i in range(3):
+        frame = np.stack(
+            [x * 255 // width, y * 255 // height, np.full_like(x, 40 * i)], axis=-1
+        ).astype(np.uint8)
+        frame[(x - width // 2) ** 2 + (y - height // 2) ** 2 < (width // 5) ** 2] = rng.integers(
+            0, 256, 3
+        )
+        images.append(Image.fromarray(frame))
+    data = preview_webp(images, fps=8)
+    preview = Image.open(io.BytesIO(data))
+    assert (preview.format, preview.n_frames, preview.size) == ("WEBP", 3, expected)
+    preview.seek(1)
+    got = np.asarray(preview.convert("RGB")).astype(int)
+    want = np.asarray(images[1].resize(expected, Image.Resampling.BILINEAR)).astype(int)
+    # WebP at quality 70 is lossy: the picture, not the bytes
+    assert np.abs(got - want).mean() < 4
