@@ -68,17 +68,25 @@ CONTOUR_MIN_FACTOR = 4.0
 CONTOUR_MAX_MIXED = 0.5
 
 
-def mixed_share(frames: np.ndarray) -> float:
-    """The share of `frames`' (uint8 [T, h, w, 3]) 2x2 cells, edges repeated at the borders as
-    `contour` reads them, that hold more than one colour."""
+def _cells(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`frames` (uint8 [T, h, w, 3]) as one uint32 per pixel (a colour compares and moves as one
+    number), the same with the edges repeated, and which of the (h + 1) x (w + 1) cells between
+    source pixels (clamped at the borders) hold more than one colour among their 2x2 sources."""
     t, h, w, _ = frames.shape
     packed = np.zeros((t, h, w, 4), np.uint8)
     packed[..., :3] = frames
-    edged = np.pad(packed.view(np.uint32).reshape(t, h, w), ((0, 0), (1, 1), (1, 1)), "edge")
+    words = packed.view(np.uint32).reshape(t, h, w)
+    edged = np.pad(words, ((0, 0), (1, 1), (1, 1)), mode="edge")
     corner = edged[:, :-1, :-1]
     mixed = (corner != edged[:, 1:, :-1]) | (corner != edged[:, :-1, 1:])
     mixed |= corner != edged[:, 1:, 1:]
-    return float(mixed.mean())
+    return words, edged, mixed
+
+
+def mixed_share(frames: np.ndarray) -> float:
+    """The share of `frames`' 2x2 cells, edges repeated at the borders as `contour` reads them,
+    that hold more than one colour."""
+    return float(_cells(frames)[2].mean())
 
 
 def filter_for(
@@ -142,15 +150,8 @@ def contour(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     t, h, w, _ = frames.shape
     near_y, weight_y, first_y, count_y = _axis(h, height)
     near_x, weight_x, first_x, count_x = _axis(w, width)
-    # one uint32 per pixel: a colour compares and moves as one number
-    packed = np.zeros((t, h, w, 4), np.uint8)
-    packed[..., :3] = frames
-    words = packed.view(np.uint32).reshape(t, h, w)
+    words, edged, mixed = _cells(frames)
     out = np.take(words[:, near_y], near_x, axis=2)
-    edged = np.pad(words, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    corner = edged[:, :-1, :-1]
-    mixed = (corner != edged[:, 1:, :-1]) | (corner != edged[:, :-1, 1:])
-    mixed |= corner != edged[:, 1:, 1:]
     mixed &= (count_y[:, None] > 0) & (count_x[None, :] > 0)
     ti, ci, cj = np.nonzero(mixed)
     if len(ti):
